@@ -1,0 +1,82 @@
+"""Exceptions of the SDK.
+
+The first four carry the official Python SDK's names and meanings so code written for
+it reads the same here. ``TimeoutError`` is deliberately our own class (derived from
+``Exception``), not the builtin, exactly as upstream does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+
+
+class SuspendTask(Exception):
+    """Raised inside a task to park its run (a sleep or an event wait); the worker
+    catches it and the run resumes later from its checkpoints."""
+
+
+class CancelledTask(Exception):
+    """The task was cancelled (engine error AB001); the worker stops it quietly."""
+
+
+class FailedTask(Exception):
+    """This run has already failed, usually because its lease expired and another
+    worker took over (engine error AB002); the worker stops it quietly."""
+
+
+class TaskAbandoned(FailedTask):
+    """The worker pool stopped while this task ran; it makes no further writes and is
+    left to be reclaimed when its lease expires."""
+
+
+class TimeoutError(Exception):  # noqa: A001 - same name as the official SDK on purpose
+    """Waiting for an event or a task result took longer than the timeout."""
+
+
+class NotJSONError(TypeError):
+    """A value that must be stored as JSON is not JSON (the message names where)."""
+
+
+class InvalidParams(NotJSONError, ValueError):
+    """Spawn parameters, headers or an event payload are not JSON."""
+
+
+class InvalidStepResult(NotJSONError):
+    """A step (or a whole task) returned a value that cannot be checkpointed as JSON."""
+
+
+class UnknownTaskError(LookupError):
+    """A task name that is not registered, used where a registration is required."""
+
+
+class TaskModuleError(ImportError):
+    """A task module given to ``--tasks`` could not be found or imported."""
+
+
+# SQLSTATEs the engine raises for runs that must stop (contract section 0.6).
+CANCELLED_SQLSTATE = "AB001"
+FAILED_SQLSTATE = "AB002"
+
+
+def sqlstate(err: BaseException) -> str | None:
+    return getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
+
+
+@contextmanager
+def task_state_errors() -> Iterator[None]:
+    """Turn AB001/AB002 from the engine into CancelledTask/FailedTask.
+
+    Matching the official SDK, only the SQLSTATE is inspected, never message text.
+    """
+    try:
+        yield
+    except psycopg.Error as err:
+        code = sqlstate(err)
+        if code == CANCELLED_SQLSTATE:
+            raise CancelledTask(str(err).strip()) from err
+        if code == FAILED_SQLSTATE:
+            raise FailedTask(str(err).strip()) from err
+        raise
