@@ -1,0 +1,6 @@
+"""Embedded workers: a pool of threads that claim and run tasks (no Textual here)."""
+
+from .pool import WorkerPool, default_worker_prefix
+from .status import WorkerState, WorkerStatus
+
+__all__ = ["WorkerPool", "WorkerState", "WorkerStatus", "default_worker_prefix"]
