@@ -645,9 +645,10 @@ def _read_batch(path: str) -> list[Any]:
 
 
 def _registered_queue(task_name: str) -> str | None:
-    """The queue a built-in or default-registry task is registered on, if any."""
+    """The queue a built-in task (the agent) is registered on, if any."""
     from .sdk.registry import default_registry
 
+    register_builtin_tasks()
     registration = default_registry.get(task_name)
     return registration.queue if registration is not None else None
 
@@ -1060,21 +1061,25 @@ def configure_worker(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Run headless worker threads until SIGINT or SIGTERM; then stop claiming, let "
         "running tasks finish for up to --grace seconds, and exit. Start as many as you "
-        "like, on any machines that reach the database."
+        "like, on any machines that reach the database: claims never overlap."
     )
     parser.add_argument(
         "--queue", "-q", dest="queues", action="append", metavar="Q",
-        help="serve this queue (repeatable; default: 'default' and the queues of registered tasks)",
+        help="serve this queue (repeatable; default: 'default' and every queue a "
+        "registered task runs on)",
     )
-    parser.add_argument("--concurrency", "-c", type=positive_int, default=4, help="worker threads (default: %(default)s)")
+    parser.add_argument(
+        "--concurrency", "-c", type=positive_int, default=4, metavar="N",
+        help="worker threads (default: %(default)s)",
+    )
     parser.add_argument(
         "--tasks", "-t", action="append", default=[], metavar="MODULE",
         help="import a module (dotted name or .py file) that registers tasks; repeatable",
     )
     parser.add_argument(
-        "--claim-timeout", type=non_negative_float, default=60.0, metavar="S",
-        help="lease length in seconds, renewed while a task runs; a worker that dies "
-        "has its tasks reclaimed this long after its last renewal (default: %(default)s)",
+        "--claim-timeout", type=positive_int, default=60, metavar="S",
+        help="lease in seconds, renewed while a task runs; the tasks of a worker that "
+        "dies are reclaimed this long after its last renewal (default: %(default)s)",
     )
     parser.add_argument(
         "--grace", type=non_negative_float, default=30.0, metavar="S",
@@ -1087,14 +1092,19 @@ def run_worker(args: argparse.Namespace, session: Session) -> int:
     from .sdk.errors import TaskModuleError
     from .sdk.registry import default_registry, load_task_modules
 
+    register_builtin_tasks()
     try:
         load_task_modules(args.tasks)
     except TaskModuleError as exc:
         raise usage_error(str(exc)) from exc
     database = session.database()
-    queues = list(dict.fromkeys(args.queues or _default_worker_queues(default_registry)))
-    for queue in queues:
-        session.require_queue(queue)
+    if args.queues:
+        queues = list(dict.fromkeys(args.queues))
+        for queue in queues:
+            session.require_queue(queue)
+    else:
+        # Implicit queues may not exist yet; the pool keeps checking for them.
+        queues = list(dict.fromkeys([DEFAULT_QUEUE, *default_registry.queues()]))
     session.close()  # the pool opens its own connections; this one would sit idle
 
     stop = threading.Event()
@@ -1111,7 +1121,7 @@ def run_worker(args: argparse.Namespace, session: Session) -> int:
     pool = WorkerPool(
         database.dsn,
         registry=default_registry,
-        queues=tuple(queues),
+        queues=queues,
         concurrency=args.concurrency,
         claim_timeout=args.claim_timeout,
         on_status=reporter,
@@ -1119,34 +1129,40 @@ def run_worker(args: argparse.Namespace, session: Session) -> int:
     try:
         pool.start()
         worker_log.info(
-            "worker ready: %d thread(s) on %s, queue(s) %s, tasks %s",
-            args.concurrency,
+            "Worker %s ready on %s: %d thread(s), queue(s) %s, tasks %s",
+            pool.worker_prefix,
             database.label,
+            args.concurrency,
             ", ".join(queues),
-            ", ".join(sorted(default_registry.names())) or "(none registered)",
+            ", ".join(default_registry.names()) or "(none registered)",
         )
         while not stop.wait(1.0):
             pass
-        name = signal.Signals(received[0]).name
         worker_log.info(
-            "%s: no new claims; waiting up to %gs for %d running task(s) (signal again to stop now)",
-            name, args.grace, reporter.busy(),
+            "%s: claiming no more; giving %d running task(s) up to %g s to finish "
+            "(signal again to stop at once)",
+            signal.Signals(received[0]).name,
+            reporter.busy(),
+            args.grace,
         )
         pool.stop(timeout=args.grace)
-        unfinished = reporter.busy()
-        if unfinished:
+        left = reporter.busy()
+        if left:
             worker_log.warning(
-                "stopped with %d task(s) unfinished; other workers reclaim them when their lease expires",
-                unfinished,
+                "Stopped with %d task(s) unfinished: another worker reclaims them when "
+                "their lease expires (at most %d s)",
+                left,
+                args.claim_timeout,
             )
         else:
-            worker_log.info("stopped cleanly")
+            worker_log.info("Stopped cleanly")
         return EXIT_OK
     except _ForcedStop:
         worker_log.warning(
-            "stopped at once with %d task(s) unfinished; other workers reclaim them when "
-            "their lease expires",
+            "Stopped at once with %d task(s) unfinished: another worker reclaims them "
+            "when their lease expires (at most %d s)",
             reporter.busy(),
+            args.claim_timeout,
         )
         return EXIT_FAILED
     finally:
@@ -1158,23 +1174,35 @@ class _ForcedStop(Exception):
     """A second SIGINT/SIGTERM while waiting for running tasks."""
 
 
-def _default_worker_queues(registry) -> list[str]:
-    return [DEFAULT_QUEUE, *sorted({r.queue for r in registry.registrations() if r.queue})]
+def register_builtin_tasks() -> None:
+    """The tasks every worker knows without --tasks: the LLM agent."""
+    from .agent.task import register_agent
+
+    register_agent()
 
 
 class StatusReporter:
-    """Turns the pool's per-thread status updates into one log line per event."""
+    """Logs each step a task begins (the pool itself logs starts, ends and failures)
+    and counts the threads that hold a task."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._current: dict[Any, Any] = {}
+        self._current: dict[int, Any] = {}
 
     def busy(self) -> int:
         with self._lock:
-            return sum(1 for status in self._current.values() if getattr(status, "task_id", None))
+            return sum(1 for s in self._current.values() if s.task_id and s.state in ("running", "disconnected"))
 
     def __call__(self, status: Any) -> None:
-        worker_log.info("%s", status)
+        with self._lock:
+            before = self._current.get(status.index)
+            self._current[status.index] = status
+        if (
+            status.state == "running"
+            and status.step
+            and (before is None or before.task_id != status.task_id or before.step != status.step)
+        ):
+            worker_log.info("Task %r %s step %r", status.task_name, status.task_id, status.step)
 
 
 # --------------------------------------------------------------------------- console
@@ -1304,12 +1332,14 @@ class _ScrubbingFormatter(logging.Formatter):
 
 def _configure_logging(args: argparse.Namespace, secret: str | None) -> None:
     verbosity = args.verbose or 0
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbosity else "%(asctime)s %(levelname)s %(message)s"
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secret))
+    handler.setFormatter(_ScrubbingFormatter(fmt, secret))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO if verbosity == 1 else logging.WARNING)
     if args.command == "worker":
+        # A worker's log is its output: one line per task start, step, end or failure.
         logging.getLogger("absurd_tui").setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
 
 

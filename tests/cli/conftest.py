@@ -1,0 +1,18 @@
+"""Fixtures for the command-line tests: ``cli`` runs the real ``absurd-tui``."""
+
+from __future__ import annotations
+
+import pytest
+
+from .helpers import Cli
+
+
+@pytest.fixture
+def cli(db_dsn, tmp_path) -> Cli:
+    return Cli(db_dsn, tmp_path)
+
+
+@pytest.fixture
+def default_queue(conn) -> str:
+    conn.execute("SELECT absurd.create_queue('default')")
+    return "default"
