@@ -1,0 +1,153 @@
+"""NOTIFY on absurd_ready (work became claimable) and absurd_changed (a task changed state),
+payload = the queue name, received by a LISTEN on another connection."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import psycopg
+import pytest
+
+from .helpers import (
+    await_event,
+    cancel,
+    claim_one,
+    complete,
+    create_queue,
+    emit,
+    fail,
+    retry,
+    schedule,
+    spawn,
+)
+
+READY = "absurd_ready"
+CHANGED = "absurd_changed"
+
+
+class Listener:
+    def __init__(self, conn: psycopg.Connection):
+        self.conn = conn
+        conn.execute(f"LISTEN {READY}")
+        conn.execute(f"LISTEN {CHANGED}")
+
+    def drain(self) -> None:
+        for _ in self.conn.notifies(timeout=0.05):
+            pass
+
+    def expect(self, channel: str, payload: str, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < deadline:
+            for n in self.conn.notifies(timeout=max(0.01, deadline - time.monotonic()), stop_after=1):
+                seen.append((n.channel, n.payload))
+                if (n.channel, n.payload) == (channel, payload):
+                    return
+        raise AssertionError(f"no {channel} notification with payload {payload!r}; saw {seen}")
+
+    def received(self, timeout: float = 0.3) -> list[tuple[str, str]]:
+        return [(n.channel, n.payload) for n in self.conn.notifies(timeout=timeout)]
+
+
+@pytest.fixture
+def listener(connect):
+    return Listener(connect())
+
+
+QUEUE_NAMES = ["jobs", 'Odd "queue" name', "spaced out"]
+
+
+@pytest.mark.parametrize("q", QUEUE_NAMES)
+def test_spawn_notifies_ready_and_changed_with_the_queue_name(conn, listener, q):
+    create_queue(conn, q)
+    listener.drain()
+    spawn(conn, q)
+    listener.expect(READY, q)
+    listener.expect(CHANGED, q)
+
+
+def test_retry_task_notifies_ready(conn, listener):
+    create_queue(conn)
+    spawned = spawn(conn, max_attempts=1)
+    claim_one(conn)
+    fail(conn, spawned.run_id)
+    listener.drain()
+    retry(conn, spawned.task_id)
+    listener.expect(READY, "jobs")
+
+
+def test_retry_task_spawn_new_notifies_ready(conn, listener):
+    create_queue(conn)
+    spawned = spawn(conn, max_attempts=1)
+    claim_one(conn)
+    fail(conn, spawned.run_id)
+    listener.drain()
+    retry(conn, spawned.task_id, spawn_new=True)
+    listener.expect(READY, "jobs")
+
+
+def test_immediate_retry_after_failure_notifies_ready(conn, listener):
+    create_queue(conn)
+    spawned = spawn(conn, max_attempts=2)
+    claim_one(conn)
+    listener.drain()
+    fail(conn, spawned.run_id)
+    listener.expect(READY, "jobs")
+
+
+def test_emit_waking_a_run_notifies_ready(conn, listener):
+    create_queue(conn)
+    spawned = spawn(conn)
+    claim_one(conn)
+    await_event(conn, spawned.task_id, spawned.run_id, "go", step="w")
+    listener.drain()
+    emit(conn, "go", 1)
+    listener.expect(READY, "jobs")
+    listener.expect(CHANGED, "jobs")
+
+
+@pytest.mark.parametrize("action", ["claim", "schedule", "complete", "fail", "cancel", "await"])
+def test_task_state_changes_notify_changed(conn, listener, action):
+    create_queue(conn)
+    spawned = spawn(conn, max_attempts=1)
+    if action != "claim":
+        claim_one(conn)
+    listener.drain()
+    if action == "claim":
+        claim_one(conn)
+    elif action == "schedule":
+        schedule(conn, spawned.run_id, datetime.now(timezone.utc))
+    elif action == "complete":
+        complete(conn, spawned.run_id)
+    elif action == "fail":
+        fail(conn, spawned.run_id)
+    elif action == "cancel":
+        cancel(conn, spawned.task_id)
+    elif action == "await":
+        await_event(conn, spawned.task_id, spawned.run_id, "e", step="w")
+    listener.expect(CHANGED, "jobs")
+
+
+def test_notifications_are_sent_on_commit_only(conn, listener):
+    create_queue(conn)
+    listener.drain()
+    with pytest.raises(RuntimeError):
+        with conn.transaction():
+            spawn(conn)
+            raise RuntimeError("roll back")
+    assert listener.received() == []
+    with conn.transaction():
+        spawn(conn)
+        assert listener.received(timeout=0.1) == []
+    listener.expect(READY, "jobs")
+
+
+def test_notifications_name_the_queue_they_concern(conn, listener):
+    create_queue(conn, "alpha")
+    create_queue(conn, "beta")
+    listener.drain()
+    spawn(conn, "beta")
+    got = listener.received(timeout=0.5)
+    assert got, "no notification"
+    assert {payload for _, payload in got} == {"beta"}
