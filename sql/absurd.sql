@@ -1,0 +1,1771 @@
+-- absurd-tui engine: a from-scratch implementation of the Absurd durable-execution
+-- database contract (shared/absurd-contract.md), written for absurd-tui.
+--
+-- Install and upgrade are the same command: run this whole file, in one execute, on an
+-- empty database or on one that already has the schema and live queues. Every statement
+-- is idempotent (IF NOT EXISTS, OR REPLACE) and the DO block at the end re-runs the
+-- per-queue DDL for every registered queue, so existing queues pick up new indexes.
+-- Runs on PostgreSQL 14 and later; nothing newer than 14 is used unconditionally.
+-- Functions never COMMIT: they work inside a caller's transaction, DDL included.
+--
+-- Schema version: get_schema_version() just below returns '<upstream>+absurd-tui.<rev>'.
+-- Bump the revision there (and only there) whenever this file changes the schema.
+--
+-- NOTIFY channels (payload = the queue name; delivered at commit, and PostgreSQL folds
+-- identical notifications of one transaction into one, so they are cheap):
+--   absurd_ready    work became claimable now: spawn_task, retry_task, fail_run scheduling
+--                   an immediate retry, emit_event waking at least one run, schedule_run
+--                   with a wake time <= now. Idle workers LISTEN here instead of polling.
+--                   A timer that comes due (a sleep, a retry backoff, an event timeout)
+--                   cannot announce itself: nothing runs in the database at that moment.
+--                   Workers therefore still poll, at their own interval, for due timers.
+--   absurd_changed  some task of the queue changed state: spawn, claim, complete, fail,
+--                   sleep/suspend, emit wake-up, cancel, retry, queue create/drop.
+--                   Dashboards LISTEN here to refresh at once.
+--
+-- Durable event timeouts (beyond upstream; upstream issues #96 and #138): await_event
+-- returns a third column, timed_out. When the engine sees that a wait timed out (the
+-- claim that wakes the run, or an emit that finds the wait expired) it writes a
+-- checkpoint for that step with status 'timed_out' and a NULL state, so every replay of
+-- the step gets (false, NULL, true) instead of waiting again. Readers that filter on
+-- status = 'committed' (the official SDK's checkpoint preload) never see these rows.
+--
+-- Scale (issue 7): every per-queue statement on the hot path is served by an index that
+-- holds live rows only, so claim, sweeps and the task life cycle cost the same with a
+-- million finished tasks in the queue as with none. Each index says what it serves.
+
+CREATE SCHEMA IF NOT EXISTS absurd;
+
+CREATE OR REPLACE FUNCTION absurd.get_schema_version()
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT '0.4.0+absurd-tui.1'::text
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Time and ids
+-- ---------------------------------------------------------------------------------------
+
+-- The only clock of the engine. Tests freeze or move it with SET absurd.fake_now.
+CREATE OR REPLACE FUNCTION absurd.current_time()
+RETURNS timestamptz
+LANGUAGE sql
+VOLATILE
+AS $$
+    SELECT coalesce(
+        nullif(btrim(current_setting('absurd.fake_now', true)), '')::timestamptz,
+        clock_timestamp()
+    )
+$$;
+
+-- Orders ids minted while the fake clock stands still (see portable_uuidv7).
+CREATE SEQUENCE IF NOT EXISTS absurd.fake_clock_id_seq;
+
+-- RFC 9562 UUIDv7: 48 bits of Unix milliseconds, version 7, 12 bits rand_a, variant,
+-- 62 random bits. On the real clock rand_a holds the sub-millisecond fraction, so ids of
+-- one session stay time-ordered (method 3 of RFC 9562 section 6.2), and on PostgreSQL 18
+-- the native uuidv7() is used. Under absurd.fake_now ids are built from the fake time,
+-- so they sort with the fake timestamps the engine stores next to them; rand_a then
+-- holds a counter, so ids minted at one frozen instant keep their creation order.
+CREATE OR REPLACE FUNCTION absurd.portable_uuidv7()
+RETURNS uuid
+LANGUAGE plpgsql
+VOLATILE
+AS $$
+DECLARE
+    v_fake text := nullif(btrim(current_setting('absurd.fake_now', true)), '');
+    v_at timestamptz;
+    v_ms bigint;
+    v_rand_a integer;
+    v_native uuid;
+BEGIN
+    IF v_fake IS NULL THEN
+        IF current_setting('server_version_num')::integer >= 180000 THEN
+            -- Dynamic so that the file still loads on servers without uuidv7().
+            EXECUTE 'SELECT uuidv7()' INTO v_native;
+            RETURN v_native;
+        END IF;
+        v_at := clock_timestamp();
+        v_ms := floor(extract(epoch FROM v_at) * 1000)::bigint;
+        v_rand_a := floor((extract(epoch FROM v_at) * 1000 - v_ms) * 4096)::integer;
+    ELSE
+        v_at := v_fake::timestamptz;
+        v_ms := floor(extract(epoch FROM v_at) * 1000)::bigint;
+        v_rand_a := (nextval('absurd.fake_clock_id_seq') % 4096)::integer;
+    END IF;
+    -- The last 16 hex digits of a v4 uuid are random apart from the variant bits, which
+    -- are the ones v7 needs as well.
+    RETURN (lpad(to_hex(greatest(v_ms, 0)), 12, '0')
+            || '7' || lpad(to_hex(least(greatest(v_rand_a, 0), 4095)), 3, '0')
+            || right(replace(gen_random_uuid()::text, '-', ''), 16))::uuid;
+END;
+$$;
+
+-- The timestamp encoded in a UUIDv7 (millisecond precision); NULL for other versions.
+CREATE OR REPLACE FUNCTION absurd.uuidv7_timestamp(p_id uuid)
+RETURNS timestamptz
+LANGUAGE sql
+IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN substr(p_id::text, 15, 1) = '7' THEN
+        to_timestamp(
+            ('x' || lpad(substr(replace(p_id::text, '-', ''), 1, 12), 16, '0'))::bit(64)::bigint
+            / 1000.0)
+    END
+$$;
+
+-- The smallest UUIDv7 of the millisecond that contains p_at: a lower bound for id ranges.
+CREATE OR REPLACE FUNCTION absurd.uuidv7_floor(p_at timestamptz)
+RETURNS uuid
+LANGUAGE sql
+IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+    SELECT (lpad(to_hex(greatest(floor(extract(epoch FROM p_at) * 1000)::bigint, 0)), 12, '0')
+            || '70008000000000000000')::uuid
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- JSON option helpers
+-- ---------------------------------------------------------------------------------------
+
+-- A JSON number, or a string holding one, as double precision; NULL for anything else.
+-- Retry strategies are stored as the caller sent them, so reading them must not throw:
+-- a throwing fail_run would stop the worker that calls it.
+CREATE OR REPLACE FUNCTION absurd.json_number(p_value jsonb)
+RETURNS double precision
+LANGUAGE sql
+IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN jsonb_typeof(p_value) = 'number' THEN p_value::text::double precision
+        WHEN jsonb_typeof(p_value) = 'string'
+             AND (p_value #>> '{}') ~ '^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$'
+            THEN (p_value #>> '{}')::double precision
+    END
+$$;
+
+-- A whole number of seconds (JSON integer, or a string holding one) as bigint, clamped
+-- to +-10^10 s so that adding it to a timestamp cannot overflow; NULL for anything else.
+CREATE OR REPLACE FUNCTION absurd.json_seconds(p_value jsonb)
+RETURNS bigint
+LANGUAGE sql
+IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT least(greatest(v, -10000000000), 10000000000)::bigint
+    FROM (SELECT CASE
+        WHEN jsonb_typeof(p_value) = 'number' AND p_value::text::numeric = trunc(p_value::text::numeric)
+            THEN p_value::text::numeric
+        WHEN jsonb_typeof(p_value) = 'string' AND (p_value #>> '{}') ~ '^\s*[-+]?[0-9]{1,18}\s*$'
+            THEN (p_value #>> '{}')::numeric
+    END AS v) s
+$$;
+
+-- When a live task breaks its cancellation policy: enqueue_at + max_delay while it has
+-- never started, first_started_at + max_duration once it has. NULL = no deadline.
+-- Declared IMMUTABLE so that it can key the t_<q>_cdi index: adding a whole number of
+-- seconds to a timestamptz does not depend on the time zone, which is the only reason
+-- PostgreSQL marks timestamptz + interval as merely STABLE.
+CREATE OR REPLACE FUNCTION absurd.cancellation_deadline(
+    p_cancellation jsonb,
+    p_enqueue_at timestamptz,
+    p_first_started_at timestamptz
+)
+RETURNS timestamptz
+LANGUAGE sql
+IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN p_first_started_at IS NULL
+            THEN p_enqueue_at + make_interval(secs => absurd.json_seconds(p_cancellation -> 'max_delay'))
+        ELSE p_first_started_at + make_interval(secs => absurd.json_seconds(p_cancellation -> 'max_duration'))
+    END
+$$;
+
+-- Retry delay in seconds for the failing attempt (contract section 4): fixed = base
+-- (default 60); exponential = base (default 30) * factor (default 2) ^ (attempt - 1),
+-- capped by max_seconds; anything else = 0. Never negative, never above 100 years, and
+-- computed in log space so a large attempt number cannot overflow.
+CREATE OR REPLACE FUNCTION absurd.retry_delay_seconds(p_strategy jsonb, p_attempt integer)
+RETURNS double precision
+LANGUAGE plpgsql
+IMMUTABLE PARALLEL SAFE
+AS $$
+DECLARE
+    c_cap constant double precision := 3155760000;  -- 100 years
+    v_kind text := p_strategy ->> 'kind';
+    v_base double precision;
+    v_factor double precision;
+    v_max double precision;
+    v_log double precision;
+    v_delay double precision;
+BEGIN
+    IF v_kind = 'fixed' THEN
+        v_base := coalesce(absurd.json_number(p_strategy -> 'base_seconds'), 60);
+        RETURN least(greatest(v_base, 0), c_cap);
+    ELSIF v_kind = 'exponential' THEN
+        v_base := coalesce(absurd.json_number(p_strategy -> 'base_seconds'), 30);
+        v_factor := coalesce(absurd.json_number(p_strategy -> 'factor'), 2);
+        v_max := absurd.json_number(p_strategy -> 'max_seconds');
+        IF v_base <= 0 THEN
+            v_delay := 0;
+        ELSIF v_factor <= 0 OR p_attempt <= 1 THEN
+            v_delay := v_base * power(greatest(v_factor, 0), greatest(p_attempt - 1, 0));
+        ELSE
+            v_log := ln(v_base) + (p_attempt - 1) * ln(v_factor);
+            v_delay := CASE
+                WHEN v_log >= ln(c_cap) THEN c_cap
+                WHEN v_log < -40 THEN 0
+                ELSE exp(v_log)
+            END;
+        END IF;
+        IF v_max IS NOT NULL THEN
+            v_delay := least(v_delay, greatest(v_max, 0));
+        END IF;
+        RETURN least(greatest(v_delay, 0), c_cap);
+    END IF;
+    RETURN 0;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Queue registry
+-- ---------------------------------------------------------------------------------------
+
+-- Future columns: add them below as ALTER TABLE ... ADD COLUMN IF NOT EXISTS.
+CREATE TABLE IF NOT EXISTS absurd.queues (
+    queue_name text PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT absurd.current_time(),
+    storage_mode text NOT NULL DEFAULT 'unpartitioned'
+        CHECK (storage_mode IN ('unpartitioned', 'partitioned')),
+    default_partition text NOT NULL DEFAULT 'enabled'
+        CHECK (default_partition IN ('enabled', 'disabled')),
+    partition_lookahead interval NOT NULL DEFAULT interval '28 days'
+        CHECK (partition_lookahead >= interval '0'),
+    partition_lookback interval NOT NULL DEFAULT interval '1 day'
+        CHECK (partition_lookback >= interval '0'),
+    cleanup_ttl interval NOT NULL DEFAULT interval '30 days'
+        CHECK (cleanup_ttl >= interval '0'),
+    cleanup_limit integer NOT NULL DEFAULT 1000
+        CHECK (cleanup_limit >= 1),
+    detach_mode text NOT NULL DEFAULT 'none'
+        CHECK (detach_mode IN ('none', 'empty')),
+    detach_min_age interval NOT NULL DEFAULT interval '30 days'
+        CHECK (detach_min_age >= interval '0')
+);
+
+-- Queue names become parts of identifiers: r_<q>_sai must fit in 63 bytes.
+CREATE OR REPLACE FUNCTION absurd.validate_queue_name(p_queue_name text)
+RETURNS text
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+BEGIN
+    IF p_queue_name IS NULL OR p_queue_name = '' THEN
+        RAISE EXCEPTION 'Queue name must be provided';
+    END IF;
+    IF octet_length(p_queue_name) > 57 THEN
+        RAISE EXCEPTION 'Queue name "%" is too long (max 57 bytes).', p_queue_name;
+    END IF;
+    RETURN p_queue_name;
+END;
+$$;
+
+-- Creates the per-queue tables and indexes that do not exist yet. Table and index names
+-- are always composed with %I, so a queue name may hold any character.
+CREATE OR REPLACE FUNCTION absurd.ensure_queue_tables(p_queue_name text)
+RETURNS void
+LANGUAGE plpgsql
+SET client_min_messages = warning  -- no "already exists, skipping" notices on re-runs
+AS $$
+DECLARE
+    q text := absurd.validate_queue_name(p_queue_name);
+    t text := 't_' || q;
+    r text := 'r_' || q;
+    c text := 'c_' || q;
+    e text := 'e_' || q;
+    w text := 'w_' || q;
+BEGIN
+    -- Tasks. Queue tables churn (every task is updated a few times, then kept as history),
+    -- so autovacuum runs at 2% dead rows instead of 20%: dead index entries of claimed
+    -- runs are what an idle claim would otherwise wade through.
+    EXECUTE format($ddl$
+        CREATE TABLE IF NOT EXISTS absurd.%I (
+            task_id uuid PRIMARY KEY,
+            task_name text NOT NULL,
+            params jsonb NOT NULL,
+            headers jsonb,
+            retry_strategy jsonb,
+            max_attempts integer,
+            cancellation jsonb,
+            enqueue_at timestamptz NOT NULL DEFAULT absurd.current_time(),
+            first_started_at timestamptz,
+            state text NOT NULL
+                CHECK (state IN ('pending', 'running', 'sleeping', 'completed', 'failed', 'cancelled')),
+            attempts integer NOT NULL DEFAULT 0,
+            last_attempt_run uuid,
+            completed_payload jsonb,
+            cancelled_at timestamptz,
+            idempotency_key text UNIQUE  -- serves spawn_task's ON CONFLICT (idempotency_key)
+        ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02)$ddl$, t);
+
+    -- Runs (attempts).
+    EXECUTE format($ddl$
+        CREATE TABLE IF NOT EXISTS absurd.%I (
+            run_id uuid PRIMARY KEY,
+            task_id uuid NOT NULL,
+            attempt integer NOT NULL,
+            state text NOT NULL
+                CHECK (state IN ('pending', 'running', 'sleeping', 'completed', 'failed', 'cancelled')),
+            claimed_by text,
+            claim_expires_at timestamptz,
+            available_at timestamptz NOT NULL,
+            wake_event text,
+            event_payload jsonb,
+            started_at timestamptz,
+            completed_at timestamptz,
+            failed_at timestamptz,
+            result jsonb,
+            failure_reason jsonb,
+            created_at timestamptz NOT NULL DEFAULT absurd.current_time()
+        ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02)$ddl$, r);
+
+    -- Checkpoints. The primary key serves every checkpoint read and write, the replay
+    -- preload (prefix task_id) and cleanup.
+    EXECUTE format($ddl$
+        CREATE TABLE IF NOT EXISTS absurd.%I (
+            task_id uuid NOT NULL,
+            checkpoint_name text NOT NULL,
+            state jsonb,
+            status text NOT NULL DEFAULT 'committed',
+            owner_run_id uuid,
+            updated_at timestamptz NOT NULL DEFAULT absurd.current_time(),
+            PRIMARY KEY (task_id, checkpoint_name)
+        ) WITH (fillfactor = 70)$ddl$, c);
+
+    -- Events: payload IS NULL marks a name awaited but not emitted yet.
+    EXECUTE format($ddl$
+        CREATE TABLE IF NOT EXISTS absurd.%I (
+            event_name text PRIMARY KEY,
+            payload jsonb,
+            emitted_at timestamptz NOT NULL
+        )$ddl$, e);
+
+    -- Wait registrations: one row per run suspended on an event.
+    EXECUTE format($ddl$
+        CREATE TABLE IF NOT EXISTS absurd.%I (
+            run_id uuid NOT NULL,
+            step_name text NOT NULL,
+            task_id uuid NOT NULL,
+            event_name text NOT NULL,
+            timeout_at timestamptz,
+            created_at timestamptz NOT NULL,
+            PRIMARY KEY (run_id, step_name)
+        )$ddl$, w);
+
+    -- Claim (claim_task step 3): the claimable runs in (available_at, run_id) order, so the
+    -- claim reads exactly the runs it takes and stops. Partial on the two claimable
+    -- states, so it holds live runs only and finished history never enters it. Also
+    -- serves the dashboard's "waiting on a timer" and "visible now" reads.
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I (available_at, run_id)'
+                   ' WHERE state IN (''pending'', ''sleeping'')', r || '_sai', r);
+    -- A task's runs: cancel_task, cleanup_tasks, dashboard task detail.
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I (task_id)', r || '_ti', r);
+    -- Lease expiry (claim_task step 2): running runs with a lease, soonest expiry first.
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I (claim_expires_at)'
+                   ' WHERE state = ''running'' AND claim_expires_at IS NOT NULL', r || '_cei', r);
+    -- cleanup_tasks, oldest first: completed runs by completion time ...
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I (completed_at)'
+                   ' WHERE state = ''completed''', r || '_cai', r);
+    -- ... failed runs by failure time (the task's last run decides) ...
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I (failed_at)'
+                   ' WHERE state = ''failed''', r || '_fai', r);
+    -- ... and cancelled tasks by cancellation time.
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I (cancelled_at)'
+                   ' WHERE state = ''cancelled''', t || '_cai', t);
+    -- Cancellation-policy sweep (claim_task step 1): live tasks that carry a policy, keyed
+    -- by the moment they break it, so the sweep reads only the tasks it cancels.
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I'
+                   ' (absurd.cancellation_deadline(cancellation, enqueue_at, first_started_at))'
+                   ' WHERE cancellation IS NOT NULL'
+                   ' AND state IN (''pending'', ''sleeping'', ''running'')', t || '_cdi', t);
+    -- emit_event: the waits on one event name.
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I (event_name)', w || '_eni', w);
+    -- cancel_task and cleanup_tasks: a task's waits.
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I (task_id)', w || '_ti', w);
+    -- cleanup_events, oldest first (never-emitted sentinels sort first at the epoch).
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I (emitted_at)', e || '_eai', e);
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Queue management
+-- ---------------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION absurd.create_queue(p_queue_name text, p_storage_mode text)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    q text := absurd.validate_queue_name(p_queue_name);
+    v_mode text := lower(btrim(coalesce(p_storage_mode, 'unpartitioned')));
+    v_existing text;
+BEGIN
+    IF v_mode NOT IN ('unpartitioned', 'partitioned') THEN
+        RAISE EXCEPTION 'Unsupported queue storage mode "%"', p_storage_mode;
+    END IF;
+    IF v_mode = 'partitioned' THEN
+        RAISE EXCEPTION 'Partitioned storage mode is not supported by this schema (absurd-tui); use "unpartitioned"';
+    END IF;
+
+    -- The registry row serialises concurrent creators of one queue: the second waits
+    -- for the first to commit, then finds the tables in place.
+    INSERT INTO absurd.queues (queue_name, storage_mode)
+    VALUES (q, v_mode)
+    ON CONFLICT (queue_name) DO NOTHING;
+    SELECT storage_mode INTO v_existing
+    FROM absurd.queues
+    WHERE queue_name = q
+    FOR UPDATE;
+    IF v_existing <> v_mode THEN
+        RAISE EXCEPTION 'Queue "%" already exists with storage mode "%"', q, v_existing;
+    END IF;
+
+    PERFORM absurd.ensure_queue_tables(q);
+    PERFORM pg_notify('absurd_changed', q);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION absurd.create_queue(p_queue_name text)
+RETURNS void
+LANGUAGE sql
+AS $$
+    SELECT absurd.create_queue(p_queue_name, 'unpartitioned')
+$$;
+
+-- No name check on purpose: queues with names from before the 57-byte rule can still be
+-- dropped.
+CREATE OR REPLACE FUNCTION absurd.drop_queue(p_queue_name text)
+RETURNS void
+LANGUAGE plpgsql
+SET client_min_messages = warning
+AS $$
+DECLARE
+    v_prefix text;
+BEGIN
+    PERFORM 1 FROM absurd.queues WHERE queue_name = p_queue_name FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    FOREACH v_prefix IN ARRAY ARRAY['i_', 'w_', 'e_', 'c_', 'r_', 't_'] LOOP
+        EXECUTE format('DROP TABLE IF EXISTS absurd.%I CASCADE', v_prefix || p_queue_name);
+    END LOOP;
+    DELETE FROM absurd.queues WHERE queue_name = p_queue_name;
+    PERFORM pg_notify('absurd_changed', left(p_queue_name, 7000));
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION absurd.list_queues()
+RETURNS TABLE (queue_name text)
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT q.queue_name FROM absurd.queues q ORDER BY q.queue_name
+$$;
+
+CREATE OR REPLACE FUNCTION absurd.get_queue_policy(p_queue_name text)
+RETURNS TABLE (
+    queue_name text,
+    storage_mode text,
+    default_partition text,
+    partition_lookahead interval,
+    partition_lookback interval,
+    cleanup_ttl interval,
+    cleanup_limit integer,
+    detach_mode text,
+    detach_min_age interval
+)
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT q.queue_name, q.storage_mode, q.default_partition, q.partition_lookahead,
+           q.partition_lookback, q.cleanup_ttl, q.cleanup_limit, q.detach_mode, q.detach_min_age
+    FROM absurd.queues q
+    WHERE q.queue_name = p_queue_name
+$$;
+
+CREATE OR REPLACE FUNCTION absurd.set_queue_policy(p_queue_name text, p_policy jsonb)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_queue absurd.queues%ROWTYPE;
+    v_key text;
+    v_value jsonb;
+    v_interval interval;
+    v_text text;
+BEGIN
+    IF p_policy IS NULL OR jsonb_typeof(p_policy) <> 'object' THEN
+        RAISE EXCEPTION 'Queue policy must be a JSON object';
+    END IF;
+    SELECT * INTO v_queue FROM absurd.queues WHERE queue_name = p_queue_name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'Queue "%" does not exist', p_queue_name;
+    END IF;
+
+    FOR v_key, v_value IN SELECT key, value FROM jsonb_each(p_policy) LOOP
+        IF v_key IN ('partition_lookahead', 'partition_lookback', 'cleanup_ttl', 'detach_min_age') THEN
+            -- Interval text such as '7 days'; a bare number is taken as seconds.
+            v_interval := CASE jsonb_typeof(v_value)
+                WHEN 'string' THEN (v_value #>> '{}')::interval
+                WHEN 'number' THEN make_interval(secs => (v_value #>> '{}')::double precision)
+            END;
+            IF v_interval IS NULL THEN
+                RAISE EXCEPTION 'Queue policy key "%" must be an interval', v_key;
+            END IF;
+            IF v_interval < interval '0' THEN
+                RAISE EXCEPTION 'Queue policy key "%" must not be negative', v_key;
+            END IF;
+            CASE v_key
+                WHEN 'partition_lookahead' THEN v_queue.partition_lookahead := v_interval;
+                WHEN 'partition_lookback' THEN v_queue.partition_lookback := v_interval;
+                WHEN 'cleanup_ttl' THEN v_queue.cleanup_ttl := v_interval;
+                ELSE v_queue.detach_min_age := v_interval;
+            END CASE;
+        ELSIF v_key = 'cleanup_limit' THEN
+            IF absurd.json_seconds(v_value) IS NULL OR absurd.json_seconds(v_value) < 1
+               OR absurd.json_seconds(v_value) > 2147483647 THEN
+                RAISE EXCEPTION 'cleanup_limit must be an integer >= 1';
+            END IF;
+            v_queue.cleanup_limit := absurd.json_seconds(v_value)::integer;
+        ELSIF v_key = 'detach_mode' THEN
+            v_text := lower(btrim(v_value #>> '{}'));
+            IF jsonb_typeof(v_value) <> 'string' OR v_text NOT IN ('none', 'empty') THEN
+                RAISE EXCEPTION 'detach_mode must be "none" or "empty"';
+            END IF;
+            v_queue.detach_mode := v_text;
+        ELSIF v_key = 'default_partition' THEN
+            -- Only partitioned queues have default partitions, and this schema has none.
+            RAISE EXCEPTION 'default_partition applies to partitioned queues only; queue "%" is %',
+                p_queue_name, v_queue.storage_mode;
+        ELSE
+            RAISE EXCEPTION 'Unsupported queue policy key "%"', v_key;
+        END IF;
+    END LOOP;
+
+    UPDATE absurd.queues
+    SET partition_lookahead = v_queue.partition_lookahead,
+        partition_lookback = v_queue.partition_lookback,
+        cleanup_ttl = v_queue.cleanup_ttl,
+        cleanup_limit = v_queue.cleanup_limit,
+        detach_mode = v_queue.detach_mode,
+        detach_min_age = v_queue.detach_min_age
+    WHERE queue_name = p_queue_name;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- The statements whose plans decide how the engine scales. They live in one place so that
+-- the engine executes exactly what bench/engine_scale.py and tests/sql EXPLAIN.
+-- Parameters are positional and typed in the text, so PREPARE accepts them as they are.
+-- ---------------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION absurd.engine_query(p_queue_name text, p_query_name text)
+RETURNS text
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+DECLARE
+    t text := 't_' || p_queue_name;
+    r text := 'r_' || p_queue_name;
+    c text := 'c_' || p_queue_name;
+    e text := 'e_' || p_queue_name;
+    w text := 'w_' || p_queue_name;
+BEGIN
+    CASE p_query_name
+    -- claim_task step 1. $1 = now. Index: t_<q>_cdi.
+    WHEN 'cancel_sweep' THEN
+        RETURN format($sql$
+            SELECT t.task_id
+            FROM absurd.%1$I t
+            WHERE t.cancellation IS NOT NULL
+              AND t.state IN ('pending', 'sleeping', 'running')
+              AND absurd.cancellation_deadline(t.cancellation, t.enqueue_at, t.first_started_at)
+                  <= $1::timestamptz$sql$, t);
+
+    -- claim_task step 2. $1 = now, $2 = how many. Index: r_<q>_cei.
+    -- Run and task are both taken with SKIP LOCKED, in that order: the sweep never waits.
+    WHEN 'lease_sweep' THEN
+        RETURN format($sql$
+            SELECT r.run_id, r.claimed_by, r.claim_expires_at, r.attempt
+            FROM absurd.%1$I r
+            JOIN absurd.%2$I t ON t.task_id = r.task_id
+            WHERE r.state = 'running'
+              AND r.claim_expires_at IS NOT NULL
+              AND r.claim_expires_at <= $1::timestamptz
+            ORDER BY r.claim_expires_at
+            LIMIT $2::integer
+            FOR UPDATE OF r, t SKIP LOCKED$sql$, r, t);
+
+    -- claim_task step 3. $1 = now, $2 = how many, $3 = worker id, $4 = lease seconds
+    -- (0 = no lease). Index: r_<q>_sai, read in order, then t_<q>_pkey per candidate.
+    -- Run then task, both SKIP LOCKED, so claims never wait and never deadlock; a task
+    -- locked by a concurrent cancel is simply not claimed this time.
+    WHEN 'claim' THEN
+        RETURN format($sql$
+            WITH candidate AS (
+                SELECT r.run_id, r.task_id, r.available_at
+                FROM absurd.%1$I r
+                JOIN absurd.%2$I t ON t.task_id = r.task_id
+                WHERE r.state IN ('pending', 'sleeping')
+                  AND r.available_at <= $1::timestamptz
+                  AND t.state IN ('pending', 'sleeping', 'running')
+                ORDER BY r.available_at, r.run_id
+                LIMIT $2::integer
+                FOR UPDATE OF r, t SKIP LOCKED
+            ), claimed AS (
+                UPDATE absurd.%1$I r
+                SET state = 'running',
+                    claimed_by = $3::text,
+                    claim_expires_at = CASE WHEN $4::integer > 0
+                                            THEN $1::timestamptz + make_interval(secs => $4::integer) END,
+                    started_at = $1::timestamptz,
+                    available_at = $1::timestamptz
+                FROM candidate
+                WHERE r.run_id = candidate.run_id
+                RETURNING r.run_id, r.task_id, r.attempt, r.wake_event, r.event_payload,
+                          candidate.available_at AS was_available_at
+            ), task AS (
+                UPDATE absurd.%2$I t
+                SET state = 'running',
+                    attempts = greatest(t.attempts, claimed.attempt),
+                    first_started_at = coalesce(t.first_started_at, $1::timestamptz),
+                    last_attempt_run = claimed.run_id
+                FROM claimed
+                WHERE t.task_id = claimed.task_id
+                RETURNING t.task_id, t.task_name, t.params, t.retry_strategy, t.max_attempts, t.headers
+            ), expired_wait AS (
+                DELETE FROM absurd.%3$I wt
+                USING claimed
+                WHERE wt.run_id = claimed.run_id
+                  AND wt.timeout_at <= $1::timestamptz
+                RETURNING wt.task_id, wt.step_name, wt.run_id
+            ), timed_out AS (
+                -- The run wakes because its wait timed out: record that on the step.
+                INSERT INTO absurd.%4$I (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
+                SELECT task_id, step_name, NULL, 'timed_out', run_id, $1::timestamptz
+                FROM expired_wait
+                ON CONFLICT (task_id, checkpoint_name) DO NOTHING
+            )
+            SELECT claimed.run_id, claimed.task_id, claimed.attempt, task.task_name, task.params,
+                   task.retry_strategy, task.max_attempts, task.headers,
+                   claimed.wake_event, claimed.event_payload
+            FROM claimed
+            JOIN task ON task.task_id = claimed.task_id
+            ORDER BY claimed.was_available_at, claimed.run_id$sql$, r, t, w, c);
+
+    -- cleanup_tasks. $1 = cutoff, $2 = limit. Indexes: r_<q>_cai, r_<q>_fai, t_<q>_cai
+    -- for the candidates (oldest first, each branch stops at the limit), then r_<q>_ti,
+    -- w_<q>_ti and c_<q>_pkey for the rows that go with them. Tasks are locked with
+    -- SKIP LOCKED so a concurrent retry_task or a second cleaner is never waited for.
+    WHEN 'cleanup_tasks' THEN
+        RETURN format($sql$
+            WITH candidate AS (
+                SELECT task_id FROM (
+                    (SELECT r.task_id, r.completed_at AS finished_at
+                     FROM absurd.%2$I r
+                     WHERE r.state = 'completed' AND r.completed_at <= $1::timestamptz
+                     ORDER BY r.completed_at
+                     LIMIT $2::integer)
+                    UNION ALL
+                    (SELECT r.task_id, r.failed_at
+                     FROM absurd.%2$I r
+                     JOIN absurd.%1$I t ON t.task_id = r.task_id
+                     WHERE r.state = 'failed' AND r.failed_at <= $1::timestamptz
+                       AND t.state = 'failed' AND t.last_attempt_run = r.run_id
+                     ORDER BY r.failed_at
+                     LIMIT $2::integer)
+                    UNION ALL
+                    (SELECT t.task_id, t.cancelled_at
+                     FROM absurd.%1$I t
+                     WHERE t.state = 'cancelled' AND t.cancelled_at <= $1::timestamptz
+                     ORDER BY t.cancelled_at
+                     LIMIT $2::integer)
+                ) finished
+                ORDER BY finished_at
+                LIMIT $2::integer
+            ), doomed AS (
+                SELECT t.task_id
+                FROM absurd.%1$I t
+                WHERE t.task_id IN (SELECT task_id FROM candidate)
+                  AND t.state IN ('completed', 'failed', 'cancelled')
+                FOR UPDATE OF t SKIP LOCKED
+            ), gone_waits AS (
+                DELETE FROM absurd.%3$I wt USING doomed WHERE wt.task_id = doomed.task_id
+            ), gone_checkpoints AS (
+                DELETE FROM absurd.%4$I ck USING doomed WHERE ck.task_id = doomed.task_id
+            ), gone_runs AS (
+                DELETE FROM absurd.%2$I r USING doomed WHERE r.task_id = doomed.task_id
+            ), gone_tasks AS (
+                DELETE FROM absurd.%1$I t USING doomed WHERE t.task_id = doomed.task_id
+                RETURNING 1
+            )
+            SELECT count(*)::integer FROM gone_tasks$sql$, t, r, w, c);
+
+    -- cleanup_events. $1 = cutoff, $2 = limit. Index: e_<q>_eai, oldest first.
+    WHEN 'cleanup_events' THEN
+        RETURN format($sql$
+            WITH doomed AS (
+                SELECT ev.event_name
+                FROM absurd.%1$I ev
+                WHERE ev.emitted_at <= $1::timestamptz
+                ORDER BY ev.emitted_at
+                LIMIT $2::integer
+                FOR UPDATE SKIP LOCKED
+            ), gone AS (
+                DELETE FROM absurd.%1$I ev USING doomed WHERE ev.event_name = doomed.event_name
+                RETURNING 1
+            )
+            SELECT count(*)::integer FROM gone$sql$, e);
+    ELSE
+        RAISE EXCEPTION 'Unknown engine query "%"', p_query_name;
+    END CASE;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Lock order, shared by every function that changes a task:
+--   event row (emit/await only)  ->  the task's runs, in run_id order  ->  the task row.
+-- A task has at most one live (pending, running or sleeping) run, and its row is only
+-- locked by whoever holds that run, so the order cannot form a cycle. claim_task and its
+-- sweeps use SKIP LOCKED throughout and never wait at all.
+-- ---------------------------------------------------------------------------------------
+
+-- ---------------------------------------------------------------------------------------
+-- Spawning
+-- ---------------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION absurd.spawn_task(
+    p_queue_name text,
+    p_task_name text,
+    p_params jsonb,
+    p_options jsonb DEFAULT '{}'
+)
+RETURNS TABLE (task_id uuid, run_id uuid, attempt integer, created boolean)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    q text := absurd.validate_queue_name(p_queue_name);
+    v_options jsonb := coalesce(p_options, '{}'::jsonb);
+    v_now timestamptz := absurd.current_time();
+    v_headers jsonb;
+    v_retry_strategy jsonb;
+    v_cancellation jsonb;
+    v_max_attempts integer;
+    v_key text;
+    v_task_id uuid;
+    v_run_id uuid;
+    v_attempts integer;
+BEGIN
+    IF p_task_name IS NULL OR btrim(p_task_name) = '' THEN
+        RAISE EXCEPTION 'task_name must be provided';
+    END IF;
+    IF jsonb_typeof(v_options) <> 'object' THEN
+        v_options := '{}'::jsonb;
+    END IF;
+
+    -- JSON null options mean "not given".
+    v_headers := nullif(v_options -> 'headers', 'null'::jsonb);
+    v_retry_strategy := nullif(v_options -> 'retry_strategy', 'null'::jsonb);
+    v_cancellation := nullif(v_options -> 'cancellation', 'null'::jsonb);
+    v_max_attempts := (v_options ->> 'max_attempts')::integer;
+    v_key := v_options ->> 'idempotency_key';
+
+    IF v_max_attempts IS NOT NULL AND v_max_attempts < 1 THEN
+        RAISE EXCEPTION 'max_attempts must be >= 1';
+    END IF;
+    -- Upstream casts these to bigint inside every claim, so a bad value breaks claiming
+    -- for the whole queue; here it is refused up front instead.
+    IF v_cancellation IS NOT NULL THEN
+        IF jsonb_typeof(v_cancellation) <> 'object' THEN
+            RAISE EXCEPTION 'cancellation must be a JSON object';
+        END IF;
+        IF nullif(v_cancellation -> 'max_delay', 'null'::jsonb) IS NOT NULL
+           AND absurd.json_seconds(v_cancellation -> 'max_delay') IS NULL THEN
+            RAISE EXCEPTION 'cancellation.max_delay must be a whole number of seconds';
+        END IF;
+        IF nullif(v_cancellation -> 'max_duration', 'null'::jsonb) IS NOT NULL
+           AND absurd.json_seconds(v_cancellation -> 'max_duration') IS NULL THEN
+            RAISE EXCEPTION 'cancellation.max_duration must be a whole number of seconds';
+        END IF;
+    END IF;
+
+    LOOP
+        v_task_id := absurd.portable_uuidv7();
+        v_run_id := absurd.portable_uuidv7();
+
+        -- Insert-or-nothing on the unique key: a concurrent spawn with the same key waits
+        -- for this one to commit and then takes the existing-task branch below.
+        EXECUTE format($sql$
+            INSERT INTO absurd.%I (task_id, task_name, params, headers, retry_strategy,
+                                   max_attempts, cancellation, enqueue_at, state, attempts,
+                                   last_attempt_run, idempotency_key)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 1, $9, $10)
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING task_id$sql$, 't_' || q)
+        INTO v_task_id
+        USING v_task_id, p_task_name, coalesce(p_params, 'null'::jsonb), v_headers,
+              v_retry_strategy, v_max_attempts, v_cancellation, v_now, v_run_id, v_key;
+
+        IF v_task_id IS NOT NULL THEN
+            EXECUTE format($sql$
+                INSERT INTO absurd.%I (run_id, task_id, attempt, state, available_at, created_at)
+                VALUES ($1, $2, 1, 'pending', $3, $3)$sql$, 'r_' || q)
+            USING v_run_id, v_task_id, v_now;
+            PERFORM pg_notify('absurd_ready', q);
+            PERFORM pg_notify('absurd_changed', q);
+            RETURN QUERY SELECT v_task_id, v_run_id, 1, true;
+            RETURN;
+        END IF;
+
+        EXECUTE format($sql$
+            SELECT task_id, last_attempt_run, attempts
+            FROM absurd.%I
+            WHERE idempotency_key = $1$sql$, 't_' || q)
+        INTO v_task_id, v_run_id, v_attempts
+        USING v_key;
+        IF v_task_id IS NOT NULL THEN
+            RETURN QUERY SELECT v_task_id, v_run_id, v_attempts, false;
+            RETURN;
+        END IF;
+        -- The holder of the key was deleted between our two statements: try again.
+    END LOOP;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Failing and cancelling (internal workers shared by the public functions and the sweeps)
+-- ---------------------------------------------------------------------------------------
+
+-- Fails a running or sleeping run and decides the retry. Locks the run, then the task.
+CREATE OR REPLACE FUNCTION absurd.fail_run_at(
+    p_queue_name text,
+    p_run_id uuid,
+    p_reason jsonb,
+    p_retry_at timestamptz,
+    p_now timestamptz
+)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    t text := 't_' || p_queue_name;
+    r text := 'r_' || p_queue_name;
+    v_task_id uuid;
+    v_attempt integer;
+    v_run_state text;
+    v_max_attempts integer;
+    v_retry_strategy jsonb;
+    v_cancellation jsonb;
+    v_first_started_at timestamptz;
+    v_next_at timestamptz;
+    v_max_duration bigint;
+    v_new_run uuid;
+    v_new_state text;
+BEGIN
+    EXECUTE format('SELECT task_id, attempt, state FROM absurd.%I WHERE run_id = $1 FOR UPDATE', r)
+    INTO v_task_id, v_attempt, v_run_state
+    USING p_run_id;
+    IF v_task_id IS NULL THEN
+        RAISE EXCEPTION 'Run "%" cannot be failed in queue "%"', p_run_id, p_queue_name;
+    ELSIF v_run_state = 'cancelled' THEN
+        RAISE EXCEPTION 'Task has been cancelled' USING ERRCODE = 'AB001';
+    ELSIF v_run_state = 'failed' THEN
+        RAISE EXCEPTION 'Run "%" has already failed in queue "%"', p_run_id, p_queue_name
+            USING ERRCODE = 'AB002';
+    ELSIF v_run_state NOT IN ('running', 'sleeping') THEN
+        RAISE EXCEPTION 'Run "%" cannot be failed in queue "%"', p_run_id, p_queue_name;
+    END IF;
+
+    EXECUTE format($sql$
+        SELECT max_attempts, retry_strategy, cancellation, first_started_at
+        FROM absurd.%I WHERE task_id = $1 FOR UPDATE$sql$, t)
+    INTO v_max_attempts, v_retry_strategy, v_cancellation, v_first_started_at
+    USING v_task_id;
+
+    -- The lease fields stay: they tell who held the run when it failed.
+    EXECUTE format($sql$
+        UPDATE absurd.%I
+        SET state = 'failed', failed_at = $2, failure_reason = $3, wake_event = NULL
+        WHERE run_id = $1$sql$, r)
+    USING p_run_id, p_now, p_reason;
+    EXECUTE format('DELETE FROM absurd.%I WHERE run_id = $1', 'w_' || p_queue_name)
+    USING p_run_id;
+
+    IF v_max_attempts IS NOT NULL AND v_attempt + 1 > v_max_attempts THEN
+        EXECUTE format($sql$
+            UPDATE absurd.%I SET state = 'failed', last_attempt_run = $2 WHERE task_id = $1$sql$, t)
+        USING v_task_id, p_run_id;
+        PERFORM pg_notify('absurd_changed', p_queue_name);
+        RETURN;
+    END IF;
+
+    v_next_at := greatest(
+        coalesce(p_retry_at,
+                 p_now + make_interval(secs => absurd.retry_delay_seconds(v_retry_strategy, v_attempt))),
+        p_now);
+
+    -- A retry that could only start after max_duration has run out is a cancellation.
+    v_max_duration := absurd.json_seconds(v_cancellation -> 'max_duration');
+    IF v_max_duration IS NOT NULL AND v_first_started_at IS NOT NULL
+       AND v_next_at >= v_first_started_at + make_interval(secs => v_max_duration) THEN
+        EXECUTE format($sql$
+            UPDATE absurd.%I
+            SET state = 'cancelled', cancelled_at = coalesce(cancelled_at, $2)
+            WHERE task_id = $1$sql$, t)
+        USING v_task_id, p_now;
+        PERFORM pg_notify('absurd_changed', p_queue_name);
+        RETURN;
+    END IF;
+
+    v_new_run := absurd.portable_uuidv7();
+    v_new_state := CASE WHEN v_next_at > p_now THEN 'sleeping' ELSE 'pending' END;
+    EXECUTE format($sql$
+        INSERT INTO absurd.%I (run_id, task_id, attempt, state, available_at, created_at)
+        VALUES ($1, $2, $3, $4, $5, $6)$sql$, r)
+    USING v_new_run, v_task_id, v_attempt + 1, v_new_state, v_next_at, p_now;
+    EXECUTE format($sql$
+        UPDATE absurd.%I
+        SET state = $2, last_attempt_run = $3, attempts = greatest(attempts, $4)
+        WHERE task_id = $1$sql$, t)
+    USING v_task_id, v_new_state, v_new_run, v_attempt + 1;
+
+    IF v_new_state = 'pending' THEN
+        PERFORM pg_notify('absurd_ready', p_queue_name);
+    END IF;
+    PERFORM pg_notify('absurd_changed', p_queue_name);
+END;
+$$;
+
+-- Cancels a task: its live runs (run_id order), then the task row. With p_skip_locked the
+-- function never waits (the claim-time sweep uses it) and returns false when anything it
+-- needs is locked, leaving the task to a later sweep. Returns true when it cancelled.
+CREATE OR REPLACE FUNCTION absurd.cancel_task_at(
+    p_queue_name text,
+    p_task_id uuid,
+    p_now timestamptz,
+    p_skip_locked boolean
+)
+RETURNS boolean
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    t text := 't_' || p_queue_name;
+    r text := 'r_' || p_queue_name;
+    v_wait_policy text := CASE WHEN p_skip_locked THEN 'SKIP LOCKED' ELSE '' END;
+    v_locked uuid[];
+    v_late uuid[];
+    v_late_locked uuid[];
+    v_state text;
+BEGIN
+    EXECUTE format($sql$
+        SELECT coalesce(array_agg(run_id), '{}') FROM (
+            SELECT run_id FROM absurd.%I
+            WHERE task_id = $1 AND state IN ('pending', 'running', 'sleeping')
+            ORDER BY run_id
+            FOR UPDATE %s
+        ) live$sql$, r, v_wait_policy)
+    INTO v_locked
+    USING p_task_id;
+
+    EXECUTE format('SELECT state FROM absurd.%I WHERE task_id = $1 FOR UPDATE %s', t, v_wait_policy)
+    INTO v_state
+    USING p_task_id;
+    IF v_state IS NULL THEN
+        IF p_skip_locked THEN
+            RETURN false;
+        END IF;
+        RAISE EXCEPTION 'Task "%" not found in queue "%"', p_task_id, p_queue_name;
+    END IF;
+    IF v_state IN ('completed', 'failed', 'cancelled') THEN
+        RETURN false;
+    END IF;
+
+    -- Live runs we do not hold yet: skipped above, or created by a fail_run/retry_task
+    -- that committed between the two statements. The task lock we hold now stops new
+    -- ones; take these without waiting, since their holder may be waiting for our task.
+    EXECUTE format($sql$
+        SELECT coalesce(array_agg(run_id), '{}') FROM absurd.%I
+        WHERE task_id = $1 AND state IN ('pending', 'running', 'sleeping')
+          AND NOT (run_id = ANY ($2))$sql$, r)
+    INTO v_late
+    USING p_task_id, v_locked;
+    IF cardinality(v_late) > 0 THEN
+        EXECUTE format($sql$
+            SELECT coalesce(array_agg(run_id), '{}') FROM (
+                SELECT run_id FROM absurd.%I WHERE run_id = ANY ($1)
+                ORDER BY run_id FOR UPDATE SKIP LOCKED
+            ) late$sql$, r)
+        INTO v_late_locked
+        USING v_late;
+        IF cardinality(v_late_locked) < cardinality(v_late) THEN
+            IF p_skip_locked THEN
+                RETURN false;
+            END IF;
+            RAISE EXCEPTION 'Task "%" in queue "%" changed while being cancelled; try again',
+                p_task_id, p_queue_name
+                USING ERRCODE = '40001';
+        END IF;
+    END IF;
+
+    EXECUTE format($sql$
+        UPDATE absurd.%I
+        SET state = 'cancelled', cancelled_at = coalesce(cancelled_at, $2)
+        WHERE task_id = $1$sql$, t)
+    USING p_task_id, p_now;
+    EXECUTE format($sql$
+        UPDATE absurd.%I
+        SET state = 'cancelled', claim_expires_at = NULL
+        WHERE task_id = $1 AND state IN ('pending', 'running', 'sleeping')$sql$, r)
+    USING p_task_id;
+    EXECUTE format('DELETE FROM absurd.%I WHERE task_id = $1', 'w_' || p_queue_name)
+    USING p_task_id;
+    PERFORM pg_notify('absurd_changed', p_queue_name);
+    RETURN true;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Claiming and the run life cycle
+-- ---------------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION absurd.claim_task(
+    p_queue_name text,
+    p_worker_id text,
+    p_claim_timeout integer DEFAULT 30,
+    p_qty integer DEFAULT 1
+)
+RETURNS TABLE (
+    run_id uuid,
+    task_id uuid,
+    attempt integer,
+    task_name text,
+    params jsonb,
+    retry_strategy jsonb,
+    max_attempts integer,
+    headers jsonb,
+    wake_event text,
+    event_payload jsonb
+)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    q text := absurd.validate_queue_name(p_queue_name);
+    v_now timestamptz := absurd.current_time();
+    v_timeout integer := greatest(coalesce(p_claim_timeout, 30), 0);
+    v_qty integer := greatest(coalesce(p_qty, 1), 1);
+    v_worker text := coalesce(nullif(p_worker_id, ''), 'worker');
+    v_task uuid;
+    v_expired record;
+    v_claimed integer;
+BEGIN
+    -- 1. Cancellation policies: every live task whose deadline has passed.
+    FOR v_task IN EXECUTE absurd.engine_query(q, 'cancel_sweep') USING v_now LOOP
+        PERFORM absurd.cancel_task_at(q, v_task, v_now, true);
+    END LOOP;
+
+    -- 2. Expired leases, at most as many as we claim: fail them through the normal
+    --    retry path. Rows are collected first because fail_run_at writes them.
+    FOR v_expired IN
+        EXECUTE format('SELECT * FROM (%s) expired', absurd.engine_query(q, 'lease_sweep'))
+        USING v_now, v_qty
+    LOOP
+        PERFORM absurd.fail_run_at(
+            q, v_expired.run_id,
+            jsonb_strip_nulls(jsonb_build_object(
+                'name', '$ClaimTimeout',
+                'message', 'worker did not finish task within claim interval',
+                'workerId', v_expired.claimed_by,
+                'claimExpiredAt', v_expired.claim_expires_at,
+                'attempt', v_expired.attempt)),
+            NULL, v_now);
+    END LOOP;
+
+    -- 3. Claim.
+    RETURN QUERY EXECUTE absurd.engine_query(q, 'claim') USING v_now, v_qty, v_worker, v_timeout;
+    GET DIAGNOSTICS v_claimed = ROW_COUNT;
+    IF v_claimed > 0 THEN
+        PERFORM pg_notify('absurd_changed', q);
+    END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION absurd.complete_run(p_queue_name text, p_run_id uuid, p_state jsonb DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    q text := absurd.validate_queue_name(p_queue_name);
+    v_now timestamptz := absurd.current_time();
+    v_task_id uuid;
+    v_state text;
+BEGIN
+    EXECUTE format('SELECT task_id, state FROM absurd.%I WHERE run_id = $1 FOR UPDATE', 'r_' || q)
+    INTO v_task_id, v_state
+    USING p_run_id;
+    IF v_task_id IS NULL THEN
+        RAISE EXCEPTION 'Run "%" not found in queue "%"', p_run_id, q;
+    ELSIF v_state = 'cancelled' THEN
+        RAISE EXCEPTION 'Task has been cancelled' USING ERRCODE = 'AB001';
+    ELSIF v_state = 'failed' THEN
+        RAISE EXCEPTION 'Run "%" has already failed in queue "%"', p_run_id, q USING ERRCODE = 'AB002';
+    ELSIF v_state <> 'running' THEN
+        RAISE EXCEPTION 'Run "%" is not currently running in queue "%"', p_run_id, q;
+    END IF;
+
+    EXECUTE format($sql$
+        WITH run AS (
+            UPDATE absurd.%1$I SET state = 'completed', completed_at = $2, result = $3
+            WHERE run_id = $1
+        ), task AS (
+            UPDATE absurd.%2$I SET state = 'completed', completed_payload = $3, last_attempt_run = $1
+            WHERE task_id = $4
+        )
+        DELETE FROM absurd.%3$I WHERE run_id = $1$sql$, 'r_' || q, 't_' || q, 'w_' || q)
+    USING p_run_id, v_now, p_state, v_task_id;
+    PERFORM pg_notify('absurd_changed', q);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION absurd.fail_run(
+    p_queue_name text,
+    p_run_id uuid,
+    p_reason jsonb,
+    p_retry_at timestamptz DEFAULT NULL
+)
+RETURNS void
+LANGUAGE sql
+AS $$
+    SELECT absurd.fail_run_at(absurd.validate_queue_name(p_queue_name), p_run_id, p_reason,
+                              p_retry_at, absurd.current_time())
+$$;
+
+-- Puts a running run to sleep until p_wake_at (sleeps, and the SDK's deferral of task
+-- names it does not know). The attempt is unchanged.
+CREATE OR REPLACE FUNCTION absurd.schedule_run(p_queue_name text, p_run_id uuid, p_wake_at timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    q text := absurd.validate_queue_name(p_queue_name);
+    v_now timestamptz := absurd.current_time();
+    v_task_id uuid;
+    v_state text;
+BEGIN
+    EXECUTE format('SELECT task_id, state FROM absurd.%I WHERE run_id = $1 FOR UPDATE', 'r_' || q)
+    INTO v_task_id, v_state
+    USING p_run_id;
+    IF v_state IS DISTINCT FROM 'running' THEN
+        RAISE EXCEPTION 'Run "%" is not currently running in queue "%"', p_run_id, q;
+    END IF;
+
+    EXECUTE format($sql$
+        WITH run AS (
+            UPDATE absurd.%1$I
+            SET state = 'sleeping', claimed_by = NULL, claim_expires_at = NULL,
+                available_at = $2, wake_event = NULL
+            WHERE run_id = $1
+        )
+        UPDATE absurd.%2$I SET state = 'sleeping' WHERE task_id = $3$sql$, 'r_' || q, 't_' || q)
+    USING p_run_id, p_wake_at, v_task_id;
+
+    IF p_wake_at <= v_now THEN
+        PERFORM pg_notify('absurd_ready', q);
+    END IF;
+    PERFORM pg_notify('absurd_changed', q);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION absurd.extend_claim(p_queue_name text, p_run_id uuid, p_extend_by double precision)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    q text := absurd.validate_queue_name(p_queue_name);
+    v_now timestamptz := absurd.current_time();
+    v_run_state text;
+    v_task_state text;
+    v_expires_at timestamptz;
+BEGIN
+    IF p_extend_by IS NULL OR p_extend_by <= 0 THEN
+        RAISE EXCEPTION 'extend_by must be > 0';
+    END IF;
+    EXECUTE format($sql$
+        SELECT r.state, t.state, r.claim_expires_at
+        FROM absurd.%I r JOIN absurd.%I t ON t.task_id = r.task_id
+        WHERE r.run_id = $1
+        FOR UPDATE OF r$sql$, 'r_' || q, 't_' || q)
+    INTO v_run_state, v_task_state, v_expires_at
+    USING p_run_id;
+    IF v_run_state IS NULL THEN
+        RAISE EXCEPTION 'Run "%" not found in queue "%"', p_run_id, q;
+    ELSIF v_task_state = 'cancelled' OR v_run_state = 'cancelled' THEN
+        RAISE EXCEPTION 'Task has been cancelled' USING ERRCODE = 'AB001';
+    ELSIF v_run_state = 'failed' THEN
+        RAISE EXCEPTION 'Run "%" has already failed in queue "%"', p_run_id, q USING ERRCODE = 'AB002';
+    ELSIF v_run_state <> 'running' THEN
+        RAISE EXCEPTION 'Run "%" is not currently running in queue "%"', p_run_id, q;
+    ELSIF v_expires_at IS NULL THEN
+        RAISE EXCEPTION 'Run "%" does not have an active claim in queue "%"', p_run_id, q;
+    END IF;
+
+    EXECUTE format('UPDATE absurd.%I SET claim_expires_at = $2 WHERE run_id = $1', 'r_' || q)
+    USING p_run_id, v_now + make_interval(secs => p_extend_by);
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Checkpoints
+-- ---------------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION absurd.set_task_checkpoint_state(
+    p_queue_name text,
+    p_task_id uuid,
+    p_step_name text,
+    p_state jsonb,
+    p_owner_run uuid,
+    p_extend_claim_by integer DEFAULT NULL
+)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    q text := absurd.validate_queue_name(p_queue_name);
+    v_now timestamptz := absurd.current_time();
+    v_run_state text;
+    v_task_state text;
+    v_attempt integer;
+BEGIN
+    IF p_step_name IS NULL OR p_step_name = '' THEN
+        RAISE EXCEPTION 'step_name must be provided';
+    END IF;
+    EXECUTE format($sql$
+        SELECT r.state, r.attempt, t.state
+        FROM absurd.%I r JOIN absurd.%I t ON t.task_id = r.task_id
+        WHERE r.run_id = $1 AND r.task_id = $2
+        FOR UPDATE OF r$sql$, 'r_' || q, 't_' || q)
+    INTO v_run_state, v_attempt, v_task_state
+    USING p_owner_run, p_task_id;
+    IF v_run_state IS NULL THEN
+        RAISE EXCEPTION 'Run "%" not found for checkpoint', p_owner_run;
+    ELSIF v_task_state = 'cancelled' THEN
+        RAISE EXCEPTION 'Task has been cancelled' USING ERRCODE = 'AB001';
+    ELSIF v_run_state = 'failed' THEN
+        RAISE EXCEPTION 'Run "%" has already failed in queue "%"', p_owner_run, q USING ERRCODE = 'AB002';
+    END IF;
+
+    -- Renew the lease, and write unless a later attempt already owns this step: after a
+    -- lease expiry the old attempt may still be running and must not overwrite the new.
+    EXECUTE format($sql$
+        WITH lease AS (
+            UPDATE absurd.%1$I
+            SET claim_expires_at = $5 + make_interval(secs => $6)
+            WHERE run_id = $4 AND $6 > 0 AND state = 'running' AND claim_expires_at IS NOT NULL
+        )
+        INSERT INTO absurd.%2$I AS ck (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
+        VALUES ($1, $2, $3, 'committed', $4, $5)
+        ON CONFLICT (task_id, checkpoint_name) DO UPDATE
+        SET state = EXCLUDED.state, status = EXCLUDED.status,
+            owner_run_id = EXCLUDED.owner_run_id, updated_at = EXCLUDED.updated_at
+        WHERE NOT EXISTS (
+            SELECT 1 FROM absurd.%1$I o WHERE o.run_id = ck.owner_run_id AND o.attempt > $7
+        )$sql$, 'r_' || q, 'c_' || q)
+    USING p_task_id, p_step_name, p_state, p_owner_run, v_now, coalesce(p_extend_claim_by, 0), v_attempt;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION absurd.get_task_checkpoint_state(
+    p_queue_name text,
+    p_task_id uuid,
+    p_step_name text,
+    p_include_pending boolean DEFAULT false
+)
+RETURNS TABLE (checkpoint_name text, state jsonb, status text, owner_run_id uuid, updated_at timestamptz)
+LANGUAGE plpgsql
+STABLE
+AS $$
+BEGIN
+    RETURN QUERY EXECUTE format($sql$
+        SELECT ck.checkpoint_name, ck.state, ck.status, ck.owner_run_id, ck.updated_at
+        FROM absurd.%I ck
+        WHERE ck.task_id = $1 AND ck.checkpoint_name = $2
+          AND ($3 OR ck.status = 'committed')$sql$, 'c_' || absurd.validate_queue_name(p_queue_name))
+    USING p_task_id, p_step_name, coalesce(p_include_pending, false);
+END;
+$$;
+
+-- The replay cache of one run: committed checkpoints not owned by a later attempt.
+CREATE OR REPLACE FUNCTION absurd.get_task_checkpoint_states(p_queue_name text, p_task_id uuid, p_run_id uuid)
+RETURNS TABLE (checkpoint_name text, state jsonb, status text, owner_run_id uuid, updated_at timestamptz)
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    q text := absurd.validate_queue_name(p_queue_name);
+    v_run_task uuid;
+    v_attempt integer;
+BEGIN
+    EXECUTE format('SELECT task_id, attempt FROM absurd.%I WHERE run_id = $1', 'r_' || q)
+    INTO v_run_task, v_attempt
+    USING p_run_id;
+    IF v_run_task IS NULL THEN
+        RAISE EXCEPTION 'Run "%" not found in queue "%"', p_run_id, q;
+    ELSIF v_run_task <> p_task_id THEN
+        RAISE EXCEPTION 'Run "%" does not belong to task "%" in queue "%"', p_run_id, p_task_id, q;
+    END IF;
+
+    RETURN QUERY EXECUTE format($sql$
+        SELECT ck.checkpoint_name, ck.state, ck.status, ck.owner_run_id, ck.updated_at
+        FROM absurd.%I ck
+        LEFT JOIN absurd.%I o ON o.run_id = ck.owner_run_id
+        WHERE ck.task_id = $1
+          AND ck.status = 'committed'
+          AND (o.run_id IS NULL OR o.attempt <= $2)
+        ORDER BY ck.updated_at, ck.checkpoint_name$sql$, 'c_' || q, 'r_' || q)
+    USING p_task_id, v_attempt;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Events
+-- ---------------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION absurd.await_event(
+    p_queue_name text,
+    p_task_id uuid,
+    p_run_id uuid,
+    p_step_name text,
+    p_event_name text,
+    p_timeout double precision DEFAULT NULL
+)
+RETURNS TABLE (should_suspend boolean, payload jsonb, timed_out boolean)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    q text := absurd.validate_queue_name(p_queue_name);
+    t text := 't_' || q;
+    r text := 'r_' || q;
+    c text := 'c_' || q;
+    e text := 'e_' || q;
+    w text := 'w_' || q;
+    v_now timestamptz := absurd.current_time();
+    v_found boolean;
+    v_checkpoint_state jsonb;
+    v_checkpoint_status text;
+    v_event_payload jsonb;
+    v_run_state text;
+    v_task_state text;
+    v_wake_event text;
+    v_delivered jsonb;
+    v_resolved boolean := false;
+    v_result jsonb;
+    v_timeout_at timestamptz;
+BEGIN
+    IF p_event_name IS NULL OR p_event_name = '' THEN
+        RAISE EXCEPTION 'event_name must be provided';
+    END IF;
+    IF p_step_name IS NULL OR p_step_name = '' THEN
+        RAISE EXCEPTION 'step_name must be provided';
+    END IF;
+    IF p_timeout < 0 THEN
+        RAISE EXCEPTION 'timeout must be non-negative';
+    END IF;
+
+    -- 1. The step already has an outcome: a payload, or a recorded timeout.
+    EXECUTE format($sql$
+        SELECT true, state, status FROM absurd.%I WHERE task_id = $1 AND checkpoint_name = $2$sql$, c)
+    INTO v_found, v_checkpoint_state, v_checkpoint_status
+    USING p_task_id, p_step_name;
+    IF v_found THEN
+        RETURN QUERY SELECT false, v_checkpoint_state, v_checkpoint_status = 'timed_out';
+        RETURN;
+    END IF;
+
+    -- 2. Lock order: the event row (shared, so emit waits for us), then the run.
+    EXECUTE format($sql$
+        INSERT INTO absurd.%I (event_name, payload, emitted_at) VALUES ($1, NULL, 'epoch')
+        ON CONFLICT (event_name) DO NOTHING$sql$, e)
+    USING p_event_name;
+    EXECUTE format('SELECT payload FROM absurd.%I WHERE event_name = $1 FOR SHARE', e)
+    INTO v_event_payload
+    USING p_event_name;
+
+    EXECUTE format($sql$
+        SELECT r.state, t.state, r.wake_event, r.event_payload
+        FROM absurd.%I r JOIN absurd.%I t ON t.task_id = r.task_id
+        WHERE r.run_id = $1 AND r.task_id = $2
+        FOR UPDATE OF r$sql$, r, t)
+    INTO v_run_state, v_task_state, v_wake_event, v_delivered
+    USING p_run_id, p_task_id;
+
+    -- 3.
+    IF v_run_state IS NULL THEN
+        RAISE EXCEPTION 'Run "%" not found while awaiting event', p_run_id;
+    ELSIF v_task_state = 'cancelled' OR v_run_state = 'cancelled' THEN
+        RAISE EXCEPTION 'Task has been cancelled' USING ERRCODE = 'AB001';
+    END IF;
+
+    -- 4. A payload delivered to this run by emit_event is consumed here.
+    IF v_delivered IS NOT NULL THEN
+        EXECUTE format('UPDATE absurd.%I SET event_payload = NULL WHERE run_id = $1', r)
+        USING p_run_id;
+        IF v_delivered = v_event_payload THEN
+            v_resolved := true;
+            v_result := v_delivered;
+        END IF;
+    END IF;
+
+    -- 5.
+    IF v_run_state <> 'running' THEN
+        RAISE EXCEPTION 'Run "%" must be running to await events', p_run_id;
+    END IF;
+
+    -- 6.
+    IF NOT v_resolved AND v_event_payload IS NOT NULL THEN
+        v_resolved := true;
+        v_result := v_event_payload;
+    END IF;
+
+    -- 7. Resolved: the payload becomes the step's checkpoint.
+    IF v_resolved THEN
+        EXECUTE format($sql$
+            INSERT INTO absurd.%I (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
+            VALUES ($1, $2, $3, 'committed', $4, $5)
+            ON CONFLICT (task_id, checkpoint_name) DO UPDATE
+            SET state = EXCLUDED.state, status = EXCLUDED.status,
+                owner_run_id = EXCLUDED.owner_run_id, updated_at = EXCLUDED.updated_at$sql$, c)
+        USING p_task_id, p_step_name, v_result, p_run_id, v_now;
+        RETURN QUERY SELECT false, v_result, false;
+        RETURN;
+    END IF;
+
+    -- 8. The run woke from a timed-out wait on this event. The claim that woke it has
+    --    normally recorded the timeout on the waiting step already (found in step 1 by a
+    --    replay of that step); then this is a fresh wait under another step name and must
+    --    not inherit the timeout (upstream #138). Only when no timeout was recorded for
+    --    this run is this step the one that timed out.
+    IF v_wake_event = p_event_name AND v_delivered IS NULL THEN
+        EXECUTE format('UPDATE absurd.%I SET wake_event = NULL WHERE run_id = $1', r)
+        USING p_run_id;
+        EXECUTE format($sql$
+            SELECT true FROM absurd.%I
+            WHERE task_id = $1 AND owner_run_id = $2 AND status = 'timed_out'
+            LIMIT 1$sql$, c)
+        INTO v_found
+        USING p_task_id, p_run_id;
+        IF v_found IS NULL THEN
+            EXECUTE format($sql$
+                INSERT INTO absurd.%I (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
+                VALUES ($1, $2, NULL, 'timed_out', $3, $4)
+                ON CONFLICT (task_id, checkpoint_name) DO NOTHING$sql$, c)
+            USING p_task_id, p_step_name, p_run_id, v_now;
+            RETURN QUERY SELECT false, NULL::jsonb, true;
+            RETURN;
+        END IF;
+    END IF;
+
+    -- 9. Suspend until the event arrives or the timeout passes.
+    v_timeout_at := v_now + make_interval(secs => p_timeout);
+    EXECUTE format($sql$
+        WITH wait AS (
+            INSERT INTO absurd.%1$I (run_id, step_name, task_id, event_name, timeout_at, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (run_id, step_name) DO UPDATE
+            SET event_name = EXCLUDED.event_name, timeout_at = EXCLUDED.timeout_at,
+                created_at = EXCLUDED.created_at
+        ), run AS (
+            UPDATE absurd.%2$I
+            SET state = 'sleeping', claimed_by = NULL, claim_expires_at = NULL,
+                available_at = coalesce($5, 'infinity'), wake_event = $4, event_payload = NULL
+            WHERE run_id = $1
+        )
+        UPDATE absurd.%3$I SET state = 'sleeping' WHERE task_id = $3$sql$, w, r, t)
+    USING p_run_id, p_step_name, p_task_id, p_event_name, v_timeout_at, v_now;
+    PERFORM pg_notify('absurd_changed', q);
+    RETURN QUERY SELECT true, NULL::jsonb, false;
+END;
+$$;
+
+-- First write wins: a second emit of the same name changes nothing and wakes nobody.
+CREATE OR REPLACE FUNCTION absurd.emit_event(p_queue_name text, p_event_name text, p_payload jsonb DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    q text := absurd.validate_queue_name(p_queue_name);
+    v_now timestamptz := absurd.current_time();
+    v_payload jsonb := coalesce(p_payload, 'null'::jsonb);
+    v_applied boolean;
+    v_woken integer;
+BEGIN
+    IF p_event_name IS NULL OR p_event_name = '' THEN
+        RAISE EXCEPTION 'event_name must be provided';
+    END IF;
+
+    -- Takes the event row's lock: waits for any await_event holding it in share mode.
+    EXECUTE format($sql$
+        INSERT INTO absurd.%1$I AS ev (event_name, payload, emitted_at) VALUES ($1, $2, $3)
+        ON CONFLICT (event_name) DO UPDATE
+        SET payload = EXCLUDED.payload, emitted_at = EXCLUDED.emitted_at
+        WHERE ev.payload IS NULL
+        RETURNING true$sql$, 'e_' || q)
+    INTO v_applied
+    USING p_event_name, v_payload, v_now;
+    IF v_applied IS NULL THEN
+        RETURN;
+    END IF;
+
+    -- Then the waiting runs, in run_id order (the order cancel_task uses).
+    EXECUTE format($sql$
+        SELECT count(*) FROM (
+            SELECT r.run_id
+            FROM absurd.%I wt JOIN absurd.%I r ON r.run_id = wt.run_id
+            WHERE wt.event_name = $1 AND r.state = 'sleeping'
+            ORDER BY r.run_id
+            FOR UPDATE OF r
+        ) locked$sql$, 'w_' || q, 'r_' || q)
+    USING p_event_name;
+
+    EXECUTE format($sql$
+        WITH expired_wait AS (
+            -- Waits whose timeout has passed do not get the payload: they timed out, and
+            -- that is recorded on their step as for a timeout seen by the claim.
+            DELETE FROM absurd.%1$I wt
+            WHERE wt.event_name = $1 AND wt.timeout_at <= $3
+            RETURNING wt.task_id, wt.step_name, wt.run_id
+        ), timed_out AS (
+            INSERT INTO absurd.%3$I (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
+            SELECT task_id, step_name, NULL, 'timed_out', run_id, $3 FROM expired_wait
+            ON CONFLICT (task_id, checkpoint_name) DO NOTHING
+        ), waiter AS (
+            SELECT wt.run_id, wt.task_id, wt.step_name
+            FROM absurd.%1$I wt
+            WHERE wt.event_name = $1 AND (wt.timeout_at IS NULL OR wt.timeout_at > $3)
+        ), woken AS (
+            UPDATE absurd.%2$I r
+            SET state = 'pending', available_at = $3, wake_event = NULL, event_payload = $2,
+                claimed_by = NULL, claim_expires_at = NULL
+            FROM waiter
+            WHERE r.run_id = waiter.run_id AND r.state = 'sleeping'
+            RETURNING r.run_id, r.task_id
+        ), delivered AS (
+            INSERT INTO absurd.%3$I AS ck (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
+            SELECT waiter.task_id, waiter.step_name, $2, 'committed', waiter.run_id, $3
+            FROM waiter JOIN woken ON woken.run_id = waiter.run_id
+            ON CONFLICT (task_id, checkpoint_name) DO UPDATE
+            SET state = EXCLUDED.state, status = EXCLUDED.status,
+                owner_run_id = EXCLUDED.owner_run_id, updated_at = EXCLUDED.updated_at
+            WHERE ck.status <> 'timed_out'
+        ), task AS (
+            UPDATE absurd.%4$I t SET state = 'pending'
+            FROM woken WHERE t.task_id = woken.task_id
+        ), gone AS (
+            DELETE FROM absurd.%1$I wt USING woken
+            WHERE wt.run_id = woken.run_id AND wt.event_name = $1
+        )
+        SELECT count(*)::integer FROM woken$sql$, 'w_' || q, 'r_' || q, 'c_' || q, 't_' || q)
+    INTO v_woken
+    USING p_event_name, v_payload, v_now;
+
+    IF v_woken > 0 THEN
+        PERFORM pg_notify('absurd_ready', q);
+    END IF;
+    PERFORM pg_notify('absurd_changed', q);
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Task control and results
+-- ---------------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION absurd.cancel_task(p_queue_name text, p_task_id uuid)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM absurd.cancel_task_at(absurd.validate_queue_name(p_queue_name), p_task_id,
+                                  absurd.current_time(), false);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION absurd.retry_task(p_queue_name text, p_task_id uuid, p_options jsonb DEFAULT '{}')
+RETURNS TABLE (task_id uuid, run_id uuid, attempt integer, created boolean)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    q text := absurd.validate_queue_name(p_queue_name);
+    v_options jsonb := coalesce(p_options, '{}'::jsonb);
+    v_now timestamptz := absurd.current_time();
+    v_override integer := (v_options ->> 'max_attempts')::integer;
+    v_task record;
+    v_max_attempts integer;
+    v_run_id uuid;
+BEGIN
+    IF v_override IS NOT NULL AND v_override < 1 THEN
+        RAISE EXCEPTION 'max_attempts must be >= 1';
+    END IF;
+    -- A failed task has no live run, so locking the task first keeps the lock order.
+    EXECUTE format($sql$
+        SELECT task_name, params, headers, retry_strategy, cancellation, max_attempts, attempts, state
+        FROM absurd.%I WHERE task_id = $1 FOR UPDATE$sql$, 't_' || q)
+    INTO v_task
+    USING p_task_id;
+    IF v_task.state IS NULL THEN
+        RAISE EXCEPTION 'Task "%" not found in queue "%"', p_task_id, q;
+    ELSIF v_task.state <> 'failed' THEN
+        RAISE EXCEPTION 'Task "%" is not currently failed in queue "%"', p_task_id, q;
+    END IF;
+
+    IF coalesce((v_options ->> 'spawn_new')::boolean, false) THEN
+        RETURN QUERY SELECT * FROM absurd.spawn_task(q, v_task.task_name, v_task.params,
+            jsonb_strip_nulls(jsonb_build_object(
+                'headers', v_task.headers,
+                'retry_strategy', v_task.retry_strategy,
+                'cancellation', v_task.cancellation,
+                'max_attempts', coalesce(v_override, v_task.max_attempts))));
+        RETURN;
+    END IF;
+
+    v_max_attempts := coalesce(v_override, coalesce(v_task.max_attempts, v_task.attempts) + 1);
+    IF v_max_attempts <= v_task.attempts THEN
+        RAISE EXCEPTION 'max_attempts (%) must be greater than current attempts (%)',
+            v_max_attempts, v_task.attempts;
+    END IF;
+
+    v_run_id := absurd.portable_uuidv7();
+    EXECUTE format($sql$
+        WITH run AS (
+            INSERT INTO absurd.%1$I (run_id, task_id, attempt, state, available_at, created_at)
+            VALUES ($2, $1, $3, 'pending', $4, $4)
+        )
+        UPDATE absurd.%2$I
+        SET state = 'pending', max_attempts = $5, attempts = $3, last_attempt_run = $2,
+            cancelled_at = NULL
+        WHERE task_id = $1$sql$, 'r_' || q, 't_' || q)
+    USING p_task_id, v_run_id, v_task.attempts + 1, v_now, v_max_attempts;
+    PERFORM pg_notify('absurd_ready', q);
+    PERFORM pg_notify('absurd_changed', q);
+    RETURN QUERY SELECT p_task_id, v_run_id, v_task.attempts + 1, false;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION absurd.get_task_result(p_queue_name text, p_task_id uuid)
+RETURNS TABLE (task_id uuid, state text, result jsonb, failure_reason jsonb)
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    q text := absurd.validate_queue_name(p_queue_name);
+BEGIN
+    RETURN QUERY EXECUTE format($sql$
+        SELECT t.task_id, t.state,
+               CASE WHEN t.state = 'completed' THEN t.completed_payload END,
+               CASE WHEN t.state = 'failed' THEN r.failure_reason END
+        FROM absurd.%I t
+        LEFT JOIN absurd.%I r ON r.run_id = t.last_attempt_run
+        WHERE t.task_id = $1$sql$, 't_' || q, 'r_' || q)
+    USING p_task_id;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Retention: bounded batches, oldest first, through the indexes named in engine_query.
+-- ---------------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION absurd.cleanup_tasks(p_queue_name text, p_ttl_seconds integer, p_limit integer DEFAULT 1000)
+RETURNS integer
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    q text := absurd.validate_queue_name(p_queue_name);
+    v_deleted integer;
+BEGIN
+    IF p_ttl_seconds IS NULL OR p_ttl_seconds < 0 THEN
+        RAISE EXCEPTION 'TTL must be a non-negative number of seconds';
+    END IF;
+    EXECUTE absurd.engine_query(q, 'cleanup_tasks')
+    INTO v_deleted
+    USING absurd.current_time() - make_interval(secs => p_ttl_seconds), greatest(coalesce(p_limit, 1000), 1);
+    IF v_deleted > 0 THEN
+        PERFORM pg_notify('absurd_changed', q);
+    END IF;
+    RETURN v_deleted;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION absurd.cleanup_events(p_queue_name text, p_ttl_seconds integer, p_limit integer DEFAULT 1000)
+RETURNS integer
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    q text := absurd.validate_queue_name(p_queue_name);
+    v_deleted integer;
+BEGIN
+    IF p_ttl_seconds IS NULL OR p_ttl_seconds < 0 THEN
+        RAISE EXCEPTION 'TTL must be a non-negative number of seconds';
+    END IF;
+    EXECUTE absurd.engine_query(q, 'cleanup_events')
+    INTO v_deleted
+    USING absurd.current_time() - make_interval(secs => p_ttl_seconds), greatest(coalesce(p_limit, 1000), 1);
+    RETURN v_deleted;
+END;
+$$;
+
+-- One batch per queue, with each queue's own cleanup_ttl (whole seconds) and cleanup_limit.
+CREATE OR REPLACE FUNCTION absurd.cleanup_all_queues(p_queue_name text DEFAULT NULL)
+RETURNS TABLE (queue_name text, tasks_deleted integer, events_deleted integer)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_queue record;
+    v_ttl integer;
+BEGIN
+    IF p_queue_name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM absurd.queues WHERE queue_name = p_queue_name) THEN
+        RAISE EXCEPTION 'Queue "%" does not exist', p_queue_name;
+    END IF;
+    FOR v_queue IN
+        SELECT qs.queue_name, qs.cleanup_ttl, qs.cleanup_limit
+        FROM absurd.queues qs
+        WHERE (p_queue_name IS NULL OR qs.queue_name = p_queue_name)
+          AND qs.storage_mode = 'unpartitioned'
+        ORDER BY qs.queue_name
+    LOOP
+        v_ttl := least(floor(extract(epoch FROM v_queue.cleanup_ttl)), 2147483647)::integer;
+        queue_name := v_queue.queue_name;
+        tasks_deleted := absurd.cleanup_tasks(v_queue.queue_name, v_ttl, v_queue.cleanup_limit);
+        events_deleted := absurd.cleanup_events(v_queue.queue_name, v_ttl, v_queue.cleanup_limit);
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Upgrade step: bring the tables and indexes of every existing queue up to this file.
+-- Queues created in partitioned mode by another implementation are left alone.
+-- ---------------------------------------------------------------------------------------
+
+DO $$
+DECLARE
+    v_queue text;
+BEGIN
+    FOR v_queue IN
+        SELECT queue_name FROM absurd.queues
+        WHERE storage_mode = 'unpartitioned' AND octet_length(queue_name) <= 57
+        ORDER BY queue_name
+    LOOP
+        PERFORM absurd.ensure_queue_tables(v_queue);
+    END LOOP;
+END;
+$$;
