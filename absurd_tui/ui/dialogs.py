@@ -1,0 +1,330 @@
+"""Modal dialogs: spawn, emit, retry, confirm, worker count.
+
+Each dialog only collects and validates input, then dismisses with a frozen request
+(or None when cancelled); the app carries the request out off the UI thread. JSON
+fields are checked as the user types and the error position is shown under them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
+from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static, TextArea
+
+from .source import TaskType, parse_json
+from .text import plain
+
+
+@dataclass(frozen=True)
+class SpawnRequest:
+    queue: str
+    task_name: str
+    params: Any
+    max_attempts: int | None
+
+
+@dataclass(frozen=True)
+class EmitRequest:
+    queue: str
+    event_name: str
+    payload: Any
+
+
+@dataclass(frozen=True)
+class RetryRequest:
+    spawn_new: bool
+    max_attempts: int | None
+
+
+class Dialog(ModalScreen):
+    """Common frame: a titled box, Escape cancels, Ctrl+S (or the OK button) submits."""
+
+    BINDINGS = [
+        Binding("escape", "dismiss_dialog", "Cancel"),
+        Binding("ctrl+s", "submit", "Submit", show=True),
+    ]
+    TITLE_TEXT = ""
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    ok_label = "OK"
+    ok_variant = "primary"
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.TITLE_TEXT, classes="dialog-title")
+            yield from self.compose_body()
+            yield Static("", classes="dialog-error", id="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button(self.ok_label, id="ok", variant=self.ok_variant)
+
+    def action_dismiss_dialog(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#cancel")
+    def _cancelled(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#ok")
+    def _ok(self) -> None:
+        self.action_submit()
+
+    def action_submit(self) -> None:
+        try:
+            result = self.collect()
+        except ValueError as exc:
+            self.show_error(str(exc))
+            return
+        self.dismiss(result)
+
+    def collect(self) -> Any:
+        raise NotImplementedError
+
+    def show_error(self, message: str) -> None:
+        self.query_one("#dialog-error", Static).update(plain(message, single_line=False))
+        self.query_one("#dialog-error").set_class(bool(message), "-visible")
+
+
+def _json_status(area: TextArea, status: Static) -> None:
+    try:
+        parse_json(area.text)
+    except ValueError as exc:
+        status.update(plain(f"Invalid JSON: {exc}"))
+        status.add_class("-invalid")
+    else:
+        status.update(Text("Valid JSON" if area.text.strip() else "Empty: sent as null"))
+        status.remove_class("-invalid")
+
+
+def _positive_int(text: str, what: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{what} must be a whole number, not {text!r}.") from None
+    if value < 1:
+        raise ValueError(f"{what} must be at least 1.")
+    return value
+
+
+class SpawnDialog(Dialog):
+    TITLE_TEXT = "Spawn a task"
+    ok_label = "Spawn"
+
+    def __init__(self, task_types: Sequence[TaskType], queues: Sequence[str], default_queue: str = "default"):
+        super().__init__()
+        self.task_types = {t.name: t for t in task_types}
+        self.queues = list(queues)
+        first = task_types[0] if task_types else None
+        self.initial_name = first.name if first else ""
+        self.initial_queue = first.queue if first else default_queue
+
+    def compose_body(self) -> ComposeResult:
+        names = sorted(self.task_types)
+        with VerticalScroll(classes="dialog-body"):
+            yield Label("Task name")
+            yield Input(
+                self.initial_name,
+                placeholder="name of a registered task",
+                suggester=SuggestFromList(names, case_sensitive=True),
+                id="task-name",
+            )
+            hint = ", ".join(names) if names else "none (start absurd-tui with --tasks MODULE)"
+            yield Static(plain(f"Registered here: {hint}", single_line=False), classes="dialog-hint")
+            yield Label("Queue")
+            yield Input(
+                self.initial_queue,
+                suggester=SuggestFromList(self.queues, case_sensitive=True),
+                id="queue",
+            )
+            yield Label("Params (JSON)")
+            yield TextArea("{}", id="params", soft_wrap=True, show_line_numbers=False)
+            yield Static("", id="params-status", classes="json-status")
+            yield Label("Max attempts (empty: the task's default)")
+            yield Input("", placeholder="5", id="max-attempts", type="integer")
+
+    def on_mount(self) -> None:
+        _json_status(self.query_one("#params", TextArea), self.query_one("#params-status", Static))
+        self.query_one("#task-name", Input).focus()
+
+    @on(TextArea.Changed, "#params")
+    def _params_changed(self, event: TextArea.Changed) -> None:
+        _json_status(event.text_area, self.query_one("#params-status", Static))
+
+    @on(Input.Changed, "#task-name")
+    def _name_changed(self, event: Input.Changed) -> None:
+        registered = self.task_types.get(event.value.strip())
+        if registered is not None:
+            self.query_one("#queue", Input).value = registered.queue
+
+    def collect(self) -> SpawnRequest:
+        name = self.query_one("#task-name", Input).value.strip()
+        queue = self.query_one("#queue", Input).value.strip()
+        if not name:
+            raise ValueError("Give a task name.")
+        if not queue:
+            raise ValueError("Give a queue.")
+        registered = self.task_types.get(name)
+        if registered is not None and registered.queue != queue:
+            raise ValueError(f"Task {name!r} is registered on queue {registered.queue!r}, not {queue!r}.")
+        try:
+            params = parse_json(self.query_one("#params", TextArea).text)
+        except ValueError as exc:
+            raise ValueError(f"Params are not valid JSON: {exc}") from None
+        max_attempts = _positive_int(self.query_one("#max-attempts", Input).value, "Max attempts")
+        return SpawnRequest(queue, name, params, max_attempts)
+
+
+class EmitDialog(Dialog):
+    TITLE_TEXT = "Emit an event"
+    ok_label = "Emit"
+
+    def __init__(self, queues: Sequence[str], queue: str = "default", event_name: str = ""):
+        super().__init__()
+        self.queues = list(queues)
+        self.initial_queue = queue
+        self.initial_event = event_name
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog-body"):
+            yield Label("Event name")
+            yield Input(self.initial_event, placeholder="e.g. order-42.paid", id="event-name")
+            yield Label("Queue")
+            yield Input(
+                self.initial_queue,
+                suggester=SuggestFromList(self.queues, case_sensitive=True),
+                id="queue",
+            )
+            yield Label("Payload (JSON)")
+            yield TextArea("", id="payload", soft_wrap=True)
+            yield Static("", id="payload-status", classes="json-status")
+            yield Static(
+                "Events are emitted once: a second emit of the same name is ignored.",
+                classes="dialog-hint",
+            )
+
+    def on_mount(self) -> None:
+        _json_status(self.query_one("#payload", TextArea), self.query_one("#payload-status", Static))
+        target = "#payload" if self.initial_event else "#event-name"
+        self.query_one(target).focus()
+
+    @on(TextArea.Changed, "#payload")
+    def _payload_changed(self, event: TextArea.Changed) -> None:
+        _json_status(event.text_area, self.query_one("#payload-status", Static))
+
+    def collect(self) -> EmitRequest:
+        name = self.query_one("#event-name", Input).value.strip()
+        queue = self.query_one("#queue", Input).value.strip()
+        if not name:
+            raise ValueError("Give an event name.")
+        if not queue:
+            raise ValueError("Give a queue.")
+        try:
+            payload = parse_json(self.query_one("#payload", TextArea).text)
+        except ValueError as exc:
+            raise ValueError(f"Payload is not valid JSON: {exc}") from None
+        return EmitRequest(queue, name, payload)
+
+
+class RetryDialog(Dialog):
+    TITLE_TEXT = "Retry a failed task"
+    ok_label = "Retry"
+
+    def __init__(self, task_label: str, attempts: int, max_attempts: int | None):
+        super().__init__()
+        self.task_label = task_label
+        self.attempts = attempts
+        self.max_attempts = max_attempts
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(classes="dialog-body"):
+            yield Static(plain(self.task_label), classes="dialog-subject")
+            with RadioSet(id="mode"):
+                yield RadioButton("In place, with more attempts", value=True, id="in-place")
+                yield RadioButton("As a new task (same name and params)", id="new-task")
+            yield Label("Extra attempts (in place)")
+            yield Input("1", id="extra", type="integer")
+            yield Static(
+                f"It has used {self.attempts} of "
+                f"{self.max_attempts if self.max_attempts is not None else 'unlimited'} attempts.",
+                classes="dialog-hint",
+            )
+
+    def on_mount(self) -> None:
+        self.query_one(RadioSet).focus()
+
+    def collect(self) -> RetryRequest:
+        spawn_new = self.query_one("#new-task", RadioButton).value
+        if spawn_new:
+            return RetryRequest(spawn_new=True, max_attempts=None)
+        extra = _positive_int(self.query_one("#extra", Input).value, "Extra attempts") or 1
+        return RetryRequest(spawn_new=False, max_attempts=self.attempts + extra)
+
+
+class ConfirmDialog(Dialog):
+    """Yes or no for a destructive command; dismisses with True or None."""
+
+    ok_variant = "error"
+
+    def __init__(self, title: str, message: str | Text, confirm: str = "Confirm"):
+        super().__init__()
+        self.TITLE_TEXT = title
+        self.message = message
+        self.ok_label = confirm
+
+    def compose_body(self) -> ComposeResult:
+        message = self.message if isinstance(self.message, Text) else plain(self.message, single_line=False)
+        yield Static(message, classes="dialog-body dialog-message")
+
+    def on_mount(self) -> None:
+        self.query_one("#ok", Button).focus()
+
+    def collect(self) -> bool:
+        return True
+
+
+class WorkersDialog(Dialog):
+    TITLE_TEXT = "Embedded workers"
+    ok_label = "Apply"
+
+    def __init__(self, current: int):
+        super().__init__()
+        self.current = current
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(classes="dialog-body"):
+            yield Label("Number of worker threads (0 to 64)")
+            yield Input(str(self.current), id="count", type="integer")
+            yield Static(
+                "Fewer threads: the extra ones finish their current step, then stop.",
+                classes="dialog-hint",
+            )
+
+    def on_mount(self) -> None:
+        self.query_one("#count", Input).focus()
+
+    @on(Input.Submitted, "#count")
+    def _submitted(self) -> None:
+        self.action_submit()
+
+    def collect(self) -> int:
+        text = self.query_one("#count", Input).value.strip()
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"Give a whole number, not {text!r}.") from None
+        if not 0 <= value <= 64:
+            raise ValueError("Give a number from 0 to 64.")
+        return value

@@ -1,0 +1,299 @@
+"""One task in full: summary, params/result/failure, runs, checkpoints, waits.
+
+The tabs leave room for more views of a task (the agent's transcript adds one).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Label, Static, TabbedContent, TabPane
+
+from ...db.reads import CheckpointInfo, TaskDetail, short_id
+from ..actions import bindings
+from ..text import (
+    age,
+    attempts,
+    json_block,
+    json_preview,
+    plain,
+    state_text,
+    timestamp,
+    until,
+)
+from ..widgets.keyed_table import KeyedTable
+from ..widgets.polling import PollingView
+from ..widgets.status_bar import StatusBar
+
+
+class TaskDetailView(PollingView):
+    def __init__(self, queue: str, task_id: uuid.UUID, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.queue = queue
+        self.task_id = task_id
+        self.detail: TaskDetail | None = None
+        self.checkpoints: dict[str, CheckpointInfo] = {}
+        self.missing = False
+
+    def compose(self) -> ComposeResult:
+        with Grid(id="task-summary"):
+            for field in ("id", "name", "queue", "state", "attempts", "worker",
+                          "enqueued", "started", "ended", "waiting"):
+                yield Label(field.capitalize(), classes="summary-label")
+                yield Static("", id=f"summary-{field}", classes="summary-value")
+        with TabbedContent(id="detail-tabs"):
+            with TabPane("Overview", id="overview"):
+                with VerticalScroll(id="overview-scroll"):
+                    yield Label("Params", classes="section-title")
+                    yield Static("", id="params", classes="json")
+                    yield Label("Headers", classes="section-title")
+                    yield Static("", id="headers", classes="json")
+                    yield Label("Result", classes="section-title", id="outcome-title")
+                    yield Static("", id="outcome", classes="json")
+            with TabPane("Runs", id="runs-tab"):
+                yield KeyedTable(
+                    [
+                        ("attempt", "Attempt"),
+                        ("run", "Run"),
+                        ("state", "State"),
+                        ("worker", "Worker"),
+                        ("started", "Started"),
+                        ("ended", "Ended"),
+                        ("failure", "Failure"),
+                    ],
+                    id="runs",
+                )
+            with TabPane("Checkpoints", id="checkpoints-tab"):
+                with Horizontal():
+                    yield KeyedTable(
+                        [
+                            ("step", "Step"),
+                            ("updated", "Updated"),
+                            ("attempt", "Attempt"),
+                            ("value", "Value"),
+                        ],
+                        id="checkpoints",
+                    )
+                    with VerticalScroll(id="checkpoint-value-scroll"):
+                        yield Static("", id="checkpoint-value", classes="json")
+            with TabPane("Waits", id="waits-tab"):
+                yield KeyedTable(
+                    [("event", "Event"), ("step", "Step"), ("since", "Waiting since"), ("timeout", "Timeout")],
+                    id="task-waits",
+                )
+        yield Static("", id="detail-error", classes="view-error")
+
+    def fetch(self, params: Any) -> TaskDetail | None:
+        return self.app.source.task_detail(self.queue, self.task_id)
+
+    def apply(self, detail: TaskDetail | None) -> None:
+        if detail is None:
+            self.missing = True
+            self.show_error(f"Task {self.task_id} no longer exists in queue {self.queue!r}.")
+            return
+        self.detail = detail
+        now = self.app.now()
+        colours = self.app.colours
+        last = detail.last_run
+        values = {
+            "id": plain(str(detail.task_id)),
+            "name": plain(detail.task_name, "bold"),
+            "queue": plain(detail.queue),
+            "state": state_text(detail.state, colours),
+            "attempts": Text(attempts(detail.attempts, detail.max_attempts)),
+            "worker": plain(last.claimed_by if last and last.claimed_by else ""),
+            "enqueued": Text(f"{timestamp(detail.enqueue_at)} ({age(detail.enqueue_at, now)} ago)"),
+            "started": Text(timestamp(detail.first_started_at)),
+            "ended": Text(timestamp(detail.ended_at)),
+            "waiting": self._waiting(detail, now),
+        }
+        for field, value in values.items():
+            self.query_one(f"#summary-{field}", Static).update(value)
+        self.query_one("#params", Static).update(json_block(detail.params))
+        self.query_one("#headers", Static).update(json_block(detail.headers))
+        title = self.query_one("#outcome-title", Label)
+        outcome = self.query_one("#outcome", Static)
+        failure = detail.failure
+        if detail.state == "completed":
+            title.update("Result")
+            outcome.update(json_block(detail.result))
+        elif failure is not None:
+            title.update("Failure" if detail.state == "failed" else "Last failure")
+            outcome.update(_failure_text(failure))
+        else:
+            title.update("Result")
+            outcome.update(Text("(not finished)", style=colours.get("foreground-muted", "")))
+        self._apply_runs(detail, colours)
+        self._apply_checkpoints(detail, now)
+        self.query_one("#task-waits", KeyedTable).apply(
+            [
+                (
+                    f"{wait.run_id}/{wait.step_name}",
+                    (
+                        plain(wait.event_name, "bold"),
+                        plain(wait.step_name),
+                        Text(f"{timestamp(wait.created_at)} ({age(wait.created_at, now)} ago)"),
+                        Text("none" if wait.timeout_at is None else until(wait.timeout_at, now)),
+                    ),
+                )
+                for wait in detail.waits
+            ]
+        )
+        self.screen.refresh_bindings()
+
+    @staticmethod
+    def _waiting(detail: TaskDetail, now) -> Text:
+        if detail.state != "sleeping":
+            return Text("")
+        if detail.waits:
+            return plain("event " + ", ".join(w.event_name for w in detail.waits))
+        run = detail.last_run
+        if run is not None and run.available_at is not None:
+            return Text(f"timer, wakes {until(run.available_at, now)}")
+        return Text("")
+
+    def _apply_runs(self, detail: TaskDetail, colours) -> None:
+        self.query_one("#runs", KeyedTable).apply(
+            [
+                (
+                    str(run.run_id),
+                    (
+                        Text(str(run.attempt), justify="right"),
+                        Text(short_id(run.run_id)),
+                        state_text(run.state, colours),
+                        plain(run.claimed_by or ""),
+                        Text(timestamp(run.started_at)),
+                        Text(timestamp(run.ended_at)),
+                        plain(_failure_line(run.failure_reason)),
+                    ),
+                )
+                for run in detail.runs
+            ]
+        )
+
+    def _apply_checkpoints(self, detail: TaskDetail, now) -> None:
+        self.checkpoints = {cp.name: cp for cp in detail.checkpoints}
+        table = self.query_one("#checkpoints", KeyedTable)
+        table.apply(
+            [
+                (
+                    cp.name,
+                    (
+                        plain(cp.name, "bold"),
+                        Text(f"{age(cp.updated_at, now)} ago", justify="right"),
+                        Text("" if cp.owner_attempt is None else str(cp.owner_attempt), justify="right"),
+                        json_preview(cp.state, 50),
+                    ),
+                )
+                for cp in detail.checkpoints
+            ]
+        )
+        self._show_checkpoint(table.cursor_key)
+
+    @on(KeyedTable.RowHighlighted, "#checkpoints")
+    def _checkpoint_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
+        self._show_checkpoint(event.row_key.value)
+
+    def _show_checkpoint(self, key: str | None) -> None:
+        value = self.query_one("#checkpoint-value", Static)
+        checkpoint = self.checkpoints.get(key) if key else None
+        if checkpoint is None:
+            value.update(Text("Select a checkpoint to see its value."))
+            return
+        heading = plain(f"{checkpoint.name}  ({checkpoint.status}, {timestamp(checkpoint.updated_at)})\n", "bold")
+        value.update(Text.assemble(heading, json_block(checkpoint.state)))
+
+    def show_error(self, message: str | None) -> None:
+        error = self.query_one("#detail-error", Static)
+        error.update(plain(message or ""))
+        error.set_class(bool(message), "-visible")
+
+
+def _failure_line(reason: Any) -> str:
+    if reason is None:
+        return ""
+    if isinstance(reason, dict):
+        name = reason.get("name") or ""
+        message = reason.get("message") or ""
+        return f"{name}: {message}" if name and message else str(name or message or json_preview(reason).plain)
+    return json_preview(reason).plain
+
+
+def _failure_text(reason: Any) -> Text:
+    if isinstance(reason, dict) and ("message" in reason or "name" in reason):
+        head = _failure_line(reason)
+        text = Text.assemble(plain(head, "bold", single_line=False), "\n")
+        trace = reason.get("traceback") or reason.get("stack")
+        if trace:
+            text.append_text(plain(f"\n{trace}", single_line=False))
+        rest = {k: v for k, v in reason.items() if k not in ("name", "message", "traceback", "stack")}
+        if rest:
+            text.append_text(Text("\n"))
+            text.append_text(json_block(rest))
+        return text
+    return json_block(reason)
+
+
+class TaskDetailScreen(Screen):
+    BINDINGS = bindings("detail")
+
+    def __init__(self, queue: str, task_id: uuid.UUID):
+        super().__init__()
+        self.queue = queue
+        self.task_id = task_id
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="◆")
+        yield TaskDetailView(self.queue, self.task_id, id="detail-view")
+        yield StatusBar(self.app.source.label, self.app.monotonic, id="status")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = f"task {self.task_id}"
+        self.refresh_views()
+        self.query_one("#detail-tabs", TabbedContent).focus()
+
+    @property
+    def view(self) -> TaskDetailView:
+        return self.query_one(TaskDetailView)
+
+    def refresh_views(self) -> None:
+        self.view.poll()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        detail = self.view.detail if self.is_mounted else None
+        if action == "retry_task":
+            return (detail is not None and detail.state == "failed") or None
+        if action == "cancel_task":
+            return (detail is not None and detail.state in ("pending", "running", "sleeping")) or None
+        return True
+
+    def action_close(self) -> None:
+        self.dismiss()
+
+    def action_copy_id(self) -> None:
+        self.app.copy_to_clipboard(str(self.task_id))
+        self.notify(f"Copied {self.task_id}", markup=False)
+
+    def action_retry_task(self) -> None:
+        detail = self.view.detail
+        if detail is not None:
+            self.app.retry_task(detail.queue, detail.task_id, detail.task_name, detail.attempts, detail.max_attempts, detail.state)
+
+    def action_cancel_task(self) -> None:
+        detail = self.view.detail
+        if detail is not None:
+            self.app.cancel_task(detail.queue, detail.task_id, detail.task_name, detail.state)
+
+    def action_emit_for_wait(self) -> None:
+        detail = self.view.detail
+        if detail is not None and detail.waits:
+            self.app.open_emit(detail.queue, detail.waits[0].event_name)
+        else:
+            self.app.open_emit(self.queue, "")

@@ -1,0 +1,117 @@
+"""Turning values into text for the screen.
+
+User data (task names, params, payloads, error messages, worker ids) always goes
+through ``plain``: it becomes a ``rich.text.Text`` (never parsed as markup) with every
+control character shown as an escape (``\\x1b``), so nothing a task writes can style,
+link, move the cursor or otherwise drive the terminal.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from rich.text import Text
+
+from ..db.reads import pretty, preview
+
+# C0 controls except tab and newline, DEL, C1 controls; plus bidi overrides, which can
+# make text read differently from what it is.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def clean(value: Any, *, single_line: bool = False) -> str:
+    text = "" if value is None else str(value)
+    text = _CONTROL.sub(_escape, text)
+    if single_line:
+        text = text.replace("\t", " ").replace("\n", "⏎")
+    return text
+
+
+def plain(value: Any, style: str = "", *, single_line: bool = True, limit: int | None = None) -> Text:
+    """User data as inert text: no markup, no escape sequences; cut to ``limit`` chars."""
+    text = clean(value, single_line=single_line)
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return Text(text, style=style, end="", no_wrap=single_line)
+
+
+def json_preview(value: Any, limit: int = 80) -> Text:
+    return plain(preview(value, limit))
+
+
+def json_block(value: Any) -> Text:
+    return plain(pretty(value), single_line=False)
+
+
+def age(then: datetime | None, now: datetime) -> str:
+    """A short, coarse duration such as ``4s``, ``12m``, ``3h``, ``2d``."""
+    if then is None:
+        return ""
+    return duration((now - then).total_seconds())
+
+
+def until(then: datetime | None, now: datetime) -> str:
+    if then is None:
+        return ""
+    seconds = (then - now).total_seconds()
+    if seconds < 0:
+        return "overdue " + duration(-seconds)
+    return "in " + duration(seconds)
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m"
+    if seconds < 86400:
+        return f"{seconds // 3600:.0f}h{(seconds % 3600) // 60:02.0f}m"
+    return f"{seconds // 86400:.0f}d{(seconds % 86400) // 3600:.0f}h"
+
+
+def timestamp(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    if value.year > 9000:
+        return "never"
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def attempts(attempts: int, max_attempts: int | None) -> str:
+    return f"{attempts}/{max_attempts if max_attempts is not None else '∞'}"
+
+
+def is_far_future(value: datetime | None, now: datetime) -> bool:
+    return value is not None and value - now > timedelta(days=365 * 100)
+
+
+# Task and run states take the theme's colours (resolved from its variables, so every
+# theme looks right): live states warm, success green, failure red, cancelled muted.
+STATE_VARIABLES = {
+    "pending": "warning",
+    "running": "accent",
+    "sleeping": "secondary",
+    "completed": "success",
+    "failed": "error",
+    "cancelled": "foreground-muted",
+    "timed_out": "warning",
+    "committed": "foreground",
+}
+
+
+def state_text(state: str, variables: dict[str, str]) -> Text:
+    colour = variables.get(STATE_VARIABLES.get(state, "foreground"), "")
+    style = f"bold {colour}" if state in ("running", "failed") else colour
+    return plain(state, style)
+
+
+def muted(text: str, variables: dict[str, str]) -> Text:
+    return plain(text, variables.get("foreground-muted", ""))

@@ -1,0 +1,101 @@
+"""A DataTable updated in place from snapshots, keyed by id.
+
+A live view replaces its rows every second. Clearing and re-adding them would jump the
+cursor and the scroll position; instead ``apply`` removes rows that left, updates only
+the cells that changed, adds new rows, restores the snapshot's order, and puts the
+cursor back on the row (by key) it was on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets._data_table import RowKey
+from textual._two_way_dict import TwoWayDict
+
+
+class KeyedTable(DataTable):
+    """DataTable with ``apply(rows)``: rows are (key, cells) in display order."""
+
+    DEFAULT_CSS = """
+    KeyedTable { height: 1fr; }
+    """
+
+    def __init__(self, columns: Sequence[tuple[str, str]], **kwargs: Any):
+        kwargs.setdefault("cursor_type", "row")
+        kwargs.setdefault("zebra_stripes", True)
+        super().__init__(**kwargs)
+        self._column_spec = columns
+        self._cells: dict[str, tuple[Any, ...]] = {}
+        self._order: list[str] = []
+
+    def on_mount(self) -> None:
+        for key, label in self._column_spec:
+            self.add_column(label, key=key)
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self._order)
+
+    @property
+    def cursor_key(self) -> str | None:
+        if not self._order or self.cursor_row < 0:
+            return None
+        try:
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except Exception:  # noqa: BLE001 - no row under the cursor (empty table): no key
+            return None
+
+    def apply(self, rows: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Make the table show ``rows`` (in this order), changing as little as possible."""
+        selected = self.cursor_key
+        selected_index = self.cursor_row
+        wanted = {key: tuple(cells) for key, cells in rows}
+        order = [key for key, _ in rows]
+        column_keys = [key for key, _ in self._column_spec]
+        for key in [k for k in self._order if k not in wanted]:
+            self.remove_row(key)
+            del self._cells[key]
+        for key, cells in wanted.items():
+            old = self._cells.get(key)
+            if old is None:
+                self.add_row(*cells, key=key)
+            else:
+                for column, before, after in zip(column_keys, old, cells):
+                    if _differs(before, after):
+                        self.update_cell(key, column, after, update_width=True)
+            self._cells[key] = cells
+        locations = self._row_locations
+        current = [locations.get_key(index).value for index in range(len(locations))]
+        if current != order:
+            self._reorder(order)
+        self._order = order
+        if not order:
+            return
+        if selected is not None and selected in wanted:
+            target = order.index(selected)
+        else:
+            target = min(max(selected_index, 0), len(order) - 1)
+        if target != self.cursor_row:
+            self.move_cursor(row=target, scroll=False)
+
+    def _reorder(self, order: Sequence[str]) -> None:
+        # What DataTable.sort does, with our own order (sort can only order by cell
+        # values, and the snapshot's order is by an id that is not a column).
+        self._row_locations = TwoWayDict({RowKey(key): index for index, key in enumerate(order)})
+        self._update_count += 1
+        self.refresh()
+
+    def select_key(self, key: str) -> bool:
+        if key not in self._cells:
+            return False
+        self.move_cursor(row=self._order.index(key))
+        return True
+
+
+def _differs(a: Any, b: Any) -> bool:
+    if isinstance(a, Text) and isinstance(b, Text):
+        return a.plain != b.plain or a.style != b.style or a.spans != b.spans
+    return a != b

@@ -1,0 +1,104 @@
+"""Views that refresh from the database in a thread worker.
+
+The contract of a polling view:
+* ``poll()`` (UI thread) captures the view's parameters (filter, page ...) and starts
+  one thread worker, unless one is already in flight: a tick is then skipped, so a
+  slow query never piles up behind itself.
+* ``fetch(params)`` (worker thread) does the I/O and returns one immutable snapshot.
+  It must not touch widgets.
+* ``apply(snapshot)`` (UI thread) shows it, inside one ``batch_update``.
+If the parameters changed while the query ran, the stale snapshot is dropped and the
+view polls again at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from textual import work
+from textual.containers import Vertical
+from textual.message import Message
+from textual.worker import get_current_worker
+
+from ...db.errors import DatabaseError, DatabaseUnavailable
+
+
+class PollDone(Message):
+    def __init__(self, params: Any, result: Any = None, error: BaseException | None = None):
+        super().__init__()
+        self.params = params
+        self.result = result
+        self.error = error
+
+
+class PollingView(Vertical):
+    """Base class; subclasses implement ``poll_params``, ``fetch`` and ``apply``."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.in_flight = False
+        self.loaded = False
+
+    def poll_params(self) -> Any:
+        return None
+
+    def fetch(self, params: Any) -> Any:
+        raise NotImplementedError
+
+    def apply(self, snapshot: Any) -> None:
+        raise NotImplementedError
+
+    def same_params(self, a: Any, b: Any) -> bool:
+        return a == b
+
+    def show_error(self, message: str | None) -> None:
+        """Show (or with None, clear) a read error that is not a lost connection."""
+
+    def poll(self) -> bool:
+        """Start a refresh unless one is running; True if one was started."""
+        if self.in_flight or not self.is_mounted:
+            return False
+        self.in_flight = True
+        self._fetch_in_thread(self.poll_params())
+        return True
+
+    @work(thread=True, group="poll")
+    def _fetch_in_thread(self, params: Any) -> None:
+        worker = get_current_worker()
+        try:
+            message = PollDone(params, result=self.fetch(params))
+        except (DatabaseError, psycopg.Error) as exc:
+            # Reported to the user by the UI thread (status bar or the view's error
+            # line); anything else is a bug and crashes loudly.
+            message = PollDone(params, error=exc)
+        if not worker.is_cancelled:
+            self.post_message(message)
+
+    def on_poll_done(self, message: PollDone) -> None:
+        message.stop()
+        self.in_flight = False
+        app = self.app
+        if message.error is not None:
+            if isinstance(message.error, DatabaseUnavailable) or isinstance(
+                message.error, psycopg.OperationalError
+            ):
+                app.report_unavailable(message.error)
+            else:
+                app.report_success()
+                self.show_error(error_text(message.error))
+            return
+        app.report_success()
+        if not self.same_params(message.params, self.poll_params()):
+            self.poll()
+            return
+        self.show_error(None)
+        with app.batch_update():
+            self.apply(message.result)
+        self.loaded = True
+
+
+def error_text(exc: BaseException) -> str:
+    if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
+        return exc.diag.message_primary
+    return " ".join(str(exc).split()) or exc.__class__.__name__

@@ -1,0 +1,82 @@
+"""The bottom status line: database, connection, refresh age, workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from ..text import clean, duration
+
+
+@dataclass(frozen=True)
+class ConnectionState:
+    connected: bool = True
+    error: str | None = None
+    """Why the last attempt failed (already free of passwords)."""
+    retry_at: float | None = None
+    """Monotonic time of the next attempt while disconnected."""
+    last_refresh: float | None = None
+    """Monotonic time of the last successful refresh."""
+
+
+@dataclass(frozen=True)
+class WorkersState:
+    embedded: bool = False
+    total: int = 0
+    busy: int = 0
+    paused: bool = False
+    disconnected: int = 0
+
+
+class StatusBar(Widget):
+    """One line; re-rendered every second so the ages stay true."""
+
+    DEFAULT_CSS = """
+    StatusBar { height: 1; }
+    """
+
+    connection: reactive[ConnectionState] = reactive(ConnectionState, always_update=True)
+    worker_state: reactive[WorkersState] = reactive(WorkersState, always_update=True)
+
+    def __init__(self, label: str, clock: Callable[[], float], **kwargs):
+        super().__init__(**kwargs)
+        self.label = label
+        self._clock = clock
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self.refresh)
+
+    def watch_connection(self, state: ConnectionState) -> None:
+        self.set_class(not state.connected, "-disconnected")
+
+    def render(self) -> Content:
+        now = self._clock()
+        state = self.connection
+        parts: list[str | tuple[str, str]] = [(" ", ""), (clean(self.label, single_line=True), "bold")]
+        if state.connected:
+            parts += [("  ●", "$success"), (" connected", "")]
+        else:
+            retry = ""
+            if state.retry_at is not None:
+                retry = f", retrying in {max(0, round(state.retry_at - now))} s"
+            parts += [("  ✖", "$error"), (f" disconnected{retry}", "bold $error")]
+        if state.last_refresh is not None:
+            parts.append((f"  refreshed {duration(now - state.last_refresh)} ago", "$text-muted"))
+        else:
+            parts.append(("  not refreshed yet", "$text-muted"))
+        workers = self.worker_state
+        if workers.embedded:
+            idle = workers.total - workers.busy
+            text = f"  workers {workers.busy} busy / {idle} idle"
+            parts.append((text, ""))
+            if workers.paused:
+                parts.append(("  paused", "bold $warning"))
+            if workers.disconnected:
+                parts.append((f"  {workers.disconnected} reconnecting", "$warning"))
+        else:
+            parts.append(("  no embedded workers", "$text-muted"))
+        return Content.assemble(*parts)
