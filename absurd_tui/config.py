@@ -42,6 +42,10 @@ class Settings:
     poll_interval: float = 1.0
     """Seconds between worker claim polls when no notification arrives."""
 
+    def __post_init__(self) -> None:
+        # Accept str paths from callers; keep the field a resolved Path.
+        object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
+
     @property
     def embedded(self) -> bool:
         return self.dsn is None
