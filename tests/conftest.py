@@ -39,8 +39,9 @@ def pg_server_dsn():
     if configured:
         yield configured
         return
-    import pgserver
+    from absurd_tui.db.embedded import import_pgserver
 
+    pgserver = import_pgserver()
     tmp = Path(tempfile.mkdtemp(prefix="absurd-tui-test-pg-"))
     server = pgserver.get_server(tmp / "pgdata", cleanup_mode="delete")
     try:

