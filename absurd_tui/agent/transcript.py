@@ -183,6 +183,10 @@ def build_transcript(
             stop_walk = False
             call_index = 0
             for index, block in enumerate(turn.content):
+                if stop_walk:
+                    # Nothing after an unfinished tool call exists yet, and only the
+                    # last entry may be transient: the rest of the turn comes later.
+                    break
                 kind = block.get("type")
                 if kind == "text" and block.get("text"):
                     entries.append(Entry(f"{step}/{index}", "assistant", block["text"], iteration=number, step=step))
@@ -201,7 +205,7 @@ def build_transcript(
                             step=step,
                         )
                     )
-                    if last_turn or stop_walk:
+                    if last_turn:
                         continue
                     outcome = _tool_outcome(
                         planner.tool(call),
@@ -221,8 +225,6 @@ def build_transcript(
                     if entry is not None:
                         entries.append(entry)
                     if entry is None or entry.transient:
-                        # Nothing after an unfinished tool can exist yet; the remaining
-                        # calls of this turn are still listed, without results.
                         stop_walk = True
             if last_turn:
                 entries.append(
@@ -424,10 +426,64 @@ def transcript_from_detail(detail: reads.TaskDetail, now: datetime | None = None
     )
 
 
+# One statement, so the task's state, checkpoints, runs and waits are one consistent
+# snapshot. Every part is served by an index (task primary key, the checkpoint key,
+# r_<q>_ti, w_<q>_ti). reads.task_detail is not used here: it also loads columns such
+# as available_at, which is 'infinity' while a run waits without timeout.
+_SNAPSHOT_SQL = """
+    SELECT t.params, t.state, t.completed_payload,
+           (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'name', c.checkpoint_name, 'state', c.state, 'status', c.status)), '[]')
+              FROM absurd.{checkpoints} c WHERE c.task_id = t.task_id),
+           (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'attempt', r.attempt, 'started', r.started_at IS NOT NULL,
+                       'failure', r.failure_reason) ORDER BY r.attempt), '[]')
+              FROM absurd.{runs} r WHERE r.task_id = t.task_id),
+           (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'step', w.step_name, 'event', w.event_name,
+                       'created_at', w.created_at, 'timeout_at', w.timeout_at)), '[]')
+              FROM absurd.{waits} w WHERE w.task_id = t.task_id),
+           absurd.current_time()
+    FROM absurd.{tasks} t
+    WHERE t.task_id = %s
+"""
+
+
 def load_transcript(conn: psycopg.Connection, queue: str, task_id: str | uuid.UUID) -> Transcript | None:
     """Read one agent task and build its transcript (None if there is no such task)."""
-    detail = reads.task_detail(conn, queue, task_id)
-    if detail is None:
+    from psycopg import sql
+
+    query = sql.SQL(_SNAPSHOT_SQL).format(
+        tasks=sql.Identifier(f"t_{queue}"),
+        runs=sql.Identifier(f"r_{queue}"),
+        checkpoints=sql.Identifier(f"c_{queue}"),
+        waits=sql.Identifier(f"w_{queue}"),
+    )
+    row = conn.execute(query, (uuid.UUID(str(task_id)),)).fetchone()
+    if row is None:
         return None
-    now = conn.execute("SELECT absurd.current_time()").fetchone()[0]
-    return transcript_from_detail(detail, now=now)
+    params, state, result, checkpoints, runs, waits, now = row
+    last_error = None
+    failure = None
+    failures = [run["failure"] for run in runs if run.get("failure") is not None]
+    if state == "failed" and failures:
+        failure = failures[-1]
+    elif state in LIVE_STATES and runs and runs[-1]["attempt"] > 1 and not runs[-1]["started"] and failures:
+        # A retry run that has not started yet: the previous attempt's failure is why.
+        last_error = _failure_text(failures[-1])
+    return build_transcript(
+        params,
+        {c["name"]: c["state"] for c in checkpoints if c["status"] == "committed"},
+        task_id=task_id,
+        queue=queue,
+        state=state,
+        timed_out=[c["name"] for c in checkpoints if c["status"] == "timed_out"],
+        waits=[
+            Wait(w["step"], w["event"], _timestamp(w["created_at"]), _timestamp(w["timeout_at"]))
+            for w in waits
+        ],
+        result=result,
+        failure=failure,
+        last_error=last_error,
+        now=now,
+    )
