@@ -359,16 +359,29 @@ def _planner_rows(conn: psycopg.Connection, query: sql.Composable, params: Seque
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
+# How a live state's runs are found through an index. Pending and sleeping runs are in
+# the claim index (r_<q>_sai: partial on those two states in our schema, on (state,
+# available_at) upstream). Running runs are found through the lease index
+# (r_<q>_cei, partial on running runs that hold a lease), in both schemas; a run
+# claimed with claim_timeout 0 holds no lease and is not counted as running here (no
+# index covers it: counting it would read the whole run table every refresh).
+_LIVE_RUNS = {
+    "pending": "state = 'pending'",
+    "sleeping": "state = 'sleeping'",
+    "running": "state = 'running' AND claim_expires_at IS NOT NULL",
+}
+
+
 def _live_counts(conn: psycopg.Connection, queue: str) -> dict[str, Count]:
     # One live run per live task, in the same state (contract section 5), so these
-    # read only the live part of r_<q>_sai however many finished tasks there are.
+    # read only the live part of the run table however many finished tasks there are.
     runs = _ident("r", queue)
-    counts = {}
-    for state in LIVE_STATES:
-        counts[state] = _capped_count(
-            conn, sql.SQL("SELECT 1 FROM {} WHERE state = %s").format(runs), (state,)
+    return {
+        state: _capped_count(
+            conn, sql.SQL("SELECT 1 FROM {} WHERE " + predicate).format(runs), ()
         )
-    return counts
+        for state, predicate in _LIVE_RUNS.items()
+    }
 
 
 def _terminal_counts(conn: psycopg.Connection, queue: str) -> dict[str, Count]:
@@ -449,12 +462,22 @@ def _suffix(text: str) -> str | None:
     return digits
 
 
-def _task_where(flt: TaskFilter, after: uuid.UUID | None) -> tuple[sql.Composable, list[Any]]:
+def _task_where(queue: str, flt: TaskFilter, after: uuid.UUID | None) -> tuple[sql.Composable, list[Any]]:
     clauses: list[sql.Composable] = []
     params: list[Any] = []
     if flt.state:
         clauses.append(sql.SQL("t.state = %s"))
         params.append(flt.state)
+        runs_in_state = {**_LIVE_RUNS, "failed": "state = 'failed'"}.get(flt.state)
+        if runs_in_state is not None:
+            # Few such tasks among many completed ones: start from their runs (an index
+            # holds exactly those: r_<q>_sai, r_<q>_cei, r_<q>_fai) instead of walking
+            # the whole task table in id order to find them.
+            clauses.append(
+                sql.SQL("t.task_id IN (SELECT r.task_id FROM {} AS r WHERE r." + runs_in_state + ")").format(
+                    _ident("r", queue)
+                )
+            )
     if flt.name:
         clauses.append(sql.SQL("t.task_name LIKE %s"))
         params.append(_like_prefix(flt.name))
@@ -508,7 +531,7 @@ ORDER BY t.task_id DESC
 def _fetch_task_rows(
     conn: psycopg.Connection, queue: str, flt: TaskFilter, limit: int, after: uuid.UUID | None
 ) -> list[TaskRow]:
-    where, params = _task_where(flt, after)
+    where, params = _task_where(queue, flt, after)
     stmt = sql.SQL(_TASK_ROW_SQL).format(
         tasks=_ident("t", queue),
         runs=_ident("r", queue),
@@ -560,7 +583,7 @@ def count_tasks(
     for queue in _queues(conn, flt.queue):
         if total.capped:
             break
-        where, params = _task_where(flt, None)
+        where, params = _task_where(queue, flt, None)
         total = total + _capped_count(
             conn, sql.SQL("SELECT 1 FROM {} AS t WHERE {}").format(_ident("t", queue), where), params
         )
@@ -602,7 +625,7 @@ def list_task_ids(conn: psycopg.Connection, flt: TaskFilter, limit: int = 100_00
     """Every task matching ``flt`` (up to ``limit``), for bulk retry and cancel."""
     refs: list[TaskRef] = []
     for queue in _queues(conn, flt.queue):
-        where, params = _task_where(flt, None)
+        where, params = _task_where(queue, flt, None)
         stmt = sql.SQL(
             "SELECT t.task_id, t.task_name, t.state FROM {} AS t WHERE {} ORDER BY t.task_id DESC LIMIT %s"
         ).format(_ident("t", queue), where)
@@ -802,8 +825,9 @@ def workers_seen(conn: psycopg.Connection) -> list[WorkerSeen]:
     seen: dict[str, dict[str, Any]] = {}
     for name in queue_names(conn):
         stmt = sql.SQL(
+            # Running runs with a lease: the lease index (r_<q>_cei) serves it.
             "SELECT claimed_by, count(*), max(started_at), min(claim_expires_at) FROM {} "
-            "WHERE state = 'running' GROUP BY claimed_by"
+            "WHERE state = 'running' AND claim_expires_at IS NOT NULL GROUP BY claimed_by"
         ).format(_ident("r", name))
         for worker, running, last_claim, lease in conn.execute(stmt):
             key = worker or "(unknown)"

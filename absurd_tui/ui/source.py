@@ -222,7 +222,7 @@ class LiveSource:
 
         with self.connection() as conn:
             try:
-                yield Absurd(conn, queue_name=queue)
+                yield Absurd(conn, queue_name=queue, registry=self._registry)
             except psycopg.OperationalError:
                 raise
             except (psycopg.Error, ValueError, TypeError, LookupError) as exc:
