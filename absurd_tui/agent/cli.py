@@ -238,9 +238,19 @@ def _ask(question: PendingQuestion, stdin: TextIO, stdout: TextIO) -> str | None
         if not line:
             return None
         answer = line.rstrip("\r\n")
+        if not _is_terminal(stdin):
+            # Piped input is not echoed: show what was read so the log reads naturally.
+            print(_plain(answer), file=stdout, flush=True)
         if answer.strip():
             return answer
         print("(type an answer and press Enter)", file=stdout, flush=True)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 class TranscriptPrinter:
