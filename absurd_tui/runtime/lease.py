@@ -22,8 +22,21 @@ from dataclasses import dataclass
 import psycopg
 
 from ..sdk.context import ClaimedTask, RunControl
-from ..sdk.errors import CANCELLED_SQLSTATE, FAILED_SQLSTATE, CancelledTask, FailedTask, sqlstate
-from .connections import Backoff, OutageLog, close_quietly, describe_error, is_connection_error, open_connection
+from ..sdk.errors import (
+    CANCELLED_SQLSTATE,
+    FAILED_SQLSTATE,
+    CancelledTask,
+    FailedTask,
+    sqlstate,
+)
+from .connections import (
+    Backoff,
+    OutageLog,
+    close_quietly,
+    describe_error,
+    is_connection_error,
+    open_connection,
+)
 
 log = logging.getLogger("absurd_tui.runtime.lease")
 

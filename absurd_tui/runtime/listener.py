@@ -15,7 +15,13 @@ from collections.abc import Callable, Iterable
 
 import psycopg
 
-from .connections import Backoff, OutageLog, close_quietly, describe_error, open_connection
+from .connections import (
+    Backoff,
+    OutageLog,
+    close_quietly,
+    describe_error,
+    open_connection,
+)
 
 log = logging.getLogger("absurd_tui.runtime.listener")
 
@@ -29,7 +35,7 @@ class NotifyListener:
         queues: Iterable[str],
         on_ready: Callable[[str | None], None],
         *,
-        check_interval: float = 0.5,
+        check_interval: float = 0.25,
     ) -> None:
         self._dsn = dsn
         self._queues = frozenset(queues)

@@ -28,12 +28,31 @@ from typing import Any
 
 import psycopg
 
-from ..sdk.context import ClaimedTask, RunControl, SchemaFeatures, TaskContext, detect_features
+from ..sdk.context import (
+    ClaimedTask,
+    RunControl,
+    SchemaFeatures,
+    TaskContext,
+    detect_features,
+)
 from ..sdk.errors import CANCELLED_SQLSTATE, FAILED_SQLSTATE, TaskAbandoned, sqlstate
-from ..sdk.execution import ExecutionResult, Outcome, claim_tasks, execute_task, unknown_task_delay
+from ..sdk.execution import (
+    ExecutionResult,
+    Outcome,
+    claim_tasks,
+    execute_task,
+    unknown_task_delay,
+)
 from ..sdk.registry import TaskRegistry, default_registry
 from ..sdk.validation import validate_queue_name
-from .connections import Backoff, OutageLog, close_quietly, describe_error, is_connection_error, open_connection
+from .connections import (
+    Backoff,
+    OutageLog,
+    close_quietly,
+    describe_error,
+    is_connection_error,
+    open_connection,
+)
 from .lease import LeaseKeeper
 from .listener import NotifyListener
 from .status import WorkerState, WorkerStatus, utcnow
@@ -132,7 +151,9 @@ class WorkerPool:
             workers = list(self._workers.values())
         deadline = time.monotonic() + max(0.0, timeout)
         for worker in workers:
-            worker.thread.join(max(0.0, deadline - time.monotonic()))
+            # stop() may be called from a task or a status callback on a worker thread.
+            if worker.thread is not threading.current_thread():
+                worker.thread.join(max(0.0, deadline - time.monotonic()))
         for worker in workers:
             if worker.thread.is_alive():
                 worker.abandon()
@@ -253,7 +274,7 @@ class WorkerPool:
         if self._on_status is not None:
             try:
                 self._on_status(status)
-            except Exception:  # noqa: BLE001 - a faulty observer (a UI) must not kill a worker
+            except Exception:
                 log.exception("The on_status callback raised; ignoring")
 
     def _note_missing_queue(self, queue: str) -> None:

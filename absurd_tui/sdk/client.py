@@ -111,6 +111,7 @@ class Absurd:
         self._owns_pool = False
         # Reentrant: a handler run by work_batch on this client may call the client.
         self._conn_lock = threading.RLock()
+        self._worker_stop = threading.Event()
         source = conn_or_dsn_or_pool if conn_or_dsn_or_pool is not None else default_connection_url()
         if isinstance(source, str):
             self._dsn: str | None = source
@@ -118,9 +119,10 @@ class Absurd:
                 source,
                 min_size=1,
                 max_size=max(1, pool_size),
-                kwargs={"autocommit": True, "application_name": "absurd-tui client"},
+                kwargs={"autocommit": True, "application_name": "absurd-tui client", "connect_timeout": 5},
                 check=ConnectionPool.check_connection,
                 name="absurd-tui-client",
+                timeout=15,
                 open=True,
             )
             self._owns_pool = True
@@ -159,7 +161,9 @@ class Absurd:
                 yield self._conn
 
     def close(self) -> None:
-        """Close the pool if this client opened it; a connection given is left open."""
+        """Stop ``start_worker`` if running; close the pool if this client opened it (a
+        connection or pool given is left open)."""
+        self.stop_worker()
         if self._owns_pool and self._pool is not None:
             self._pool.close()
 
@@ -216,18 +220,17 @@ class Absurd:
             detach_mode=detach_mode,
             detach_min_age=detach_min_age,
         )
-        with self.connection() as conn:
-            # One transaction, so a rejected policy leaves no queue behind; a user's
-            # connection outside autocommit is already in the caller's transaction.
-            with conn.transaction() if conn.autocommit else nullcontext():
-                if storage_mode == "unpartitioned":
-                    conn.execute("SELECT absurd.create_queue(%s)", (queue,))
-                else:
-                    conn.execute("SELECT absurd.create_queue(%s, %s)", (queue, storage_mode))
-                if policy:
-                    conn.execute(
-                        "SELECT absurd.set_queue_policy(%s, %s::jsonb)", (queue, json.dumps(policy))
-                    )
+        # One transaction, so a rejected policy leaves no queue behind; a user's connection
+        # outside autocommit is already in the caller's transaction.
+        with self.connection() as conn, conn.transaction() if conn.autocommit else nullcontext():
+            if storage_mode == "unpartitioned":
+                conn.execute("SELECT absurd.create_queue(%s)", (queue,))
+            else:
+                conn.execute("SELECT absurd.create_queue(%s, %s)", (queue, storage_mode))
+            if policy:
+                conn.execute(
+                    "SELECT absurd.set_queue_policy(%s, %s::jsonb)", (queue, json.dumps(policy))
+                )
 
     def set_queue_policy(
         self,
@@ -465,6 +468,49 @@ class Absurd:
                 )
                 for task in claimed
             ]
+
+    def start_worker(
+        self,
+        worker_id: str | None = None,
+        claim_timeout: int = 120,
+        concurrency: int = 1,
+        batch_size: int | None = None,
+        poll_interval: float = 0.25,
+    ) -> None:
+        """Serve this client's queue with a worker pool until ``stop_worker()`` is called
+        (from a handler, another thread or a signal handler); blocks meanwhile.
+
+        Needs a client built from a DSN: every worker thread opens its own connection.
+        ``batch_size`` is accepted for the official SDK's signature; each thread claims
+        one run at a time.
+        """
+        if self._dsn is None:
+            raise ValueError(
+                "start_worker needs a client built from a DSN, since each worker thread opens "
+                "its own connection; use absurd_tui.runtime.WorkerPool, or work_batch() on "
+                "this client"
+            )
+        from ..runtime import WorkerPool
+
+        pool = WorkerPool(
+            self._dsn,
+            self._registry,
+            queues=(self._queue_name,),
+            concurrency=concurrency,
+            claim_timeout=claim_timeout,
+            poll_interval=poll_interval,
+            worker_id=worker_id,
+        )
+        self._worker_stop.clear()
+        pool.start()
+        try:
+            self._worker_stop.wait()
+        finally:
+            pool.stop()
+
+    def stop_worker(self) -> None:
+        """Make a running ``start_worker()`` return (running tasks get 5 s to finish)."""
+        self._worker_stop.set()
 
     def __repr__(self) -> str:
         mode = "pool" if self._pool is not None else "connection"

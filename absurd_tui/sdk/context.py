@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, TypeVar, overload
 
@@ -178,7 +178,11 @@ class TaskContext:
         ctx._wake_event = claimed.wake_event
         ctx._event_payload = claimed.event_payload
         ctx._current_step = None
-        ctx._headers = MappingProxyType(dict(claimed.headers or {}))
+        # Other SDKs may store any JSON as headers; only an object becomes a mapping.
+        headers = claimed.headers
+        ctx._headers = MappingProxyType(dict(headers)) if isinstance(headers, dict) else (
+            MappingProxyType({}) if headers is None else headers
+        )
         ctx._run_state_query = sql.SQL(
             """
             SELECT t.state AS task_state, r.state AS run_state,
@@ -323,12 +327,12 @@ class TaskContext:
         now = self._database_now()
         self._sleep(checkpoint_name, stored, lambda: now + timedelta(seconds=seconds), now)
 
-    def sleep_until(self, step_name: str, wake_at: datetime | int | float) -> None:
+    def sleep_until(self, step_name: str, wake_at: datetime | float) -> None:
         """Suspend this task until ``wake_at`` (an aware datetime or a Unix time)."""
         if isinstance(wake_at, bool) or not isinstance(wake_at, (datetime, int, float)):
             raise TypeError(f"sleep_until needs a datetime or a Unix time, not {wake_at!r}")
         if isinstance(wake_at, (int, float)):
-            wake_at = datetime.fromtimestamp(wake_at, timezone.utc)
+            wake_at = datetime.fromtimestamp(wake_at, UTC)
         elif wake_at.tzinfo is None:
             raise ValueError(
                 f"sleep_until needs a timezone-aware datetime; {wake_at.isoformat()} has no "
@@ -386,12 +390,15 @@ class TaskContext:
         if cached is not _MISSING:
             return cached
         timed_out_message = f'Timed out waiting for event "{event_name}" at "{checkpoint_name}"'
-        if not self._features.await_event_timed_out:
-            # Upstream schema: it records no timeout, so the claim row is the only
-            # evidence (the official SDK's behaviour, with its replay caveats).
-            if self._wake_event == event_name and self._event_payload is None:
-                self._wake_event = None
-                raise TimeoutError(timed_out_message)
+        # Upstream schema: it records no timeout, so the claim row is the only evidence
+        # (the official SDK's behaviour, with its replay caveats).
+        if (
+            not self._features.await_event_timed_out
+            and self._wake_event == event_name
+            and self._event_payload is None
+        ):
+            self._wake_event = None
+            raise TimeoutError(timed_out_message)
         columns = "should_suspend, payload, timed_out" if self._features.await_event_timed_out else (
             "should_suspend, payload"
         )
@@ -474,7 +481,7 @@ class TaskContext:
         Workers of this package heartbeat automatically; this is for code that must
         stay on the official SDK's semantics or wants a longer lease for one step.
         """
-        extend = self._claim_timeout if seconds is None else int(math.ceil(seconds))
+        extend = self._claim_timeout if seconds is None else math.ceil(seconds)
         if extend <= 0:
             return
         self._control.check()
@@ -543,7 +550,7 @@ def _callable_name(fn: Callable[..., Any]) -> str:
 
 def _parse_timestamp(text: str) -> datetime:
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _event_timeout(timeout: float | None) -> int | None:
@@ -556,5 +563,5 @@ def _event_timeout(timeout: float | None) -> int | None:
         raise ValueError(f"timeout must be a number of seconds, not {timeout!r}")
     if timeout < 0:
         raise ValueError("timeout must be non-negative")
-    return int(math.ceil(timeout))
+    return math.ceil(timeout)
 

@@ -32,7 +32,7 @@ class TaskAbandoned(FailedTask):
     left to be reclaimed when its lease expires."""
 
 
-class TimeoutError(Exception):  # noqa: A001 - same name as the official SDK on purpose
+class TimeoutError(Exception):
     """Waiting for an event or a task result took longer than the timeout."""
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 import threading
@@ -64,6 +65,11 @@ class TaskRegistry:
             raise ValueError("A task name must be a non-empty string")
         if not callable(handler):
             raise TypeError(f'The handler for task "{name}" is not callable')
+        if inspect.iscoroutinefunction(handler):
+            raise TypeError(
+                f'The handler for task "{name}" is async; absurd-tui workers are threads and '
+                "run plain functions (def handler(params, ctx))"
+            )
         if default_max_attempts is not None and (
             isinstance(default_max_attempts, bool)
             or not isinstance(default_max_attempts, int)

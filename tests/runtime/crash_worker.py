@@ -8,9 +8,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from crash_tasks import make_registry  # noqa: E402
+from crash_tasks import make_registry
 
-from absurd_tui.runtime import WorkerPool  # noqa: E402
+from absurd_tui.runtime import WorkerPool
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -224,7 +225,7 @@ def test_failures_are_recorded_and_retried_by_the_strategy(client, registry, mak
         assert reason["name"] == "KeyError" and reason["type"] == "builtins.KeyError"
         assert reason["message"] == repr(f"attempt {run['attempt']}")
         assert 'raise KeyError(f"attempt {ctx.attempt}")' in reason["traceback"]
-    for earlier, later in zip(runs, runs[1:]):
+    for earlier, later in itertools.pairwise(runs):
         # Claiming resets available_at, so the delay shows in when the retry started.
         waited = (later["started_at"] - earlier["failed_at"]).total_seconds()
         assert 0.5 <= waited < 3
@@ -309,3 +310,27 @@ def test_bad_pool_arguments():
         WorkerPool("postgresql://x", queues=("q" * 58,))
     with pytest.raises(ValueError, match="poll_interval"):
         WorkerPool("postgresql://x", poll_interval=0)
+
+
+def test_client_start_worker_serves_until_stop_worker(db_dsn, registry):
+    from absurd_tui.sdk import Absurd
+
+    with Absurd(db_dsn, registry=registry) as client:
+        client.create_queue()
+
+        @client.register_task("stopper")
+        def stopper(params, ctx):
+            client.stop_worker()
+            return "stopping"
+
+        spawned = client.spawn("stopper", {})
+        runner = threading.Thread(target=client.start_worker, kwargs={"claim_timeout": 5})
+        runner.start()
+        runner.join(15)
+        assert not runner.is_alive()
+        assert wait_until(completed(client, spawned.task_id)).result == "stopping"
+
+
+def test_start_worker_needs_a_dsn(client):
+    with pytest.raises(ValueError, match="needs a client built from a DSN"):
+        client.start_worker()

@@ -10,10 +10,15 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from absurd_tui.sdk import Absurd, InvalidParams, SpawnResult, TaskRegistry, TimeoutError
+from absurd_tui.sdk import (
+    Absurd,
+    InvalidParams,
+    SpawnResult,
+    TimeoutError,
+)
 from absurd_tui.sdk.execution import Outcome
 
-from .helpers import rows, run_rows, task_row
+from .helpers import rows, task_row
 
 
 def test_spawn_result_reads_like_a_dict_and_a_dataclass(client, conn):

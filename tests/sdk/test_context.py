@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 
 from absurd_tui.sdk import (
@@ -16,11 +17,12 @@ from absurd_tui.sdk import (
     TimeoutError,
     get_current_context,
 )
+from absurd_tui.sdk.context import SchemaFeatures, detect_features
 from absurd_tui.sdk.execution import Outcome
 
 from .helpers import checkpoints, run_rows, set_now, task_row
 
-T0 = datetime(2031, 3, 4, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2031, 3, 4, 12, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -439,3 +441,36 @@ def test_ctx_emit_event_rejects_non_json(client, clock):
     failure = client.fetch_task_result(spawned.task_id).failure
     assert failure["name"] == "InvalidParams"
     assert 'payload["x"] is of type object' in failure["message"]
+
+
+def test_the_engine_reports_durable_event_timeouts(conn):
+    assert detect_features(conn) == SchemaFeatures(await_event_timed_out=True)
+
+
+def test_an_upstream_schema_gets_the_official_sdk_timeout_behaviour(client, conn, clock):
+    # As against upstream's engine, whose await_event has no timed_out column.
+    client._features = SchemaFeatures(await_event_timed_out=False)
+
+    @client.register_task("upstream-wait")
+    def upstream_wait(params, ctx):
+        try:
+            return ctx.await_event("go", timeout=60)
+        except TimeoutError:
+            return "timed out"
+
+    spawned = client.spawn("upstream-wait", {})
+    assert outcomes(client) == [Outcome.SUSPENDED]
+    clock(T0 + timedelta(seconds=61))
+    statements: list[str] = []
+
+    class Recording(psycopg.Cursor):
+        def execute(self, query, params=None, **kwargs):
+            statements.append(query.as_string(self) if hasattr(query, "as_string") else str(query))
+            return super().execute(query, params, **kwargs)
+
+    conn.cursor_factory = Recording
+    assert outcomes(client) == [Outcome.COMPLETED]
+    assert client.fetch_task_result(spawned.task_id).result == "timed out"
+    # Decided from the claim row alone, as the official SDK does: await_event not called.
+    assert any("claim_task" in q for q in statements)
+    assert not any("await_event" in q for q in statements)

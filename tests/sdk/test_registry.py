@@ -8,7 +8,12 @@ import textwrap
 import pytest
 
 import absurd_tui
-from absurd_tui.sdk import TaskModuleError, TaskRegistry, default_registry, load_task_modules
+from absurd_tui.sdk import (
+    TaskModuleError,
+    TaskRegistry,
+    default_registry,
+    load_task_modules,
+)
 from absurd_tui.sdk.registry import register_task
 
 
@@ -34,7 +39,7 @@ def test_queue_defaults_to_default_and_reregistering_replaces():
     registry = TaskRegistry()
     registry.register("t", lambda p, c: 1)
     assert registry.get("t").queue == "default"
-    second = lambda p, c: 2  # noqa: E731
+    second = lambda p, c: 2
     registry.register("t", second, queue="other")
     assert registry.get("t").handler is second
     assert registry.queues() == ["other"]
@@ -83,7 +88,7 @@ def test_load_task_modules_by_dotted_name_and_by_path(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
     try:
         modules = load_task_modules(["regpkg_one.tasks", str(loose)])
-        assert [m.__name__ for m in modules][0] == "regpkg_one.tasks"
+        assert modules[0].__name__ == "regpkg_one.tasks"
         assert default_registry.get("reg-test-dotted").queue == "q1"
         assert default_registry.get("reg-test-path").handler(None, None) == "helper"
         # Loading the same file again does not import it twice.
@@ -117,3 +122,11 @@ def test_a_module_that_raises_reports_the_error_and_chains_it(tmp_path):
 
 def test_register_task_is_reexported():
     assert absurd_tui.register_task is register_task
+
+
+def test_async_handlers_are_refused_with_a_reason():
+    async def handler(params, ctx):
+        return None
+
+    with pytest.raises(TypeError, match="is async"):
+        TaskRegistry().register("a", handler)
