@@ -20,9 +20,9 @@ import threading
 from typing import Any, Callable, TextIO
 
 from ..config import Settings
-from .conversation import MAX_ITERATIONS_LIMIT, AgentParamsError, answer_payload
+from .conversation import MAX_ITERATIONS_LIMIT, AgentParamsError
 from .models import API_KEY_ENV, DEMO_LABEL, has_api_key, is_demo, model_label
-from .task import AGENT_QUEUE, AGENT_TASK, agent_params, register_agent, spawn_agent
+from .task import AGENT_QUEUE, AGENT_TASK, agent_params, answer_question, register_agent, spawn_agent
 from .transcript import Entry, PendingQuestion, Transcript, load_transcript
 
 PROG = "absurd-tui"
@@ -184,7 +184,6 @@ def follow(
 ) -> int:
     """Run the agent on embedded workers and stream its transcript until it ends."""
     from ..runtime import WorkerPool
-    from ..sdk.client import Absurd
     from ..sdk.registry import TaskRegistry
 
     registry = TaskRegistry()
@@ -202,7 +201,6 @@ def follow(
     pool.start()
     try:
         with database.connect() as conn:
-            client = Absurd(conn, queue_name=queue, registry=registry)
             answered: set[str] = set()
             while True:
                 transcript = load_transcript(conn, queue, task_id)
@@ -223,7 +221,7 @@ def follow(
                             flush=True,
                         )
                         return EXIT_FAILED
-                    client.emit_event(question.event_name, answer_payload(answer), queue_name=queue)
+                    answer_question(conn, queue, question.event_name, answer)
                     answered.add(question.event_name)
                     continue
                 stop.wait(poll_seconds)

@@ -13,6 +13,7 @@ time, so the agent task stops for good with the reason.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Protocol
 
 from .conversation import Turn, Usage
@@ -77,6 +78,27 @@ def model_label(name: str | None) -> str:
     if is_demo(name):
         return DEMO_LABEL
     return name or "(model not chosen yet)"
+
+
+@dataclass(frozen=True)
+class ModelOption:
+    """A model as a picker offers it."""
+
+    name: str
+    label: str
+    available: bool
+    note: str
+
+
+def model_options(env: Mapping[str, str] | None = None) -> list[ModelOption]:
+    """The models to offer, the default first; Claude is unavailable without a key."""
+    keyed = has_api_key(env)
+    demo = ModelOption(DEMO_MODEL, DEMO_LABEL, True, "scripted, no key and no network needed")
+    claude = [
+        ModelOption(name, name, keyed, "Anthropic API" if keyed else f"unavailable: {API_KEY_ENV} is not set")
+        for name in CLAUDE_MODELS
+    ]
+    return claude + [demo] if keyed else [demo] + claude
 
 
 def make_model(name: str, env: Mapping[str, str] | None = None) -> "Model":

@@ -41,6 +41,7 @@ from .conversation import (
     Planner,
     Turn,
     Usage,
+    answer_payload,
     first_message,
     tool_results_message,
 )
@@ -227,3 +228,12 @@ def spawn_agent(
         retry_strategy=retry_strategy if retry_strategy is not None else DEFAULT_RETRY_STRATEGY,
     )
     return str(spawned["task_id"])
+
+
+def answer_question(conn: psycopg.Connection, queue: str, event_name: str, answer: str) -> None:
+    """Give a person's answer to an agent waiting in ``ask_human`` (the transcript's
+    ``pending_question`` names the queue and event). The first answer wins."""
+    if not isinstance(answer, str) or not answer.strip():
+        raise ValueError("The answer is empty: type something for the agent.")
+    client = Absurd(conn, queue_name=queue, registry=TaskRegistry())
+    client.emit_event(event_name, answer_payload(answer), queue_name=queue)

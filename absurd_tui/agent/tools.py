@@ -40,6 +40,9 @@ ASK_HUMAN = "ask_human"
 SLEEP = "sleep"
 WAITING_TOOLS = frozenset({ASK_HUMAN, SLEEP})
 
+MAX_RESULT_CHARS = 100_000
+"""Longer tool results are cut: they are checkpointed and sent with every later turn."""
+
 # The Messages API's rule for tool names.
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
@@ -152,11 +155,15 @@ class ToolRegistry:
 
 def result_text(value: Any) -> str:
     if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, ensure_ascii=False, sort_keys=False)
-    except (TypeError, ValueError):
-        return str(value)
+        text = value
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError):
+            text = str(value)
+    if len(text) > MAX_RESULT_CHARS:
+        text = text[:MAX_RESULT_CHARS] + f"\n[truncated: {len(text) - MAX_RESULT_CHARS} more characters]"
+    return text
 
 
 def input_problem(schema: Mapping[str, Any], value: Any) -> str | None:

@@ -8,9 +8,10 @@ import json
 import pytest
 
 from absurd_tui.agent import weather
-from absurd_tui.agent.conversation import answer_event_name, answer_payload
-from absurd_tui.agent.task import AGENT_QUEUE, AGENT_TASK, spawn_agent
-from absurd_tui.agent.transcript import load_transcript
+from absurd_tui.agent.conversation import answer_event_name
+from absurd_tui.agent.task import AGENT_QUEUE, AGENT_TASK, answer_question, spawn_agent
+from absurd_tui.agent.transcript import load_transcript, transcript_from_detail
+from absurd_tui.db import reads
 from absurd_tui.sdk import Absurd
 
 from .fake_anthropic import FakeAnthropic, error, reply, text, tool_use
@@ -107,6 +108,9 @@ def test_a_conversation_with_tool_use(conn, db_dsn, claude_env, monkeypatch):
     ]
     assert transcript.entries[-1].text == "It is 7.5 °C and overcast in Paris."
     assert transcript.finished and transcript.iterations == 2
+    # The TUI builds it from its TaskDetail read model: the same conversation.
+    from_detail = transcript_from_detail(reads.task_detail(conn, AGENT_QUEUE, task_id))
+    assert from_detail.entries == transcript.entries and from_detail.usage == transcript.usage
 
 
 def test_ask_human_suspends_until_the_answer_event(conn, db_dsn, claude_env):
@@ -132,9 +136,9 @@ def test_ask_human_suspends_until_the_answer_event(conn, db_dsn, claude_env):
             assert transcript.entries[-1].kind == "waiting_human"
             assert fake.turns() == [1]  # asleep: no model call while nobody answered
 
-            Absurd(conn, queue_name=AGENT_QUEUE, registry=agent_registry()).emit_event(
-                event, answer_payload("Ada"), queue_name=AGENT_QUEUE
-            )
+            with pytest.raises(ValueError, match="answer is empty"):
+                answer_question(conn, AGENT_QUEUE, event, "  ")
+            answer_question(conn, AGENT_QUEUE, event, "Ada")
             task = wait_for_state(conn, task_id, "completed", "failed")
         assert fake.turns() == [1, 2]
         answer = fake.requests[1].tool_results()["toolu_q"]
@@ -243,7 +247,8 @@ def test_the_demo_model_end_to_end(conn, db_dsn, monkeypatch):
             what="the demo to ask its question",
         )
         assert transcript.model_label == "demo (offline)"
-        client.emit_event(transcript.pending_question.event_name, answer_payload("Lyon"), queue_name=AGENT_QUEUE)
+        # A bare JSON string is an answer too (e.g. `absurd-tui emit ... --payload '"Lyon"'`).
+        client.emit_event(transcript.pending_question.event_name, "Lyon", queue_name=AGENT_QUEUE)
         task = wait_for_state(conn, task_id, "completed", "failed")
     assert task.state == "completed", task.failure
     values = task.checkpoints

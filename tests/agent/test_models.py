@@ -17,6 +17,7 @@ from absurd_tui.agent.models import (
     default_model_name,
     make_model,
     model_label,
+    model_options,
 )
 from absurd_tui.agent.tools import default_tools
 
@@ -103,6 +104,12 @@ def test_model_choice_and_labels():
     assert model_label("demo") == DEMO_LABEL == "demo (offline)"
     assert model_label("claude-sonnet-4-5") == "claude-sonnet-4-5"
     assert isinstance(make_model("demo"), DemoModel)
+    offline = model_options({})
+    assert [(o.name, o.available) for o in offline][:2] == [("demo", True), ("claude-haiku-4-5", False)]
+    assert "ANTHROPIC_API_KEY is not set" in offline[1].note
+    keyed = model_options({"ANTHROPIC_API_KEY": "k"})
+    assert keyed[0].name == "claude-haiku-4-5" and all(o.available for o in keyed)
+    assert keyed[-1].label == "demo (offline)"
     assert isinstance(make_model("claude-haiku-4-5", env={}), AnthropicModel)
 
 

@@ -139,3 +139,10 @@ def test_weather_service_error_is_reported(registry, monkeypatch):
         monkeypatch.setenv(weather.BASE_URL_ENV, fake.base_url)
         result = registry.call("t", "get_weather", {"location": "Paris"})
         assert result.is_error and "answered HTTP 503" in result.content
+
+
+def test_huge_results_are_truncated(registry):
+    registry.add(lambda: "x" * 150_000, name="huge", description="Returns a lot.")
+    result = registry.call("t", "huge", {})
+    assert len(result.content) < 100_100
+    assert result.content.endswith("[truncated: 50000 more characters]")
