@@ -465,8 +465,8 @@ class _Worker:
                 observer=self._on_step,
                 wrap=pool._wrap,
             )
-        except Exception as err:
-            if is_connection_error(err, self.conn):
+        except BaseException as err:
+            if isinstance(err, Exception) and is_connection_error(err, self.conn):
                 result = ExecutionResult(Outcome.DISCONNECTED, err)
             else:
                 # An invariant broke (say fail_run itself was refused): say so loudly and

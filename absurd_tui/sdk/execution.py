@@ -218,7 +218,8 @@ def _execute(
         return ExecutionResult(Outcome.CANCELLED, err)
     except FailedTask as err:
         return ExecutionResult(Outcome.LOST, err)
-    except Exception as err:
+    except (Exception, SystemExit) as err:
+        # SystemExit too: sys.exit() in a handler ends that task, not the worker thread.
         if _connection_lost(conn):
             raise
         return _record_failure(conn, claimed, err)

@@ -44,6 +44,19 @@ def test_a_notification_wakes_an_idle_worker_at_once(client, registry, make_pool
     wait_until(completed(client, spawned.task_id), timeout=5, what="the spawned task")
     assert time.monotonic() - started < 2.0
 
+    @registry.register_task("fails-once", default_max_attempts=1)
+    def fails_once(params, ctx):
+        if ctx.attempt == 1:
+            raise RuntimeError("first attempt")
+        return "second"
+
+    failing = client.spawn("fails-once", {})
+    wait_until(lambda: client.fetch_task_result(failing.task_id).state == "failed", timeout=5)
+    started = time.monotonic()
+    client.retry_task(failing.task_id)
+    wait_until(completed(client, failing.task_id), timeout=5, what="the retried task")
+    assert time.monotonic() - started < 2.0
+
     waiting = client.spawn("waits", {})
     wait_until(lambda: task_row(client._conn, "default", waiting.task_id)["state"] == "sleeping",
                timeout=5, what="the wait")
@@ -334,3 +347,34 @@ def test_client_start_worker_serves_until_stop_worker(db_dsn, registry):
 def test_start_worker_needs_a_dsn(client):
     with pytest.raises(ValueError, match="needs a client built from a DSN"):
         client.start_worker()
+
+
+def test_stop_lets_running_tasks_finish_within_the_grace_period(client, registry, make_pool):
+    in_step = threading.Event()
+    release = threading.Event()
+    registry.register("graceful", lambda params, ctx: ctx.step("s", lambda: in_step.set() or release.wait(10) or 1))
+    pool = make_pool(registry).start()
+    spawned = client.spawn("graceful", {})
+    assert in_step.wait(10)
+    stopper = threading.Thread(target=pool.stop, kwargs={"timeout": 10})
+    stopper.start()
+    assert stays_false(lambda: not stopper.is_alive(), 0.3)  # stop() waits for the task
+    release.set()
+    stopper.join(10)
+    assert not stopper.is_alive()
+    assert client.fetch_task_result(spawned.task_id).state == "completed"
+    assert [s.state for s in pool.statuses()] == ["stopped"]
+
+
+def test_sys_exit_in_a_handler_fails_the_task_not_the_worker(client, registry, make_pool):
+    import sys
+
+    registry.register("exits", lambda params, ctx: sys.exit(3), default_max_attempts=1)
+    registry.register("quick", lambda params, ctx: "ok")
+    pool = make_pool(registry).start()
+    exiting = client.spawn("exits", {})
+    wait_until(lambda: client.fetch_task_result(exiting.task_id).state == "failed")
+    assert client.fetch_task_result(exiting.task_id).failure["name"] == "SystemExit"
+    after = client.spawn("quick", {})
+    wait_until(completed(client, after.task_id))
+    assert pool.statuses()[0].state in ("idle", "running")
