@@ -27,7 +27,6 @@ import re
 import signal
 import sys
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -37,6 +36,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import __version__
 from .config import DEFAULT_QUEUE, DSN_ENV, resolve_settings
+from .ui import text as screen
 
 if TYPE_CHECKING:
     import psycopg
@@ -97,6 +97,7 @@ class Session:
         if self._conn is None:
             self._conn = self.database().connect()
             self._closers.append(self._conn.close)
+            _load_infinity(self._conn)
         return self._conn
 
     def client(self, queue: str = DEFAULT_QUEUE):
@@ -149,6 +150,26 @@ class Session:
                 log.debug("error while closing", exc_info=True)
 
 
+def _load_infinity(conn: "psycopg.Connection") -> None:
+    """Read timestamptz 'infinity' as datetime.max instead of failing.
+
+    A run waiting for an event without a timeout has available_at = 'infinity'
+    (contract section 2), which psycopg's default loader refuses; the read models then
+    show it as "never".
+    """
+    from psycopg.types.datetime import TimestamptzLoader
+
+    class InfinityLoader(TimestamptzLoader):
+        def load(self, data):
+            if bytes(data) == b"infinity":
+                return datetime.max.replace(tzinfo=timezone.utc)
+            if bytes(data) == b"-infinity":
+                return datetime.min.replace(tzinfo=timezone.utc)
+            return super().load(data)
+
+    conn.adapters.register_loader("timestamptz", InfinityLoader)
+
+
 @dataclass(frozen=True)
 class Command:
     name: str
@@ -161,26 +182,16 @@ class Command:
 # --------------------------------------------------------------------------- output
 
 
-# Characters that would let user data move the cursor, change colours, rewrite the
-# terminal title, reorder text (bidi overrides) or hide lines: shown as escapes instead.
-_CONTROL = "\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
-_UNSAFE_BLOCK = re.compile(f"[{_CONTROL}]")
-_UNSAFE_LINE = re.compile(f"[\t\n{_CONTROL}]")
-_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_NAMED_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+# User data is escaped exactly as the console does it (absurd_tui/ui/text.py, which
+# imports Rich but not Textual): control characters and bidi overrides become visible
+# escapes, so nothing a task stored can style, move the cursor or retitle the terminal.
+# JSON output escapes the same characters as \\uXXXX; json.dumps does the C0 range.
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    if char in _NAMED_ESCAPES:
-        return _NAMED_ESCAPES[char]
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def plain(text: str, *, multiline: bool = False) -> str:
-    """User data made safe for a terminal: control characters shown as escapes."""
-    return (_UNSAFE_BLOCK if multiline else _UNSAFE_LINE).sub(_escape, text)
+def plain(text: Any, *, multiline: bool = False) -> str:
+    """User data made inert for a terminal (one line unless ``multiline``)."""
+    return screen.clean(text, single_line=not multiline)
 
 
 def quote(text: str) -> str:
@@ -194,67 +205,39 @@ def shell_word(text: str) -> str:
     return shlex.quote(plain(text))
 
 
-def _cell_width(text: str) -> int:
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Aligned plain-text columns, one row per line: greppable, never truncated."""
     from rich.cells import cell_len
 
-    return cell_len(text)
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """Aligned plain-text columns, one row per line (greppable, never truncated)."""
     cells = [[cell(value) for value in row] for row in rows]
-    widths = [_cell_width(h) for h in headers]
+    widths = [cell_len(h) for h in headers]
     for row in cells:
         for i, text in enumerate(row):
-            widths[i] = max(widths[i], _cell_width(text))
+            widths[i] = max(widths[i], cell_len(text))
 
     def line(values: Sequence[str]) -> str:
-        padded = (v + " " * (w - _cell_width(v)) for v, w in zip(values, widths))
+        padded = (v + " " * (w - cell_len(v)) for v, w in zip(values, widths))
         return "  ".join(padded).rstrip()
 
     return "\n".join([line(headers), *(line(row) for row in cells)])
 
 
 def cell(value: Any) -> str:
-    if value is None:
-        return "-"
     if isinstance(value, datetime):
-        return when(value)
-    return plain(str(value))
+        value = screen.timestamp(value)
+    text = plain(value)
+    return text if text else "-"
 
 
-def when(moment: datetime | None) -> str:
-    if moment is None:
-        return "-"
-    if moment.year >= 9999:
-        return "never"
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def age(moment: datetime | None, now: datetime | None = None) -> str:
-    """How long ago (or, for a future time, ``in 5m``)."""
-    if moment is None:
-        return "-"
-    if moment.year >= 9999:
-        return "never"
-    now = now or datetime.now(timezone.utc)
-    seconds = (now - moment).total_seconds()
-    future = seconds < 0
-    seconds = abs(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            text = f"{int(seconds // size)}{unit}"
-            break
-    else:
-        text = f"{int(seconds)}s"
-    return f"in {text}" if future else f"{text} ago"
+def ago(moment: datetime | None, now: datetime) -> str:
+    return f"{screen.age(moment, now)} ago" if moment is not None else "-"
 
 
 def _to_json(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     if isinstance(value, datetime):
-        return value.isoformat()
+        return "infinity" if value.year == datetime.max.year else value.isoformat()
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, timedelta):
@@ -265,14 +248,15 @@ def _to_json(value: Any) -> Any:
 
 
 def print_json(value: Any) -> None:
-    # json escapes C0 controls itself; the rest of the unsafe set is escaped here,
-    # which keeps the document valid JSON (they can only occur inside strings).
     text = json.dumps(value, default=_to_json, ensure_ascii=False, indent=2)
+    # Only possible inside JSON strings, so escaping them keeps the document valid.
     print(_UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
 
 
 def pretty_json(value: Any) -> str:
-    return plain(json.dumps(value, ensure_ascii=False, indent=2, default=str), multiline=True)
+    from .db.reads import pretty
+
+    return plain(pretty(value), multiline=True)
 
 
 def note(message: str) -> None:
@@ -460,7 +444,7 @@ def run_queue_list(args: argparse.Namespace, session: Session) -> int:
                     s.queue,
                     *(s.count(state).label() for state in reads.STATES),
                     s.claimable.label(),
-                    age(s.oldest_claimable_at, now) if s.oldest_claimable_at else "-",
+                    ago(s.oldest_claimable_at, now),
                 ]
                 for s in summaries
             ],
@@ -812,9 +796,9 @@ def run_tasks(args: argparse.Namespace, session: Session) -> int:
                     row.queue,
                     row.task_name,
                     _state_label(row),
-                    f"{row.attempts}/{row.max_attempts if row.max_attempts else '-'}",
+                    screen.attempts(row.attempts, row.max_attempts),
                     row.step,
-                    age(row.updated_at, now),
+                    ago(row.updated_at, now),
                     row.worker,
                 ]
                 for row in page.rows
@@ -860,9 +844,9 @@ def render_detail(detail) -> str:
         ("queue", detail.queue),
         ("state", detail.state),
         ("attempts", attempts),
-        ("enqueued", when(detail.enqueue_at)),
-        ("started", when(detail.first_started_at)),
-        ("ended", when(detail.ended_at)),
+        ("enqueued", detail.enqueue_at),
+        ("started", detail.first_started_at),
+        ("ended", detail.ended_at),
     ]
     if detail.idempotency_key is not None:
         fields.append(("idempotency key", detail.idempotency_key))
@@ -895,8 +879,8 @@ def render_detail(detail) -> str:
                         str(run.run_id),
                         run.state,
                         run.claimed_by,
-                        when(run.started_at),
-                        when(run.ended_at),
+                        run.started_at,
+                        run.ended_at,
                         _failure_line(run.failure_reason),
                     ]
                     for run in detail.runs
@@ -913,7 +897,7 @@ def render_detail(detail) -> str:
                 table(
                     ["STEP", "UPDATED", "ATTEMPT", "VALUE"],
                     [
-                        [c.name, when(c.updated_at), c.owner_attempt, reads.preview(c.state, 80)]
+                        [c.name, c.updated_at, c.owner_attempt, reads.preview(c.state, 80)]
                         for c in detail.checkpoints
                     ],
                 )
@@ -929,7 +913,7 @@ def render_detail(detail) -> str:
             _indent(
                 table(
                     ["EVENT", "STEP", "SINCE", "TIMEOUT"],
-                    [[w.event_name, w.step_name, when(w.created_at), when(w.timeout_at)] for w in detail.waits],
+                    [[w.event_name, w.step_name, w.created_at, w.timeout_at] for w in detail.waits],
                 )
             )
         )
@@ -998,8 +982,8 @@ def run_events(args: argparse.Namespace, session: Session) -> int:
                             w.task_name,
                             w.event_name,
                             w.step_name,
-                            when(w.created_at),
-                            when(w.timeout_at),
+                            w.created_at,
+                            w.timeout_at,
                         ]
                         for w in waits
                     ],
@@ -1014,7 +998,7 @@ def run_events(args: argparse.Namespace, session: Session) -> int:
             _indent(
                 table(
                     ["EVENT", "QUEUE", "EMITTED", "PAYLOAD"],
-                    [[e.event_name, e.queue, when(e.emitted_at), reads.preview(e.payload, 80)] for e in events],
+                    [[e.event_name, e.queue, e.emitted_at, reads.preview(e.payload, 80)] for e in events],
                 )
             )
         )
@@ -1046,7 +1030,7 @@ def run_workers(args: argparse.Namespace, session: Session) -> int:
         table(
             ["WORKER", "QUEUES", "RUNNING", "LAST CLAIM", "LEASE ENDS"],
             [
-                [w.worker, ", ".join(w.queues), w.running, age(w.last_claim_at, now), age(w.lease_expires_at, now)]
+                [w.worker, ", ".join(w.queues), w.running, ago(w.last_claim_at, now), screen.until(w.lease_expires_at, now)]
                 for w in seen
             ],
         )

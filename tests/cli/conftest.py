@@ -13,6 +13,12 @@ def cli(db_dsn, tmp_path) -> Cli:
 
 
 @pytest.fixture
+def bare_cli(tmp_path) -> Cli:
+    """For tests that name their own database (or none): no test database is made."""
+    return Cli("postgresql://nobody@127.0.0.1:1/unused", tmp_path)
+
+
+@pytest.fixture
 def default_queue(conn) -> str:
     conn.execute("SELECT absurd.create_queue('default')")
     return "default"

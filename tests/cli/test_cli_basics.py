@@ -15,8 +15,8 @@ COMMANDS = ["init", "dsn", "queue", "spawn", "emit", "retry", "cancel", "tasks",
 UNREACHABLE = "postgresql://u:secret@127.0.0.1:1/x"
 
 
-def test_help_lists_every_command(cli):
-    result = cli("--help", dsn=False)
+def test_help_lists_every_command(bare_cli):
+    result = bare_cli("--help", dsn=False)
     assert result.code == 0, result
     for name in COMMANDS:
         assert f"\n    {name} " in result.out, name
@@ -31,8 +31,8 @@ def test_console_script_runs_the_cli(tmp_path):
     assert proc.stdout.startswith("absurd-tui ")
 
 
-def test_unknown_command_is_bad_usage(cli):
-    result = cli("frobnicate")
+def test_unknown_command_is_bad_usage(bare_cli):
+    result = bare_cli("frobnicate")
     assert_clean_error(result, 2, "invalid choice")
 
 
@@ -72,64 +72,64 @@ def test_dsn_from_the_environment(cli, default_queue):
     ],
     ids=lambda args: args[0] if len(args) == 1 or args[0] != "queue" else "queue-list",
 )
-def test_unreachable_database_is_one_paragraph_naming_the_host(cli, args):
-    result = cli(*args, dsn=UNREACHABLE)
+def test_unreachable_database_is_one_paragraph_naming_the_host(bare_cli, args):
+    result = bare_cli(*args, dsn=UNREACHABLE)
     assert_clean_error(result, 2, "127.0.0.1")
     assert "secret" not in result.err + result.out
     assert len(result.err.strip().splitlines()) == 1, result
 
 
-def test_verbose_logs_the_traceback_without_the_password(cli):
-    result = cli("-v", "tasks", dsn=UNREACHABLE)
+def test_verbose_logs_the_traceback_without_the_password(bare_cli):
+    result = bare_cli("-v", "tasks", dsn=UNREACHABLE)
     assert result.code == 2, result
     assert "Traceback" in result.err
     assert "secret" not in result.err + result.out
 
 
-def test_database_without_schema_points_to_init(cli, empty_db_dsn):
-    result = cli("tasks", dsn=empty_db_dsn)
+def test_database_without_schema_points_to_init(bare_cli, empty_db_dsn):
+    result = bare_cli("tasks", dsn=empty_db_dsn)
     assert_clean_error(result, 2, "absurd-tui init")
 
 
-def test_init_installs_the_schema_and_prints_its_version(cli, empty_db_dsn):
-    first = cli("init", dsn=empty_db_dsn)
+def test_init_installs_the_schema_and_prints_its_version(bare_cli, empty_db_dsn):
+    first = bare_cli("init", dsn=empty_db_dsn)
     assert first.code == 0, first
     with psycopg.connect(empty_db_dsn) as conn:
         version = conn.execute("SELECT absurd.get_schema_version()").fetchone()[0]
     assert version in first.out
-    again = cli("init", dsn=empty_db_dsn)
+    again = bare_cli("init", dsn=empty_db_dsn)
     assert again.code == 0, again
     assert version in again.out
 
 
-def test_dsn_prints_the_configured_dsn_without_its_password(cli):
+def test_dsn_prints_the_configured_dsn_without_its_password(bare_cli):
     uri = "postgresql://alice:s3cret@db.example.com:5433/app?sslmode=require"
-    result = cli("dsn", dsn=uri)
+    result = bare_cli("dsn", dsn=uri)
     assert result.code == 0, result
     assert result.out == "postgresql://alice@db.example.com:5433/app?sslmode=require\n"
-    shown = cli("dsn", "--show-password", dsn=uri)
+    shown = bare_cli("dsn", "--show-password", dsn=uri)
     assert shown.out == uri + "\n"
-    keywords = cli("dsn", dsn="host=db.example.com user=alice password=s3cret dbname=app")
+    keywords = bare_cli("dsn", dsn="host=db.example.com user=alice password=s3cret dbname=app")
     assert keywords.code == 0, keywords
     assert "s3cret" not in keywords.out
     assert "host=db.example.com" in keywords.out and "dbname=app" in keywords.out
-    in_query = cli("dsn", dsn="postgresql:///app?host=/run/pg&password=s3cret&user=bob")
+    in_query = bare_cli("dsn", dsn="postgresql:///app?host=/run/pg&password=s3cret&user=bob")
     assert "s3cret" not in in_query.out and "host=/run/pg" in in_query.out
 
 
-def test_embedded_server_is_the_default(cli, tmp_path):
+def test_embedded_server_is_the_default(bare_cli, tmp_path):
     """Without --dsn, init and dsn use the embedded server in --data-dir."""
     import pgserver
 
     data_dir = tmp_path / "embedded"
-    init = cli("init", "--data-dir", str(data_dir), dsn=False, timeout=120)
+    init = bare_cli("init", "--data-dir", str(data_dir), dsn=False, timeout=120)
     assert init.code == 0, init
     assert "embedded" in init.out
     # Hold the server the way a running console or worker would, so the DSN that
     # `dsn` prints can be used after it exits.
     server = pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
     try:
-        result = cli("dsn", "--data-dir", str(data_dir), dsn=False, timeout=120)
+        result = bare_cli("dsn", "--data-dir", str(data_dir), dsn=False, timeout=120)
         assert result.code == 0, result
         dsn = result.out.strip()
         assert str(data_dir) in dsn

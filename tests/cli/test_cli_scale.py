@@ -42,13 +42,13 @@ def test_two_workers_complete_500_cli_spawned_tasks_exactly_once_through_a_sigte
         # A few one-task invocations, then the bulk as --batch invocations: every task
         # goes through `absurd-tui spawn`, in one process at a time.
         for n in range(SINGLE):
-            spawns.append(cli("spawn", "record", "-P", f"n:={n}", "-P", f"sleep:={TASK_SECONDS}"))
+            spawns.append(cli("spawn", "record", "-q", "scale", "-P", f"n:={n}", "-P", f"sleep:={TASK_SECONDS}"))
         for batch in range(BATCHES):
             lines = "\n".join(
                 json.dumps({"n": SINGLE + batch * PER_BATCH + i, "sleep": TASK_SECONDS})
                 for i in range(PER_BATCH)
             )
-            spawns.append(cli("spawn", "record", "--batch", "-", input=lines))
+            spawns.append(cli("spawn", "record", "-q", "scale", "--batch", "-", input=lines))
 
     spawner = threading.Thread(target=spawn_everything)
     spawner.start()

@@ -64,7 +64,9 @@ def test_a_task_still_running_after_the_grace_period_is_reclaimed_by_another_wor
     first = cli.start(*common, "--grace", "0.5", env=env)
     second = None
     try:
-        task_id = cli("spawn", "hold", "-P", "seconds:=3").out.strip()
+        spawned = cli("spawn", "hold", "--queue", "scale", "-P", "seconds:=3")
+        assert spawned.code == 0, spawned
+        task_id = spawned.out.strip()
         wait_for(lambda: conn.execute("SELECT count(*) FROM cli_test_executions").fetchone()[0] == 1,
                  what="the first worker to start the task")
         first.signal(signal.SIGTERM)
