@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
+import time
 from typing import Any, Callable, TextIO
 
 from ..config import Settings
-from .conversation import MAX_ITERATIONS_LIMIT, AgentParamsError
+from .conversation import MAX_ITERATIONS_LIMIT
 from .models import API_KEY_ENV, DEMO_LABEL, has_api_key, is_demo, model_label
 from .task import AGENT_QUEUE, AGENT_TASK, agent_params, answer_question, register_agent, spawn_agent
 from .transcript import Entry, PendingQuestion, Transcript, load_transcript
@@ -68,8 +68,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--follow", "-f", action="store_true",
-        help="run the agent in this process and stream its transcript until it ends, "
-        "answering its questions from standard input",
+        help="run a worker for the queue in this process and stream the agent's transcript "
+        "until it ends, answering its questions from standard input (the worker also runs "
+        "other tasks waiting in that queue)",
     )
 
 
@@ -145,14 +146,10 @@ def _run(args: argparse.Namespace, database: Any, stdin: TextIO, stdout: TextIO)
             )
         try:
             params = agent_params(args.prompt, model=args.model, max_iterations=args.max_iterations, system=args.system)
-        except AgentParamsError as exc:
+            task_id = spawn_agent(conn, params.pop("prompt"), queue=args.queue, **params)
+        except ValueError as exc:
+            # Bad params or queue name: refused before anything was written.
             raise AgentCommandError(str(exc)) from exc
-        task_id = spawn_agent(
-            conn,
-            params.pop("prompt"),
-            queue=args.queue,
-            **params,
-        )
     print(task_id, file=stdout, flush=True)
     model = params.get("model")
     if not args.follow:
@@ -161,6 +158,12 @@ def _run(args: argparse.Namespace, database: Any, stdin: TextIO, stdout: TextIO)
             f"watch it in the console, or: {PROG} show {task_id}",
             file=sys.stderr,
         )
+        if args.queue != AGENT_QUEUE:
+            print(
+                f"{PROG}: note: workers on {args.queue!r} need the agent registered for that queue, "
+                f"e.g. a --tasks module calling absurd_tui.agent.register_agent(queue={args.queue!r}).",
+                file=sys.stderr,
+            )
         if not is_demo(model) and not has_api_key():
             print(
                 f"{PROG}: note: {API_KEY_ENV} is not set here; the worker that runs it needs it.",
@@ -197,36 +200,55 @@ def follow(
         on_status=on_status,
     )
     printer = TranscriptPrinter(stdout)
-    stop = threading.Event()
     pool.start()
     try:
-        with database.connect() as conn:
-            answered: set[str] = set()
-            while True:
-                transcript = load_transcript(conn, queue, task_id)
-                if transcript is None:
-                    raise AgentCommandError(f"The task {task_id} disappeared from queue {queue!r}.", EXIT_FAILED)
-                printer.show(transcript)
-                if transcript.finished:
-                    return EXIT_OK if transcript.state == "completed" else EXIT_FAILED
-                question = transcript.pending_question
-                if question is not None and question.event_name not in answered:
-                    answer = _ask(question, stdin, stdout)
-                    if answer is None:
-                        print(
-                            "\nStandard input closed: the agent keeps waiting for an answer. Give it later "
-                            f"in the console, or with: {PROG} emit {_shell(question.event_name)} "
-                            f"--queue {_shell(queue)} --payload '{{\"answer\": \"...\"}}'",
-                            file=stdout,
-                            flush=True,
-                        )
-                        return EXIT_FAILED
-                    answer_question(conn, queue, question.event_name, answer)
-                    answered.add(question.event_name)
-                    continue
-                stop.wait(poll_seconds)
+        return _follow(database, queue, task_id, printer, stdin, stdout, poll_seconds)
+    except KeyboardInterrupt:
+        print(
+            f"\nStopped following. The agent is not lost: any worker serving {queue!r} resumes it "
+            f"from its last checkpoint (this one's lease ends within {claim_timeout} s).",
+            file=sys.stderr,
+        )
+        raise
     finally:
         pool.stop(timeout=5)
+
+
+def _follow(
+    database: Any,
+    queue: str,
+    task_id: str,
+    printer: "TranscriptPrinter",
+    stdin: TextIO,
+    stdout: TextIO,
+    poll_seconds: float,
+) -> int:
+    answered: set[str] = set()
+    with database.connect() as conn:
+        while True:
+            transcript = load_transcript(conn, queue, task_id)
+            if transcript is None:
+                raise AgentCommandError(f"The task {task_id} disappeared from queue {queue!r}.", EXIT_FAILED)
+            printer.show(transcript)
+            if transcript.finished:
+                return EXIT_OK if transcript.state == "completed" else EXIT_FAILED
+            question = transcript.pending_question
+            if question is not None and question.event_name not in answered:
+                answer = _ask(question, stdin, stdout)
+                if answer is None:
+                    print(
+                        "\nStandard input closed: the agent keeps waiting for an answer. Give it later "
+                        f"in the console, or with: {PROG} emit {_shell(question.event_name)} "
+                        f"--queue {_shell(queue)} --payload '{{\"answer\": \"...\"}}'",
+                        file=stdout,
+                        flush=True,
+                    )
+                    return EXIT_FAILED
+                answer_question(conn, queue, question.event_name, answer)
+                answered.add(question.event_name)
+                continue
+            # Checkpoint writes send no notification; a poll is one indexed query.
+            time.sleep(poll_seconds)
 
 
 def _ask(question: PendingQuestion, stdin: TextIO, stdout: TextIO) -> str | None:

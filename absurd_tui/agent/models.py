@@ -192,7 +192,7 @@ class AnthropicModel:
         request_id = getattr(exc, "request_id", None)
         suffix = f" (request id {request_id})" if request_id else ""
         if status in _TRANSIENT_STATUSES or (isinstance(status, int) and status >= 500):
-            return TransientModelError(f"Anthropic API error {status} {kind}: {detail}{suffix}; will retry")
+            return TransientModelError(f"Anthropic API error {status} {kind}: {detail}{suffix}")
         hint = ""
         if status == 401:
             hint = f" Check {API_KEY_ENV} on the worker."

@@ -168,16 +168,29 @@ def _fail_for_good(ctx: Any, error: Exception) -> NoReturn:
 def register_agent(
     registry: TaskRegistry | None = None,
     *,
-    queue: str = AGENT_QUEUE,
+    queue: str | None = None,
     tools: ToolRegistry | None = None,
 ) -> TaskRegistration:
-    """Register the ``agent`` task (idempotent: the same registration is kept)."""
+    """Register the ``agent`` task (on ``agents`` unless ``queue`` says otherwise).
+
+    Idempotent. Without arguments it keeps an agent registration that is already there,
+    so a task module that moved the agent to its own queue
+    (``register_agent(queue="mine")``) wins, whichever is loaded first. A registry holds
+    one queue per task name: to run agents on several queues, use one worker (and one
+    registry) per queue.
+    """
     registry = registry if registry is not None else default_registry
-    handler = run_agent if tools is None else functools.partial(run_agent, tools=tools)
     existing = registry.get(AGENT_TASK)
-    if existing is not None and existing.queue == queue and existing.handler is run_agent and tools is None:
-        return existing
-    return registry.register(AGENT_TASK, handler, queue=queue, default_max_attempts=DEFAULT_MAX_ATTEMPTS)
+    if existing is not None and getattr(existing.handler, "func", existing.handler) is run_agent:
+        if (queue is None or existing.queue == queue) and tools is None:
+            return existing
+    handler = run_agent if tools is None else functools.partial(run_agent, tools=tools)
+    return registry.register(
+        AGENT_TASK,
+        handler,
+        queue=queue if queue is not None else AGENT_QUEUE,
+        default_max_attempts=DEFAULT_MAX_ATTEMPTS,
+    )
 
 
 def agent_params(

@@ -361,7 +361,7 @@ def _state_note(state: str, last_error: str | None) -> str:
         return f"will retry after an error: {last_error}"
     if state == "pending":
         return "queued for a worker"
-    return state
+    return "waiting to be resumed"
 
 
 def _call_text(name: str, tool_input: Any) -> str:

@@ -92,3 +92,23 @@ def test_answer_payloads():
     assert answer_text("Rome") == "Rome"
     assert answer_text({"city": "Oslo"}) == '{"city": "Oslo"}'
     assert answer_text(None) == "(an empty answer)"
+
+
+def test_register_agent_is_idempotent_and_keeps_a_moved_agent():
+    from absurd_tui.agent.task import register_agent, run_agent
+    from absurd_tui.agent.tools import ToolRegistry
+    from absurd_tui.sdk.registry import TaskRegistry
+
+    registry = TaskRegistry()
+    first = register_agent(registry)
+    assert (first.name, first.queue, first.handler, first.default_max_attempts) == ("agent", "agents", run_agent, 10)
+    assert register_agent(registry) is first
+    moved = register_agent(registry, queue="mine")
+    assert moved.queue == "mine"
+    # A later default registration (e.g. the built-ins of `absurd-tui worker`) keeps it.
+    assert register_agent(registry) is moved
+    tools = ToolRegistry()
+    custom = register_agent(registry, queue="mine", tools=tools)
+    assert custom.handler.func is run_agent and custom.handler.keywords == {"tools": tools}
+    assert register_agent(registry) is custom
+    assert register_agent(registry, queue="agents").queue == "agents"
