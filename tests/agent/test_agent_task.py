@@ -134,6 +134,9 @@ def test_ask_human_suspends_until_the_answer_event(conn, db_dsn, claude_env):
             assert transcript.pending_question.event_name == event
             assert transcript.pending_question.question == "What is your name?"
             assert transcript.entries[-1].kind == "waiting_human"
+            from_detail = transcript_from_detail(reads.task_detail(conn, AGENT_QUEUE, task_id))
+            assert from_detail.pending_question == transcript.pending_question
+            assert from_detail.pending_question.waiting_since is not None
             assert fake.turns() == [1]  # asleep: no model call while nobody answered
 
             with pytest.raises(ValueError, match="answer is empty"):
