@@ -142,7 +142,7 @@ def _run(args: argparse.Namespace, database: Any, stdin: TextIO, stdout: TextIO)
     with database.connect() as conn:
         if args.queue != AGENT_QUEUE and args.queue not in reads.queue_names(conn):
             raise AgentCommandError(
-                f"Unknown queue {args.queue!r}. Create it with: {PROG} queue create {args.queue}"
+                f"Unknown queue {args.queue!r}. Create it with: {PROG} queue create {_shell(args.queue)}"
             )
         try:
             params = agent_params(args.prompt, model=args.model, max_iterations=args.max_iterations, system=args.system)
