@@ -21,10 +21,21 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
+from psycopg.types.datetime import TimestamptzLoader
 
 Q = "jobs"
 T0 = datetime(2031, 3, 4, 12, 0, 0, tzinfo=timezone.utc)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# How direct table reads show the timestamp 'infinity' (a run waiting for an event with no
+# timeout); Python's datetime cannot hold it.
+INFINITY = datetime.max.replace(tzinfo=timezone.utc)
+
+
+class _InfinityTimestamptzLoader(TimestamptzLoader):
+    def load(self, data):
+        if bytes(data) == b"infinity":
+            return INFINITY
+        return super().load(data)
 
 
 # --- time -----------------------------------------------------------------------------
@@ -242,24 +253,26 @@ def table(prefix: str, q: str = Q) -> sql.Composed:
     return sql.SQL("absurd.{}").format(sql.Identifier(f"{prefix}_{q}"))
 
 
-def _rows(conn: psycopg.Connection, query: sql.Composable, params: tuple = ()) -> list[dict]:
-    return conn.cursor(row_factory=dict_row).execute(query, params).fetchall()
+def select_rows(conn: psycopg.Connection, query: sql.Composable, params: tuple = ()) -> list[dict]:
+    cur = conn.cursor(row_factory=dict_row)
+    cur.adapters.register_loader("timestamptz", _InfinityTimestamptzLoader)
+    return cur.execute(query, params).fetchall()
 
 
 def task_row(conn: psycopg.Connection, task_id: UUID, q: str = Q) -> dict:
-    rows = _rows(conn, sql.SQL("SELECT * FROM {} WHERE task_id = %s").format(table("t", q)), (task_id,))
+    rows = select_rows(conn, sql.SQL("SELECT * FROM {} WHERE task_id = %s").format(table("t", q)), (task_id,))
     assert len(rows) == 1, f"task {task_id} has {len(rows)} rows"
     return rows[0]
 
 
 def run_row(conn: psycopg.Connection, run_id: UUID, q: str = Q) -> dict:
-    rows = _rows(conn, sql.SQL("SELECT * FROM {} WHERE run_id = %s").format(table("r", q)), (run_id,))
+    rows = select_rows(conn, sql.SQL("SELECT * FROM {} WHERE run_id = %s").format(table("r", q)), (run_id,))
     assert len(rows) == 1, f"run {run_id} has {len(rows)} rows"
     return rows[0]
 
 
 def runs_of(conn: psycopg.Connection, task_id: UUID, q: str = Q) -> list[dict]:
-    return _rows(
+    return select_rows(
         conn,
         sql.SQL("SELECT * FROM {} WHERE task_id = %s ORDER BY attempt, run_id").format(table("r", q)),
         (task_id,),
@@ -267,7 +280,7 @@ def runs_of(conn: psycopg.Connection, task_id: UUID, q: str = Q) -> list[dict]:
 
 
 def checkpoint_rows(conn: psycopg.Connection, task_id: UUID, q: str = Q) -> dict[str, dict]:
-    rows = _rows(
+    rows = select_rows(
         conn, sql.SQL("SELECT * FROM {} WHERE task_id = %s").format(table("c", q)), (task_id,)
     )
     return {row["checkpoint_name"]: row for row in rows}
@@ -278,11 +291,11 @@ def wait_rows(conn: psycopg.Connection, q: str = Q, **where: Any) -> list[dict]:
     query = sql.SQL("SELECT * FROM {}").format(table("w", q))
     if clauses:
         query = query + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses)
-    return _rows(conn, query, tuple(where.values()))
+    return select_rows(conn, query, tuple(where.values()))
 
 
 def event_row(conn: psycopg.Connection, event: str, q: str = Q) -> dict | None:
-    rows = _rows(
+    rows = select_rows(
         conn, sql.SQL("SELECT * FROM {} WHERE event_name = %s").format(table("e", q)), (event,)
     )
     return rows[0] if rows else None

@@ -280,7 +280,7 @@ def test_retry_spawn_new_with_a_max_attempts_override(conn, clock):
 def test_retry_accepts_the_dashboard_call_shape(conn, clock):
     spawned = failed_task(conn)
     row = conn.execute(
-        "SELECT task_id, run_id, attempt, created FROM absurd.retry_task($1, $2, $3::jsonb)",
+        "SELECT task_id, run_id, attempt, created FROM absurd.retry_task(%s, %s, %s::jsonb)",
         (Q, str(spawned.task_id), json.dumps({})),
     ).fetchone()
     assert row[0] == spawned.task_id and row[2] == 2 and row[3] is False

@@ -10,6 +10,7 @@ from psycopg import sql
 
 from .helpers import (
     EPOCH,
+    INFINITY,
     Q,
     FakeClock,
     await_event,
@@ -83,6 +84,7 @@ def test_await_without_timeout_suspends_until_infinity(conn, clock):
     assert r["claim_expires_at"] is None
     assert r["wake_event"] == "go"
     assert r["event_payload"] is None
+    assert r["available_at"] == INFINITY
     assert conn.execute(
         sql.SQL("SELECT available_at = 'infinity'::timestamptz FROM {} WHERE run_id = %s").format(table("r")),
         (run["run_id"],),
@@ -335,9 +337,7 @@ def test_timed_out_wait_is_reported_and_recorded_durably(conn, clock):
         (run["task_id"],),
     ).fetchone()[0]
     assert cp["owner_run_id"] == run["run_id"]
-    r = run_row(conn, run["run_id"])
-    assert r["state"] == "running"
-    assert r["wake_event"] is None
+    assert run_row(conn, run["run_id"])["state"] == "running"
     assert wait_rows(conn, run_id=run["run_id"]) == []
 
     second = await_event(conn, run["task_id"], run["run_id"], "late", step="w", timeout=10)
@@ -381,7 +381,32 @@ def test_emit_after_the_timeout_passed_does_not_wake_the_run(conn, clock):
     r = run_row(conn, run["run_id"])
     assert r["state"] == "sleeping"
     assert r["event_payload"] is None
-    assert "w" not in checkpoint_rows(conn, run["task_id"])
+    assert get_checkpoint(conn, run["task_id"], "w") == []
+    # The run wakes on its timer and sees a timeout, not the late payload.
+    again = claim_one(conn)
+    assert (again["wake_event"], again["event_payload"]) == ("late", None)
+    got = await_event(conn, run["task_id"], run["run_id"], "late", step="w", timeout=10)
+    assert (got.should_suspend, got.payload, got.timed_out) == (False, None, True)
+
+
+@pytest.mark.parametrize("sql_sees_the_timeout", [True, False])
+def test_a_new_wait_after_a_timeout_does_not_inherit_it(conn, clock, sql_sees_the_timeout):
+    # Upstream #138: after a timed-out wait, awaiting the same event under the next step
+    # name must wait afresh, not report the old timeout. SDK 0.5.1 notices the timeout from
+    # the claimed row's wake_event without calling await_event for the timed-out step.
+    run = running_task(conn)
+    await_event(conn, run["task_id"], run["run_id"], "tick", step="$awaitEvent:tick", timeout=5)
+    clock.advance(5)
+    assert claim_one(conn)["wake_event"] == "tick"
+    if sql_sees_the_timeout:
+        first = await_event(conn, run["task_id"], run["run_id"], "tick", step="$awaitEvent:tick", timeout=5)
+        assert first.timed_out is True
+    second = await_event(conn, run["task_id"], run["run_id"], "tick", step="$awaitEvent:tick#2", timeout=5)
+    assert (second.should_suspend, second.timed_out) == (True, False)
+    emit(conn, "tick", "now")
+    claim_one(conn)
+    third = await_event(conn, run["task_id"], run["run_id"], "tick", step="$awaitEvent:tick#2", timeout=5)
+    assert (third.should_suspend, third.payload, third.timed_out) == (False, "now", False)
 
 
 def test_timeout_of_zero_is_due_immediately(conn, clock):

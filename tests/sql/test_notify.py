@@ -27,27 +27,31 @@ CHANGED = "absurd_changed"
 
 
 class Listener:
+    """LISTENs on both channels and keeps everything received, in order."""
+
     def __init__(self, conn: psycopg.Connection):
         self.conn = conn
+        self.seen: list[tuple[str, str]] = []
         conn.execute(f"LISTEN {READY}")
         conn.execute(f"LISTEN {CHANGED}")
 
     def drain(self) -> None:
-        for _ in self.conn.notifies(timeout=0.05):
-            pass
+        self.received(timeout=0.05)
+        self.seen.clear()
+
+    def received(self, timeout: float = 0.3) -> list[tuple[str, str]]:
+        new = [(n.channel, n.payload) for n in self.conn.notifies(timeout=timeout)]
+        self.seen.extend(new)
+        return new
 
     def expect(self, channel: str, payload: str, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
-        seen = []
-        while time.monotonic() < deadline:
-            for n in self.conn.notifies(timeout=max(0.01, deadline - time.monotonic()), stop_after=1):
-                seen.append((n.channel, n.payload))
-                if (n.channel, n.payload) == (channel, payload):
-                    return
-        raise AssertionError(f"no {channel} notification with payload {payload!r}; saw {seen}")
-
-    def received(self, timeout: float = 0.3) -> list[tuple[str, str]]:
-        return [(n.channel, n.payload) for n in self.conn.notifies(timeout=timeout)]
+        while (channel, payload) not in self.seen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {channel} notification with payload {payload!r}; saw {self.seen}")
+            for n in self.conn.notifies(timeout=remaining, stop_after=1):
+                self.seen.append((n.channel, n.payload))
 
 
 @pytest.fixture

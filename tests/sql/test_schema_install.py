@@ -8,7 +8,6 @@ from datetime import timedelta
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.rows import dict_row
 
 from absurd_tui.db import schema
 
@@ -25,6 +24,7 @@ from .helpers import (
     retry,
     run_row,
     schedule,
+    select_rows,
     set_checkpoint,
     spawn,
     table,
@@ -99,15 +99,13 @@ def populate(conn, clock) -> dict:
 
 
 def snapshot(conn) -> dict:
-    out = {}
-    cur = conn.cursor(row_factory=dict_row)
-    out["queues"] = cur.execute("SELECT * FROM absurd.queues ORDER BY queue_name").fetchall()
+    out = {"queues": select_rows(conn, sql.SQL("SELECT * FROM absurd.queues ORDER BY queue_name"))}
     for q in ("jobs", 'Other "queue"'):
         for prefix, key in (("t", "task_id"), ("r", "run_id"), ("c", "task_id, checkpoint_name"),
                             ("e", "event_name"), ("w", "run_id, step_name")):
-            out[(q, prefix)] = cur.execute(
-                sql.SQL("SELECT * FROM {} ORDER BY " + key).format(table(prefix, q))
-            ).fetchall()
+            out[(q, prefix)] = select_rows(
+                conn, sql.SQL("SELECT * FROM {} ORDER BY " + key).format(table(prefix, q))
+            )
     return out
 
 
