@@ -147,6 +147,8 @@ class TaskRow:
     """claimed_by of the newest run (kept after it fails or expires)."""
     wake_event: str | None
     available_at: datetime | None
+    """When the newest run becomes claimable; None while it waits for an event with no
+    timeout (stored as 'infinity', which Python datetimes cannot hold)."""
 
     @property
     def key(self) -> str:
@@ -510,7 +512,8 @@ def _like_prefix(text: str) -> str:
 
 _TASK_ROW_SQL = """
 SELECT t.task_id, t.task_name, t.state, t.attempts, t.max_attempts, t.enqueue_at,
-       t.cancelled_at, r.claimed_by, r.wake_event, r.available_at,
+       t.cancelled_at, r.claimed_by, r.wake_event,
+       nullif(r.available_at, 'infinity') AS available_at,
        greatest(t.enqueue_at, r.created_at, r.started_at, r.completed_at, r.failed_at,
                 t.cancelled_at, cp.updated_at) AS updated_at,
        cp.checkpoint_name
@@ -673,7 +676,8 @@ def task_detail(conn: psycopg.Connection, queue: str, task_id: uuid.UUID | str) 
             )
             for r in cur.execute(
                 sql.SQL(
-                    "SELECT run_id, attempt, state, claimed_by, claim_expires_at, available_at, "
+                    "SELECT run_id, attempt, state, claimed_by, claim_expires_at, "
+                    "nullif(available_at, 'infinity') AS available_at, "
                     "wake_event, created_at, started_at, completed_at, failed_at, result, "
                     "failure_reason FROM {} WHERE task_id = %s ORDER BY attempt, run_id"
                 ).format(_ident("r", queue)),

@@ -77,3 +77,22 @@ def bindings(scope: str) -> list[Binding]:
         Binding(spec.key, spec.action, spec.label, show=spec.show, key_display=spec.key_display)
         for spec in specs(scope)
     ]
+
+
+def why_not(action: str, state: str | None) -> str:
+    """What to tell a user who pressed the key of a dimmed action."""
+    if state is None:
+        return "Select a task first."
+    if action == "retry_task":
+        return f"Only failed tasks can be retried; this one is {state}."
+    if action == "cancel_task":
+        return f"This task is {state}: it cannot be cancelled (only pending, running or sleeping tasks can)."
+    return "Not available here."
+
+
+def dimmed_action(node, scope: str, key: str) -> str | None:
+    """The action bound to ``key`` in ``scope`` if ``node`` has it dimmed, else None."""
+    for spec in specs(scope):
+        if spec.key == key and node.check_action(spec.action, ()) is None:
+            return spec.action
+    return None

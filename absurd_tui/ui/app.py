@@ -96,6 +96,7 @@ class AbsurdApp(App):
         self.colours: dict[str, str] = {}
         self.connection = ConnectionState()
         self._failures = 0
+        self.outages_reported = 0
         self._refresh_pending = False
         self._workers_signalled = threading.Event()
         self.known_queues: list[str] = []
@@ -248,6 +249,7 @@ class AbsurdApp(App):
             )
         )
         if first:
+            self.outages_reported += 1
             self.notify(
                 f"{message}\nShowing the last data read; retrying by itself.",
                 title="Database unreachable",

@@ -169,3 +169,15 @@ def test_list_task_ids_for_bulk(conn, client):
     ids = {spawn(client) for _ in range(3)}
     refs = reads.list_task_ids(conn, TaskFilter(queue="default", state="pending"))
     assert {r.task_id for r in refs} == ids
+
+
+def test_event_wait_without_timeout_lists_and_details(conn, client):
+    # The run's available_at is 'infinity', which Python datetimes cannot hold.
+    task = spawn(client, "forever")
+    (run_id, _), = claim(conn)
+    conn.execute("SELECT * FROM absurd.await_event('default', %s, %s, 'wait', 'never', NULL)", (task, run_id))
+    row, = reads.list_tasks(conn).rows
+    assert row.state == "sleeping" and row.available_at is None and row.wake_event == "never"
+    detail = reads.task_detail(conn, "default", task)
+    assert detail.runs[0].available_at is None
+    assert detail.waits[0].timeout_at is None

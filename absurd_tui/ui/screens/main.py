@@ -24,7 +24,7 @@ from ...db.reads import (
     WaitInfo,
     short_id,
 )
-from ..actions import bindings
+from ..actions import bindings, dimmed_action, why_not
 from ..source import EventsSnapshot, TasksSnapshot, bulk_states
 from ..text import age, attempts, duration, json_preview, muted, plain, state_text, until
 from ..widgets.keyed_table import KeyedTable
@@ -257,6 +257,17 @@ class TasksView(PollingView):
         self.action_open_task()
 
     # -- actions
+
+    def on_key(self, event) -> None:
+        # A dimmed key is not silently ignored: say why it does not apply.
+        if isinstance(self.app.focused, Input):
+            return
+        action = dimmed_action(self, "tasks", event.key)
+        if action in ("retry_task", "cancel_task"):
+            task = self.selected
+            event.stop()
+            event.prevent_default()
+            self.notify(why_not(action, task.state if task else None), severity="warning", markup=False)
 
     @property
     def selected(self) -> TaskRow | None:
@@ -569,7 +580,8 @@ class MainScreen(Screen):
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
         self.refresh_views()
         table_id = {"tasks-tab": "#tasks", "events-tab": "#waits", "workers-tab": "#embedded"}[event.pane.id]
-        self.query_one(table_id).focus()
+        # The pane becomes visible on the next refresh; a hidden widget cannot take focus.
+        self.call_after_refresh(self.query_one(table_id).focus)
         self.refresh_bindings()
 
     def show_tab(self, name: str) -> None:

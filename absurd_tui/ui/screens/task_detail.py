@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Static, TabbedContent, TabPane
 
 from ...db.reads import CheckpointInfo, TaskDetail, short_id
-from ..actions import bindings
+from ..actions import bindings, dimmed_action, why_not
 from ..text import (
     age,
     attempts,
@@ -264,7 +264,8 @@ class TaskDetailScreen(Screen):
         return self.query_one(TaskDetailView)
 
     def refresh_views(self) -> None:
-        self.view.poll()
+        for view in self.query(TaskDetailView):
+            view.poll()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         detail = self.view.detail if self.is_mounted else None
@@ -273,6 +274,14 @@ class TaskDetailScreen(Screen):
         if action == "cancel_task":
             return (detail is not None and detail.state in ("pending", "running", "sleeping")) or None
         return True
+
+    def on_key(self, event) -> None:
+        action = dimmed_action(self, "detail", event.key)
+        if action in ("retry_task", "cancel_task"):
+            detail = self.view.detail
+            event.stop()
+            event.prevent_default()
+            self.notify(why_not(action, detail.state if detail else None), severity="warning", markup=False)
 
     def action_close(self) -> None:
         self.dismiss()
