@@ -42,7 +42,7 @@ def test_a_notification_wakes_an_idle_worker_at_once(client, registry, make_pool
     started = time.monotonic()
     spawned = client.spawn("quick", {"x": 1})
     wait_until(completed(client, spawned.task_id), timeout=5, what="the spawned task")
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 3.0
 
     @registry.register_task("fails-once", default_max_attempts=1)
     def fails_once(params, ctx):
@@ -55,7 +55,7 @@ def test_a_notification_wakes_an_idle_worker_at_once(client, registry, make_pool
     started = time.monotonic()
     client.retry_task(failing.task_id)
     wait_until(completed(client, failing.task_id), timeout=5, what="the retried task")
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 3.0
 
     waiting = client.spawn("waits", {})
     wait_until(lambda: task_row(client._conn, "default", waiting.task_id)["state"] == "sleeping",
@@ -63,7 +63,7 @@ def test_a_notification_wakes_an_idle_worker_at_once(client, registry, make_pool
     started = time.monotonic()
     client.emit_event("go", "now")
     wait_until(completed(client, waiting.task_id), timeout=5, what="the woken task")
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 3.0
 
 
 def test_polling_is_the_fallback_without_notifications(client, registry, make_pool):
@@ -139,11 +139,11 @@ def test_a_long_step_keeps_its_lease(client, registry, make_pool, connect):
     def slow(params, ctx):
         return ctx.step("slow", lambda: in_step.set() or release.wait(10) or "done")
 
-    make_pool(registry, claim_timeout=1).start()
+    make_pool(registry, claim_timeout=2).start()
     spawned = client.spawn("slow", {})
     assert in_step.wait(10)
     sweeper = connect()
-    deadline = time.monotonic() + 3  # three lease lengths
+    deadline = time.monotonic() + 5  # two and a half lease lengths
     while time.monotonic() < deadline:
         # claim_task fails any run whose lease expired: this one must never be.
         sweeper.execute("SELECT * FROM absurd.claim_task('default', 'sweeper', 1, 1)")
@@ -168,7 +168,7 @@ def test_a_run_that_lost_its_claim_stops_quietly(client, registry, make_pool, co
         ctx.step("two", lambda: ran.update([f"two@{ctx.attempt}"]))
         return ctx.attempt
 
-    pool = make_pool(registry, claim_timeout=1, concurrency=2).start()
+    pool = make_pool(registry, claim_timeout=3, concurrency=2).start()
     spawned = client.spawn("overtaken", {})
     assert between.wait(10)
     admin = connect()
@@ -199,7 +199,7 @@ def test_cancellation_reaches_a_running_task_at_its_next_step(client, registry, 
         release.wait(10)
         ctx.step("two", lambda: ran.update(["two"]))
 
-    pool = make_pool(registry, claim_timeout=1).start()
+    pool = make_pool(registry, claim_timeout=3).start()
     spawned = client.spawn("cancellable", {})
     assert between.wait(10)
     client.cancel_task(spawned.task_id)
