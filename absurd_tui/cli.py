@@ -97,7 +97,6 @@ class Session:
         if self._conn is None:
             self._conn = self.database().connect()
             self._closers.append(self._conn.close)
-            _load_infinity(self._conn)
         return self._conn
 
     def client(self, queue: str = DEFAULT_QUEUE):
@@ -148,26 +147,6 @@ class Session:
                 closer()
             except Exception:  # noqa: BLE001 - closing after the command's own outcome
                 log.debug("error while closing", exc_info=True)
-
-
-def _load_infinity(conn: "psycopg.Connection") -> None:
-    """Read timestamptz 'infinity' as datetime.max instead of failing.
-
-    A run waiting for an event without a timeout has available_at = 'infinity'
-    (contract section 2), which psycopg's default loader refuses; the read models then
-    show it as "never".
-    """
-    from psycopg.types.datetime import TimestamptzLoader
-
-    class InfinityLoader(TimestamptzLoader):
-        def load(self, data):
-            if bytes(data) == b"infinity":
-                return datetime.max.replace(tzinfo=timezone.utc)
-            if bytes(data) == b"-infinity":
-                return datetime.min.replace(tzinfo=timezone.utc)
-            return super().load(data)
-
-    conn.adapters.register_loader("timestamptz", InfinityLoader)
 
 
 @dataclass(frozen=True)
@@ -237,7 +216,7 @@ def _to_json(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     if isinstance(value, datetime):
-        return "infinity" if value.year == datetime.max.year else value.isoformat()
+        return value.isoformat()
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, timedelta):
@@ -322,14 +301,22 @@ def param_pairs(pairs: Sequence[str]) -> dict[str, Any]:
     return params
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is less than 1")
-    return value
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is less than {minimum}")
+        return value
+
+    return parse
+
+
+positive_int = at_least(1)
 
 
 def non_negative_float(text: str) -> float:
@@ -1193,13 +1180,24 @@ class StatusReporter:
 
 
 def run_console(args: argparse.Namespace, session: Session) -> int:
+    from .sdk.errors import TaskModuleError
+    from .sdk.registry import load_task_modules
     from .ui import run_tui
 
+    # Problems a user can fix are reported here, with the CLI's exit codes, before the
+    # console takes over the terminal; run_tui then finds both already done.
+    register_builtin_tasks()
+    task_modules = tuple(args.tui_tasks or ())
+    try:
+        load_task_modules(task_modules)
+    except TaskModuleError as exc:
+        raise usage_error(str(exc)) from exc
+    session.database()
     return run_tui(
         session.settings,
         workers=args.tui_workers if args.tui_workers is not None else 2,
         queues=args.tui_queues or None,
-        task_modules=tuple(args.tui_tasks or ()),
+        task_modules=task_modules,
         no_workers=args.no_workers,
         refresh=args.refresh if args.refresh is not None else 1.0,
     )
@@ -1271,7 +1269,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     console = parser.add_argument_group("console options (when no command is given)")
-    console.add_argument("--workers", dest="tui_workers", type=int, metavar="N", help="embedded worker threads (default: 2)")
+    console.add_argument("--workers", dest="tui_workers", type=at_least(0), metavar="N", help="embedded worker threads (default: 2)")
     console.add_argument("--queue", dest="tui_queues", action="append", metavar="Q", help="queue the workers serve (repeatable)")
     console.add_argument("--tasks", dest="tui_tasks", action="append", metavar="MODULE", help="module (or .py file) that registers tasks (repeatable)")
     console.add_argument("--no-workers", action="store_true", help="watch and steer only; run no workers")

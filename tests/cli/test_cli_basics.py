@@ -138,3 +138,25 @@ def test_embedded_server_is_the_default(bare_cli, tmp_path):
         assert version in init.out
     finally:
         server.cleanup()
+
+
+def test_console_reports_problems_before_taking_over_the_terminal(bare_cli):
+    unreachable = bare_cli("--no-workers", dsn=UNREACHABLE)
+    assert_clean_error(unreachable, 2, "127.0.0.1")
+    assert "secret" not in unreachable.err
+    assert_clean_error(bare_cli("--tasks", "no_such_module_xyz", dsn=UNREACHABLE), 2, "no_such_module_xyz")
+
+
+def test_commands_other_than_the_console_never_import_textual(cli, default_queue):
+    code = (
+        "import sys\n"
+        "from absurd_tui.cli import main\n"
+        "for args in (['tasks'], ['queue', 'list'], ['events', '--json'], ['spawn', 'x', '-q', 'default']):\n"
+        f"    assert main([*args, '--dsn', {cli.dsn!r}]) == 0, args\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=cli.env, cwd=cli.tmp_path, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"

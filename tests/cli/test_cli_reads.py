@@ -81,7 +81,7 @@ def test_show_a_waiting_task_then_emit_and_finish(cli, waiting_task):
     detail = cli("show", task_id, "--json").json()
     assert [c["name"] for c in detail["checkpoints"]] == ["fetch", "fetch#2"]
     assert [w["event_name"] for w in detail["waits"]] == ["go"]
-    assert [(r["attempt"], r["state"], r["available_at"]) for r in detail["runs"]] == [(1, "sleeping", "infinity")]
+    assert [(r["attempt"], r["state"], r["available_at"]) for r in detail["runs"]] == [(1, "sleeping", None)]
 
     events = cli("events", "--json").json()
     assert [(w["task_id"], w["event_name"]) for w in events["waits"]] == [(task_id, "go")]

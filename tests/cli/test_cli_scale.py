@@ -13,9 +13,9 @@ import pytest
 from .cli_tasks import CREATE_TABLE
 from .helpers import TASK_MODULE, wait_for
 
-SINGLE = 10
+SINGLE = 5
 BATCHES = 5
-PER_BATCH = 98
+PER_BATCH = 99
 TOTAL = SINGLE + BATCHES * PER_BATCH
 TASK_SECONDS = 0.05
 
