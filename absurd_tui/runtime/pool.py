@@ -213,6 +213,11 @@ class WorkerPool:
         with self._lock:
             return [self._statuses[i] for i in sorted(self._statuses)]
 
+    def unknown_tasks(self) -> list[str]:
+        """Task names this pool claimed but has no handler for (deferred, not failed)."""
+        with self._lock:
+            return sorted(self._unknown_tasks)
+
     @property
     def listener_connected(self) -> bool:
         return self._listener is not None and self._listener.connected.is_set()

@@ -211,7 +211,7 @@ def test_cancellation_reaches_a_running_task_at_its_next_step(client, registry, 
 
 
 def test_an_unknown_task_is_deferred_and_not_failed(client, registry, make_pool, caplog):
-    make_pool(registry).start()
+    pool = make_pool(registry).start()
     spawned = client.spawn("not-here", {}, queue="default")
     wait_until(
         lambda: run_rows(client._conn, "default", spawned.task_id)[0]["state"] == "sleeping",
@@ -221,6 +221,7 @@ def test_an_unknown_task_is_deferred_and_not_failed(client, registry, make_pool,
     assert run["attempt"] == 1 and run["failure_reason"] is None and run["failed_at"] is None
     assert task_row(client._conn, "default", spawned.task_id)["state"] == "sleeping"
     assert any("No handler for task 'not-here'" in r.getMessage() for r in caplog.records)
+    assert pool.unknown_tasks() == ["not-here"]
 
 
 def test_failures_are_recorded_and_retried_by_the_strategy(client, registry, make_pool):
@@ -378,3 +379,14 @@ def test_sys_exit_in_a_handler_fails_the_task_not_the_worker(client, registry, m
     after = client.spawn("quick", {})
     wait_until(completed(client, after.task_id))
     assert pool.statuses()[0].state in ("idle", "running")
+
+
+def test_one_pool_serves_several_queues(client, registry, make_pool):
+    client.create_queue("second")
+    registry.register("on-default", lambda params, ctx: ctx.queue_name)
+    registry.register("on-second", lambda params, ctx: ctx.queue_name, queue="second")
+    make_pool(registry, queues=("default", "second"), poll_interval=30).start()
+    first = client.spawn("on-default", {})
+    second = client.spawn("on-second", {})
+    assert wait_until(completed(client, first.task_id), timeout=5).result == "default"
+    assert wait_until(completed(client, second.task_id, queue="second"), timeout=5).result == "second"

@@ -265,3 +265,35 @@ def test_a_pool_can_be_given(db_dsn, registry):
 def test_bad_constructor_argument():
     with pytest.raises(TypeError, match="takes a DSN string"):
         Absurd(42)
+
+
+def test_a_connection_client_serialises_threads(client, conn):
+    errors: list[BaseException] = []
+
+    def spawn_some():
+        try:
+            for i in range(10):
+                client.spawn("t", {"i": i}, queue="default")
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=spawn_some) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(rows(conn, "t", "default")) == 60
+
+
+def test_claim_tasks_and_storage_mode_check(client, conn):
+    with pytest.raises(ValueError, match="storage_mode"):
+        client.create_queue("x", storage_mode="sharded")
+    assert "x" not in client.list_queues()
+    client.create_queue("parts")
+    spawned = client.spawn("t", {"a": 1}, queue="parts")
+    claimer = Absurd(conn, queue_name="parts", registry=TaskRegistry())
+    (claimed,) = claimer.claim_tasks(batch_size=5, claim_timeout=30, worker_id="me")
+    assert (claimed.task_id, claimed.run_id, claimed.params) == (spawned.task_id, spawned.run_id, {"a": 1})
+    assert claimer.claim_tasks() == []
+    assert rows(conn, "r", "parts")[0]["claimed_by"] == "me"
