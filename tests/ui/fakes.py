@@ -24,11 +24,12 @@ from absurd_tui.db.reads import (
     TaskDetail,
     TaskFilter,
     TaskPage,
+    TaskRef,
     TaskRow,
     WaitInfo,
     WorkerSeen,
 )
-from absurd_tui.ui.source import BulkPlan, BulkResult, EventsSnapshot, TasksSnapshot, TaskType
+from absurd_tui.ui.source import BulkPlan, BulkResult, EventsSnapshot, TasksSnapshot, TaskType, bulk_states
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=timezone.utc)
 MONOTONIC = 1000.0
@@ -265,7 +266,13 @@ class StaticSource:
 
     def plan_bulk(self, operation, flt):
         self._check()
-        return BulkPlan(operation, flt, (), False)
+        states = bulk_states(operation, flt)
+        refs = tuple(
+            TaskRef(r.queue, r.task_id, r.task_name, r.state)
+            for r in self.tasks(flt, 100, None, False).page.rows
+            if r.state in states
+        )
+        return BulkPlan(operation, flt, refs, False)
 
     def run_bulk(self, plan):
         return BulkResult(0, 0, ())
