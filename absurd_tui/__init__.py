@@ -2,7 +2,8 @@
 
 __version__ = "0.1.0"
 
-from .sdk import (  # noqa: E402 - the version stays importable first, for packaging tools
+# The public SDK surface; the version stays first so it is readable without it.
+from .sdk import (
     Absurd,
     CancelledTask,
     FailedTask,
