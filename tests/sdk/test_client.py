@@ -14,6 +14,7 @@ from absurd_tui.sdk import (
     Absurd,
     InvalidParams,
     SpawnResult,
+    TaskRegistry,
     TimeoutError,
 )
 from absurd_tui.sdk.execution import Outcome
