@@ -111,26 +111,28 @@ def test_emit_waking_a_run_notifies_ready(conn, listener):
     listener.expect(CHANGED, "jobs")
 
 
-@pytest.mark.parametrize("action", ["claim", "schedule", "complete", "fail", "cancel", "await"])
-def test_task_state_changes_notify_changed(conn, listener, action):
+def test_task_state_changes_notify_changed(conn, listener):
     create_queue(conn)
-    spawned = spawn(conn, max_attempts=1)
-    if action != "claim":
-        claim_one(conn)
-    listener.drain()
-    if action == "claim":
-        claim_one(conn)
-    elif action == "schedule":
-        schedule(conn, spawned.run_id, datetime.now(timezone.utc))
-    elif action == "complete":
-        complete(conn, spawned.run_id)
-    elif action == "fail":
-        fail(conn, spawned.run_id)
-    elif action == "cancel":
-        cancel(conn, spawned.task_id)
-    elif action == "await":
-        await_event(conn, spawned.task_id, spawned.run_id, "e", step="w")
-    listener.expect(CHANGED, "jobs")
+    actions = {
+        "claim": lambda s: claim_one(conn),
+        "schedule": lambda s: schedule(conn, s.run_id, datetime.now(timezone.utc)),
+        "complete": lambda s: complete(conn, s.run_id),
+        "fail": lambda s: fail(conn, s.run_id),
+        "cancel": lambda s: cancel(conn, s.task_id),
+        "await": lambda s: await_event(conn, s.task_id, s.run_id, "e", step="w"),
+    }
+    for name, action in actions.items():
+        spawned = spawn(conn, max_attempts=1)
+        if name != "claim":
+            claim_one(conn)
+        listener.drain()
+        action(spawned)
+        try:
+            listener.expect(CHANGED, "jobs")
+        except AssertionError as exc:
+            raise AssertionError(f"{name}: {exc}") from None
+        if name in ("schedule", "await"):
+            cancel(conn, spawned.task_id)  # out of the way of the next claim
 
 
 def test_notifications_are_sent_on_commit_only(conn, listener):

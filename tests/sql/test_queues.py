@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from .helpers import T0, claim_one, complete, count, create_queue, raises_db, set_now, spawn, task_row
@@ -98,25 +99,28 @@ def test_create_queue_registers_with_default_policy(conn):
     assert row["detach_min_age"] == timedelta(days=30)
 
 
-@pytest.mark.parametrize(
-    "column, bad",
-    [
-        ("storage_mode", "sharded"),
-        ("default_partition", "maybe"),
-        ("partition_lookahead", "-1 day"),
-        ("partition_lookback", "-1 day"),
-        ("cleanup_ttl", "-1 second"),
-        ("cleanup_limit", 0),
-        ("detach_mode", "always"),
-        ("detach_min_age", "-1 day"),
-    ],
-)
-def test_registry_check_constraints(conn, column, bad):
+REGISTRY_VIOLATIONS = [
+    ("storage_mode", "sharded"),
+    ("default_partition", "maybe"),
+    ("partition_lookahead", "-1 day"),
+    ("partition_lookback", "-1 day"),
+    ("cleanup_ttl", "-1 second"),
+    ("cleanup_limit", 0),
+    ("detach_mode", "always"),
+    ("detach_min_age", "-1 day"),
+]
+
+
+def test_registry_check_constraints(conn):
     create_queue(conn, "jobs")
-    with raises_db("23514"):
-        conn.execute(
-            f'UPDATE absurd.queues SET "{column}" = %s WHERE queue_name = %s', (bad, "jobs")
-        )
+    before = registry(conn, "jobs")
+    for column, bad in REGISTRY_VIOLATIONS:
+        with raises_db("23514"):
+            conn.execute(
+                sql.SQL("UPDATE absurd.queues SET {} = %s WHERE queue_name = %s").format(sql.Identifier(column)),
+                (bad, "jobs"),
+            )
+    assert registry(conn, "jobs") == before
 
 
 def test_create_queue_makes_the_per_queue_tables_and_indexes(conn):
@@ -256,10 +260,10 @@ def test_validate_queue_name_rejects_58_bytes(conn):
         validate(conn, wide)
 
 
-@pytest.mark.parametrize("name", [None, ""])
-def test_validate_queue_name_requires_a_name(conn, name):
-    with raises_db("P0001", "Queue name must be provided"):
-        validate(conn, name)
+def test_validate_queue_name_requires_a_name(conn):
+    for name in (None, ""):
+        with raises_db("P0001", "Queue name must be provided"):
+            validate(conn, name)
 
 
 def test_create_queue_applies_the_name_rule(conn):
@@ -270,32 +274,41 @@ def test_create_queue_applies_the_name_rule(conn):
     assert conn.execute("SELECT count(*) FROM absurd.queues").fetchone()[0] == 0
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "with space",
-        'dou"ble',
-        "sin'gle",
-        "UpperCase",
-        "-leading-dash",
-        "_leading_underscore",
-        "dots.and/slashes;drop table x",
-        "ünïcødé",
-        "m" * 57,
-    ],
-)
-def test_unusual_queue_names_work_end_to_end(conn, name):
-    create_queue(conn, name)
-    assert tables_of(conn, name) == {f"{p}_{name}" for p in PER_QUEUE_PREFIXES}
-    assert name in [r[0] for r in conn.execute("SELECT queue_name FROM absurd.list_queues()")]
-    spawned = spawn(conn, name, params={"n": 1})
-    row = claim_one(conn, name)
-    assert row["task_id"] == spawned.task_id
-    complete(conn, row["run_id"], {"ok": True}, q=name)
-    assert task_row(conn, spawned.task_id, name)["completed_payload"] == {"ok": True}
-    conn.execute("SELECT absurd.drop_queue(%s)", (name,))
-    assert tables_of(conn, name) == set()
-    assert registry(conn, name) is None
+UNUSUAL_NAMES = [
+    "with space",
+    'dou"ble',
+    "sin'gle",
+    "UpperCase",
+    "lowercase",
+    "-leading-dash",
+    "_leading_underscore",
+    "dots.and/slashes;drop table x",
+    "ünïcødé",
+    "m" * 57,
+    "é" * 28,
+]
+
+
+def test_unusual_queue_names_work_end_to_end(conn):
+    for name in UNUSUAL_NAMES:
+        create_queue(conn, name)
+    listed = [r[0] for r in conn.execute("SELECT queue_name FROM absurd.list_queues()")]
+    assert sorted(listed) == sorted(UNUSUAL_NAMES)
+    for name in UNUSUAL_NAMES:
+        assert tables_of(conn, name) == {f"{p}_{name}" for p in PER_QUEUE_PREFIXES}, name
+        spawned = spawn(conn, name, params={"queue": name})
+        row = claim_one(conn, name)
+        assert row["task_id"] == spawned.task_id
+        assert row["params"] == {"queue": name}
+        complete(conn, row["run_id"], {"ok": name}, q=name)
+        assert task_row(conn, spawned.task_id, name)["completed_payload"] == {"ok": name}
+    # "UpperCase" and "lowercase" are distinct identifiers, not folded together.
+    assert count(conn, "t", "UpperCase") == 1
+    for name in UNUSUAL_NAMES:
+        conn.execute("SELECT absurd.drop_queue(%s)", (name,))
+        assert tables_of(conn, name) == set(), name
+        assert registry(conn, name) is None
+    assert conn.execute("SELECT count(*) FROM absurd.queues").fetchone()[0] == 0
 
 
 # --- drop and list --------------------------------------------------------------------
@@ -405,12 +418,12 @@ def test_set_queue_policy_rejects_an_unknown_key(conn):
         set_policy(conn, "jobs", {"retention": "1 day"})
 
 
-@pytest.mark.parametrize("value", [[], "text", 5, None])
-def test_set_queue_policy_rejects_a_non_object(conn, value):
+def test_set_queue_policy_rejects_a_non_object(conn):
     create_queue(conn, "jobs")
     before = policy(conn, "jobs")
-    with pytest.raises(psycopg.Error):
-        set_policy(conn, "jobs", value)
+    for value in ([], "text", 5, None, [{"cleanup_ttl": "1 day"}]):
+        with pytest.raises(psycopg.Error):
+            set_policy(conn, "jobs", value)
     assert policy(conn, "jobs") == before
 
 
@@ -419,32 +432,34 @@ def test_set_queue_policy_on_a_missing_queue(conn):
         set_policy(conn, "ghost", {"cleanup_ttl": "1 day"})
 
 
-@pytest.mark.parametrize(
-    "bad",
-    [
-        {"cleanup_ttl": "-1 day"},
-        {"partition_lookahead": "-5 minutes"},
-        {"partition_lookback": "-1 second"},
-        {"detach_min_age": "-2 days"},
-        {"cleanup_limit": 0},
-        {"cleanup_limit": -3},
-        {"detach_mode": "sometimes"},
-        {"default_partition": "perhaps"},
-    ],
-)
-def test_set_queue_policy_rejects_bad_values_and_keeps_the_old_ones(conn, bad):
+BAD_POLICIES = [
+    {"cleanup_ttl": "-1 day"},
+    {"partition_lookahead": "-5 minutes"},
+    {"partition_lookback": "-1 second"},
+    {"detach_min_age": "-2 days"},
+    {"cleanup_limit": 0},
+    {"cleanup_limit": -3},
+    {"detach_mode": "sometimes"},
+    {"default_partition": "perhaps"},
+    {"cleanup_ttl": "not an interval"},
+    {"cleanup_limit": "many"},
+]
+
+
+def test_set_queue_policy_rejects_bad_values_and_keeps_the_old_ones(conn):
     create_queue(conn, "jobs")
     before = policy(conn, "jobs")
-    with pytest.raises(psycopg.Error):
-        set_policy(conn, "jobs", bad)
-    assert policy(conn, "jobs") == before
+    for bad in BAD_POLICIES:
+        with pytest.raises(psycopg.Error):
+            set_policy(conn, "jobs", bad)
+        assert policy(conn, "jobs") == before, bad
 
 
-@pytest.mark.parametrize("value", ["enabled", "disabled"])
-def test_default_partition_is_rejected_on_an_unpartitioned_queue(conn, value):
+def test_default_partition_is_rejected_on_an_unpartitioned_queue(conn):
     create_queue(conn, "jobs")
-    with raises_db("P0001"):
-        set_policy(conn, "jobs", {"default_partition": value})
+    for value in ("enabled", "disabled"):
+        with raises_db("P0001"):
+            set_policy(conn, "jobs", {"default_partition": value})
     assert policy(conn, "jobs")["default_partition"] == "enabled"
 
 
