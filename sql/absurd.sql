@@ -153,7 +153,7 @@ RETURNS bigint
 LANGUAGE sql
 IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT least(greatest(v, -10000000000), 10000000000)::bigint
+    SELECT CASE WHEN v IS NOT NULL THEN least(greatest(v, -10000000000), 10000000000)::bigint END
     FROM (SELECT CASE
         WHEN jsonb_typeof(p_value) = 'number' AND p_value::text::numeric = trunc(p_value::text::numeric)
             THEN p_value::text::numeric
