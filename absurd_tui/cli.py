@@ -31,11 +31,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import __version__
 from .config import DEFAULT_QUEUE, DSN_ENV, resolve_settings
+from .db import reads
 from .ui import text as screen
 
 if TYPE_CHECKING:
@@ -51,9 +52,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-STATES = ("pending", "running", "sleeping", "completed", "failed", "cancelled")
-TERMINAL_STATES = ("completed", "failed", "cancelled")
 
 
 class CliError(Exception):
@@ -107,8 +105,6 @@ class Session:
         return Absurd(self.connection(), queue_name=queue)
 
     def queue_names(self) -> list[str]:
-        from .db import reads
-
         return reads.queue_names(self.connection())
 
     def require_queue(self, queue: str) -> None:
@@ -124,8 +120,6 @@ class Session:
 
     def find_task(self, ref: str, queue: str | None):
         """Resolve a full id, a unique prefix or the short id that tables show."""
-        from .db import reads
-
         if queue is not None:
             self.require_queue(queue)
         return reads.find_task(self.connection(), ref, queue)
@@ -233,9 +227,7 @@ def print_json(value: Any) -> None:
 
 
 def pretty_json(value: Any) -> str:
-    from .db.reads import pretty
-
-    return plain(pretty(value), multiline=True)
+    return plain(reads.pretty(value), multiline=True)
 
 
 def note(message: str) -> None:
@@ -359,7 +351,8 @@ def configure_init(parser: argparse.ArgumentParser) -> None:
 
 def run_init(args: argparse.Namespace, session: Session) -> int:
     database = session.database(install=True)
-    print(f"Absurd schema {database.schema.label()} is installed in {database.label}.")
+    where = f"the embedded server in {session.settings.data_dir}" if database.embedded else database.label
+    print(f"Absurd schema {database.schema.label()} is installed in {where}.")
     return EXIT_OK
 
 
@@ -413,8 +406,6 @@ def configure_queue(parser: argparse.ArgumentParser) -> None:
 
 
 def run_queue_list(args: argparse.Namespace, session: Session) -> int:
-    from .db import reads
-
     summaries = reads.queue_summaries(session.connection())
     if args.json:
         print_json([_queue_json(s) for s in summaries])
@@ -469,29 +460,26 @@ def run_queue_create(args: argparse.Namespace, session: Session) -> int:
 
 
 def run_queue_drop(args: argparse.Namespace, session: Session) -> int:
-    from .db import reads
-
     session.require_queue(args.queue)
     total = reads.queue_summary(session.connection(), args.queue).total.label()
     if not args.yes:
+        if not sys.stdin.isatty():
+            raise usage_error(
+                f"Dropping queue {quote(args.queue)} deletes its {total} task(s); "
+                "pass --yes to confirm when not at a terminal."
+            )
         question = (
             f"Drop queue {quote(args.queue)} with its {total} task(s) and all their runs, "
             "checkpoints and events? This cannot be undone. [y/N] "
         )
         if not confirm(question):
-            raise usage_error(
-                f"Queue {quote(args.queue)} was not dropped"
-                + ("" if sys.stdin.isatty() else " (pass --yes to drop it without asking)")
-                + "."
-            )
+            raise operation_failed(f"Queue {quote(args.queue)} was not dropped.")
     session.client().drop_queue(args.queue)
     print(f"Queue {quote(args.queue)} dropped ({total} task(s)).")
     return EXIT_OK
 
 
 def confirm(question: str) -> bool:
-    if not sys.stdin.isatty():
-        return False
     print(question, end="", file=sys.stderr, flush=True)
     try:
         answer = input()
@@ -627,38 +615,27 @@ def _registered_queue(task_name: str) -> str | None:
 def _spawn_all(
     session: Session, task: str, queue: str, batch: list[Any], options: dict[str, Any]
 ) -> list[dict[str, Any]]:
+    from .sdk import Absurd
     from .sdk.errors import NotJSONError
 
-    database = session.database()
+    conn = session.connection()
+    client = Absurd(conn, queue_name=queue)
     results = []
-    # One transaction for the whole batch: it is spawned completely or not at all.
-    with database.connect(autocommit=False) as conn:
-        from .sdk import Absurd
-
-        client = Absurd(conn, queue_name=queue)
-        try:
+    try:
+        # One transaction for the whole batch: it is spawned completely or not at all.
+        with conn.transaction():
             for params in batch:
-                result = client.spawn(task, params, queue=queue, **options)
-                results.append(_spawn_json(result, queue))
-        except (NotJSONError, ValueError) as exc:
-            # The SDK checks its input (JSON, options, the task's registered queue)
-            # before any SQL; the transaction is rolled back either way.
-            raise usage_error(str(exc)) from exc
-        conn.commit()
+                results.append(_with_queue(client.spawn(task, params, queue=queue, **options), queue))
+    except (NotJSONError, ValueError) as exc:
+        # The SDK checks its input (JSON, options, the task's registered queue)
+        # before any SQL; nothing was committed.
+        raise usage_error(str(exc)) from exc
     return results
 
 
-def _spawn_json(result: Any, queue: str) -> dict[str, Any]:
-    if isinstance(result, dict):
-        data = dict(result)
-    else:
-        data = {
-            key: getattr(result, key)
-            for key in ("task_id", "run_id", "attempt", "created")
-            if hasattr(result, key)
-        }
-    data["queue"] = queue
-    return {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in data.items()}
+def _with_queue(result: Mapping[str, Any], queue: str) -> dict[str, Any]:
+    """A spawn or retry result (task_id, run_id, attempt, created) as plain JSON."""
+    return {**result, "queue": queue}
 
 
 def configure_emit(parser: argparse.ArgumentParser) -> None:
@@ -709,13 +686,13 @@ def run_retry(args: argparse.Namespace, session: Session) -> int:
         spawn_new=args.spawn_new,
         queue_name=ref.queue,
     )
-    data = _spawn_json(result, ref.queue)
+    data = _with_queue(result, ref.queue)
     if args.json:
         print_json(data)
     elif args.spawn_new:
         print(f"Spawned task {data['task_id']} as a new copy of {ref.task_id}.")
     else:
-        print(f"Task {ref.task_id} is pending again as attempt {data.get('attempt')}.")
+        print(f"Task {ref.task_id} is pending again as attempt {data['attempt']}.")
     return EXIT_OK
 
 
@@ -729,12 +706,20 @@ def configure_cancel(parser: argparse.ArgumentParser) -> None:
 
 def run_cancel(args: argparse.Namespace, session: Session) -> int:
     ref = session.find_task(args.task_id, args.queue)
-    if ref.state in TERMINAL_STATES:
+    if ref.state in reads.TERMINAL_STATES:
         raise operation_failed(
             f"Task {ref.task_id} ({quote(ref.task_name)}) is already {ref.state}: "
             "nothing to cancel."
         )
-    session.client(ref.queue).cancel_task(str(ref.task_id), queue_name=ref.queue)
+    client = session.client(ref.queue)
+    client.cancel_task(str(ref.task_id), queue_name=ref.queue)
+    # Cancelling a task that finished meanwhile is a no-op in the engine: say so.
+    after = client.fetch_task_result(str(ref.task_id), queue_name=ref.queue)
+    if after is not None and after.state != "cancelled":
+        raise operation_failed(
+            f"Task {ref.task_id} ({quote(ref.task_name)}) became {after.state} before it "
+            "could be cancelled."
+        )
     print(f"Task {ref.task_id} ({quote(ref.task_name)}) cancelled.")
     return EXIT_OK
 
@@ -754,15 +739,13 @@ def add_task_id_argument(parser: argparse.ArgumentParser) -> None:
 def configure_tasks(parser: argparse.ArgumentParser) -> None:
     parser.description = "List tasks, newest first."
     parser.add_argument("--queue", "-q", help="only this queue (default: every queue)")
-    parser.add_argument("--state", "-s", choices=STATES)
+    parser.add_argument("--state", "-s", choices=reads.STATES)
     parser.add_argument("--name", "-n", help="task name prefix")
     parser.add_argument("--limit", type=positive_int, default=50, help="at most N rows (default: %(default)s)")
     add_json_option(parser)
 
 
 def run_tasks(args: argparse.Namespace, session: Session) -> int:
-    from .db import reads
-
     if args.queue is not None:
         session.require_queue(args.queue)
     flt = reads.TaskFilter(queue=args.queue, state=args.state, name=args.name)
@@ -810,8 +793,6 @@ def configure_show(parser: argparse.ArgumentParser) -> None:
 
 
 def run_show(args: argparse.Namespace, session: Session) -> int:
-    from .db import reads
-
     ref = session.find_task(args.task_id, args.queue)
     detail = reads.task_detail(session.connection(), ref.queue, ref.task_id)
     if detail is None:
@@ -877,8 +858,6 @@ def render_detail(detail) -> str:
     )
     out.extend(["", "checkpoints:"])
     if detail.checkpoints:
-        from .db import reads
-
         out.append(
             _indent(
                 table(
@@ -946,8 +925,6 @@ def configure_events(parser: argparse.ArgumentParser) -> None:
 
 
 def run_events(args: argparse.Namespace, session: Session) -> int:
-    from .db import reads
-
     if args.queue is not None:
         session.require_queue(args.queue)
     conn = session.connection()
@@ -1003,8 +980,6 @@ def configure_workers(parser: argparse.ArgumentParser) -> None:
 
 
 def run_workers(args: argparse.Namespace, session: Session) -> int:
-    from .db import reads
-
     seen = reads.workers_seen(session.connection())
     if args.json:
         print_json([dataclasses.asdict(w) for w in seen])
