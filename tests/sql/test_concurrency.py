@@ -421,3 +421,36 @@ def test_claim_sweeps_racing_each_other_do_not_deadlock(conn, pair):
     states = dict(conn.execute('SELECT state, count(*) FROM absurd."t_jobs" GROUP BY 1').fetchall())
     assert sum(states.values()) == 12
     assert set(states) <= {"cancelled", "running", "pending"}
+
+
+# --- queue creation ---------------------------------------------------------------------
+
+
+def test_two_workers_creating_the_same_queue_at_once(conn, pair):
+    # Worker processes call create_queue on start-up; several may start together.
+    a, b = pair
+    for i in range(10):
+        name = f"fresh-{i}"
+        barrier = threading.Barrier(2)
+
+        def create(c, name=name, barrier=barrier):
+            barrier.wait(5)
+            c.execute("SELECT absurd.create_queue(%s)", (name,))
+
+        (ta, ra), (tb, rb) = in_thread(lambda: create(a)), in_thread(lambda: create(b))
+        join(ta, ra)
+        join(tb, rb)
+        assert ra.error is None and rb.error is None, (ra.error, rb.error)
+        assert spawn(conn, name).created is True
+    assert conn.execute("SELECT count(*) FROM absurd.queues").fetchone()[0] == 11
+
+
+def test_create_queue_waits_for_a_concurrent_uncommitted_create(conn, pair):
+    a, b = pair
+    with a.transaction():
+        a.execute("SELECT absurd.create_queue(%s)", ("late",))
+        thread, result = in_thread(lambda: b.execute("SELECT absurd.create_queue(%s)", ("late",)))
+        wait_until(lambda: blocked_or_done(conn, b, result))
+    join(thread, result)
+    assert result.error is None, result.error
+    assert spawn(conn, "late").created is True
