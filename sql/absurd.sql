@@ -948,14 +948,15 @@ BEGIN
 END;
 $$;
 
--- Cancels a task: its live runs (run_id order), then the task row. With p_skip_locked the
--- function never waits (the claim-time sweep uses it) and returns false when anything it
--- needs is locked, leaving the task to a later sweep. Returns true when it cancelled.
+-- Cancels a task: its live runs (run_id order), then the task row. Returns true when it
+-- cancelled. p_from_sweep is the claim-time policy sweep: it never waits (returns false
+-- when anything it needs is locked, leaving the task to a later sweep) and re-checks the
+-- policy under the lock, since a concurrent claim may have started the task meanwhile.
 CREATE OR REPLACE FUNCTION absurd.cancel_task_at(
     p_queue_name text,
     p_task_id uuid,
     p_now timestamptz,
-    p_skip_locked boolean
+    p_from_sweep boolean
 )
 RETURNS boolean
 LANGUAGE plpgsql
@@ -963,11 +964,12 @@ AS $$
 DECLARE
     t text := 't_' || p_queue_name;
     r text := 'r_' || p_queue_name;
-    v_wait_policy text := CASE WHEN p_skip_locked THEN 'SKIP LOCKED' ELSE '' END;
+    v_wait_policy text := CASE WHEN p_from_sweep THEN 'SKIP LOCKED' ELSE '' END;
     v_locked uuid[];
     v_late uuid[];
     v_late_locked uuid[];
     v_state text;
+    v_deadline timestamptz;
 BEGIN
     EXECUTE format($sql$
         SELECT coalesce(array_agg(run_id), '{}') FROM (
@@ -979,16 +981,19 @@ BEGIN
     INTO v_locked
     USING p_task_id;
 
-    EXECUTE format('SELECT state FROM absurd.%I WHERE task_id = $1 FOR UPDATE %s', t, v_wait_policy)
-    INTO v_state
+    EXECUTE format($sql$
+        SELECT state, absurd.cancellation_deadline(cancellation, enqueue_at, first_started_at)
+        FROM absurd.%I WHERE task_id = $1 FOR UPDATE %s$sql$, t, v_wait_policy)
+    INTO v_state, v_deadline
     USING p_task_id;
     IF v_state IS NULL THEN
-        IF p_skip_locked THEN
+        IF p_from_sweep THEN
             RETURN false;
         END IF;
         RAISE EXCEPTION 'Task "%" not found in queue "%"', p_task_id, p_queue_name;
     END IF;
-    IF v_state IN ('completed', 'failed', 'cancelled') THEN
+    IF v_state IN ('completed', 'failed', 'cancelled')
+       OR (p_from_sweep AND NOT coalesce(v_deadline <= p_now, false)) THEN
         RETURN false;
     END IF;
 
@@ -1010,7 +1015,7 @@ BEGIN
         INTO v_late_locked
         USING v_late;
         IF cardinality(v_late_locked) < cardinality(v_late) THEN
-            IF p_skip_locked THEN
+            IF p_from_sweep THEN
                 RETURN false;
             END IF;
             RAISE EXCEPTION 'Task "%" in queue "%" changed while being cancelled; try again',
@@ -1066,29 +1071,39 @@ DECLARE
     v_timeout integer := greatest(coalesce(p_claim_timeout, 30), 0);
     v_qty integer := greatest(coalesce(p_qty, 1), 1);
     v_worker text := coalesce(nullif(p_worker_id, ''), 'worker');
+    v_overdue uuid[];
     v_task uuid;
-    v_expired record;
+    v_expired jsonb;
+    v_run jsonb;
     v_claimed integer;
 BEGIN
+    -- Both sweeps collect their rows before acting on them, so that no open cursor
+    -- scans rows the actions are rewriting.
+
     -- 1. Cancellation policies: every live task whose deadline has passed.
-    FOR v_task IN EXECUTE absurd.engine_query(q, 'cancel_sweep') USING v_now LOOP
+    EXECUTE format('SELECT coalesce(array_agg(task_id), ''{}'') FROM (%s) overdue',
+                   absurd.engine_query(q, 'cancel_sweep'))
+    INTO v_overdue
+    USING v_now;
+    FOREACH v_task IN ARRAY v_overdue LOOP
         PERFORM absurd.cancel_task_at(q, v_task, v_now, true);
     END LOOP;
 
     -- 2. Expired leases, at most as many as we claim: fail them through the normal
-    --    retry path. Rows are collected first because fail_run_at writes them.
-    FOR v_expired IN
-        EXECUTE format('SELECT * FROM (%s) expired', absurd.engine_query(q, 'lease_sweep'))
-        USING v_now, v_qty
-    LOOP
+    --    retry path.
+    EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(expired)), ''[]'') FROM (%s) expired',
+                   absurd.engine_query(q, 'lease_sweep'))
+    INTO v_expired
+    USING v_now, v_qty;
+    FOR v_run IN SELECT value FROM jsonb_array_elements(v_expired) LOOP
         PERFORM absurd.fail_run_at(
-            q, v_expired.run_id,
+            q, (v_run ->> 'run_id')::uuid,
             jsonb_strip_nulls(jsonb_build_object(
                 'name', '$ClaimTimeout',
                 'message', 'worker did not finish task within claim interval',
-                'workerId', v_expired.claimed_by,
-                'claimExpiredAt', v_expired.claim_expires_at,
-                'attempt', v_expired.attempt)),
+                'workerId', v_run -> 'claimed_by',
+                'claimExpiredAt', v_run -> 'claim_expires_at',
+                'attempt', v_run -> 'attempt')),
             NULL, v_now);
     END LOOP;
 
