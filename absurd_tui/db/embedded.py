@@ -20,14 +20,14 @@ log = logging.getLogger(__name__)
 
 DATABASE_NAME = "absurd"
 
-_started: dict[Path, str] = {}
+_started: dict[Path, tuple[object, str]] = {}
 
 
 def start(pgdata: Path) -> str:
     """Start (or join) the embedded server in ``pgdata``; return a DSN for our database."""
     pgdata = Path(pgdata).expanduser().resolve()
     if pgdata in _started:
-        return _started[pgdata]
+        return _started[pgdata][1]
     try:
         pgserver = import_pgserver()
     except ImportError as exc:  # pragma: no cover - it is a hard dependency
@@ -49,9 +49,19 @@ def start(pgdata: Path) -> str:
         ) from exc
     _ensure_database(server_dsn)
     dsn = server.get_uri(DATABASE_NAME)
-    _started[pgdata] = dsn
+    _started[pgdata] = (server, dsn)
     log.info("embedded PostgreSQL ready in %s (pid %s)", pgdata, os.getpid())
     return dsn
+
+
+def release(pgdata: Path) -> None:
+    """Let go of the server in ``pgdata`` now instead of at exit.
+
+    The server stops if no other process of ours still holds it.
+    """
+    entry = _started.pop(Path(pgdata).expanduser().resolve(), None)
+    if entry is not None:
+        entry[0].cleanup()
 
 
 def import_pgserver():

@@ -1,14 +1,17 @@
 """Opening a database: schema checks, installs, versions and unreachable servers."""
 
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from absurd_tui.config import Settings
-from absurd_tui.db import DatabaseUnavailable, SchemaError, open_database, schema
+from absurd_tui.db import DatabaseUnavailable, SchemaError, embedded, open_database, schema
 
 
 def _fake_version(dsn: str, version: str) -> None:
@@ -99,9 +102,17 @@ def test_reapplying_the_schema_keeps_data(db_dsn):
         assert [r[0] for r in claimed] == [task_id]
 
 
-def test_embedded_server_starts_installs_and_is_shared(tmp_path):
+def test_embedded_server_starts_installs_and_is_shared():
     """The default: a private server in the data directory, usable by another process too."""
-    data_dir = tmp_path / "data"
+    data_dir = Path(tempfile.mkdtemp(prefix="absurd-tui-embedded-")) / "data"
+    try:
+        _check_embedded(data_dir)
+    finally:
+        embedded.release(data_dir / "pgdata")
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+def _check_embedded(data_dir: Path) -> None:
     db = open_database(Settings(dsn=None, data_dir=data_dir))
     assert db.embedded and db.label == "embedded"
     assert db.schema.current
