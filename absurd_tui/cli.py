@@ -1011,8 +1011,8 @@ def configure_worker(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--queue", "-q", dest="queues", action="append", metavar="Q",
-        help="serve this queue (repeatable; default: 'default' and every queue a "
-        "registered task runs on)",
+        help="serve this existing queue (repeatable; default: 'default' and the queues "
+        "of the registered tasks, created if missing)",
     )
     parser.add_argument(
         "--concurrency", "-c", type=positive_int, default=4, metavar="N",
@@ -1049,8 +1049,12 @@ def run_worker(args: argparse.Namespace, session: Session) -> int:
         for queue in queues:
             session.require_queue(queue)
     else:
-        # Implicit queues may not exist yet; the pool keeps checking for them.
+        # The queues of the tasks this worker knows, created if missing as the console
+        # does for its own workers (creating a queue is idempotent).
         queues = list(dict.fromkeys([DEFAULT_QUEUE, *default_registry.queues()]))
+        client = session.client()
+        for queue in queues:
+            client.create_queue(queue)
     session.close()  # the pool opens its own connections; this one would sit idle
 
     stop = threading.Event()

@@ -91,3 +91,17 @@ def test_a_task_still_running_after_the_grace_period_is_reclaimed_by_another_wor
         "SELECT completed_payload FROM absurd.t_scale WHERE task_id = %s", (uuid.UUID(task_id),)
     ).fetchone()[0]
     assert result == {"pid": second.pid}
+
+
+def test_without_queues_a_worker_serves_and_creates_those_of_its_tasks(cli, conn):
+    worker = cli.start("worker", "--tasks", str(TASK_MODULE), "--concurrency", "1")
+    try:
+        names = lambda: [r[0] for r in conn.execute("SELECT queue_name FROM absurd.queues ORDER BY 1")]  # noqa: E731
+        # 'default' and 'scale' from the test module, 'agents' for the built-in agent.
+        wait_for(lambda: names() == ["agents", "default", "scale"], what="the worker's queues")
+        spawned = cli("spawn", "steps")
+        assert spawned.code == 0, spawned
+        wait_for(lambda: task_state(conn, spawned.out.strip()) == "completed", what="the task to run")
+    finally:
+        assert worker.stop() == 0, worker.log()
+    assert "queue(s) default, agents, scale" in worker.log()
