@@ -44,6 +44,8 @@ CHECKPOINT_LIMIT = 2_000
 """Task detail loads at most this many checkpoints (a runaway loop can write more)."""
 PREVIEW_CHARS = 120
 SHORT_ID_DIGITS = 12
+ID_ONLY_DIGITS = 8
+"""A search of this many hex digits (or more) is taken as an id prefix only."""
 MIN_SUFFIX_DIGITS = 6
 """A search term this long may also match the tail of an id (what tables show)."""
 
@@ -464,40 +466,71 @@ def _suffix(text: str) -> str | None:
     return digits
 
 
-def _task_where(queue: str, flt: TaskFilter, after: uuid.UUID | None) -> tuple[sql.Composable, list[Any]]:
+# Runs of a task state that an index lists, to find such tasks without walking the
+# task table: r_<q>_sai (pending, sleeping), r_<q>_cei (running with a lease),
+# r_<q>_fai (failed; upstream's r_<q>_sai on (state, available_at) serves all four).
+_RUNS_IN_STATE = {**_LIVE_RUNS, "failed": "state = 'failed'"}
+
+
+def _via_runs(state: str | None, summary: QueueSummary | None) -> bool:
+    """Whether to find tasks of ``state`` through their runs' index.
+
+    Walking the task table newest first and filtering on state reads about
+    limit / share rows, which is fast while the state is common (most tasks completed)
+    and slow when it is rare (a few failed tasks among a million): then the runs'
+    index, which holds only that state, is the way in.
+    """
+    if state not in _RUNS_IN_STATE:
+        return False
+    if summary is None:
+        return state in _LIVE_RUNS
+    count = summary.count(state)
+    return not count.capped and count.value <= COUNT_CAP
+
+
+def _search_parts(flt: TaskFilter) -> list[str | None]:
+    """A search is an id prefix (a range on the primary key) or a name prefix. Each
+    is queried on its own so the id range keeps its index (an OR would lose it)."""
+    if not flt.search:
+        return [None]
+    text = flt.search.strip()
+    if _id_bounds(text) is None:
+        return ["name"]
+    if len(text.replace("-", "")) >= ID_ONLY_DIGITS:
+        # Eight hex digits or more is an id: a name prefix search would read the
+        # whole table for a name that matches nothing.
+        return ["id"]
+    return ["name", "id"]
+
+
+def _task_where(
+    queue: str,
+    flt: TaskFilter,
+    after: uuid.UUID | None,
+    *,
+    via_runs: bool = False,
+    search_part: str | None = None,
+) -> tuple[sql.Composable, list[Any]]:
     clauses: list[sql.Composable] = []
     params: list[Any] = []
     if flt.state:
         clauses.append(sql.SQL("t.state = %s"))
         params.append(flt.state)
-        runs_in_state = {**_LIVE_RUNS, "failed": "state = 'failed'"}.get(flt.state)
-        if runs_in_state is not None:
-            # Few such tasks among many completed ones: start from their runs (an index
-            # holds exactly those: r_<q>_sai, r_<q>_cei, r_<q>_fai) instead of walking
-            # the whole task table in id order to find them.
+        if via_runs:
             clauses.append(
-                sql.SQL("t.task_id IN (SELECT r.task_id FROM {} AS r WHERE r." + runs_in_state + ")").format(
+                sql.SQL("t.task_id IN (SELECT r.task_id FROM {} AS r WHERE r." + _RUNS_IN_STATE[flt.state] + ")").format(
                     _ident("r", queue)
                 )
             )
     if flt.name:
         clauses.append(sql.SQL("t.task_name LIKE %s"))
         params.append(_like_prefix(flt.name))
-    if flt.search:
-        # Id prefixes are a range on the primary key; an id tail or a name prefix is
-        # a filter on the rows walked in key order (no index serves those).
-        text = flt.search.strip()
-        alternatives: list[sql.Composable] = [sql.SQL("t.task_name LIKE %s")]
-        params.append(_like_prefix(text))
-        bounds = _id_bounds(text)
-        if bounds is not None:
-            alternatives.append(sql.SQL("t.task_id BETWEEN %s AND %s"))
-            params.extend(bounds)
-        tail = _suffix(text)
-        if tail is not None:
-            alternatives.append(sql.SQL("t.task_id::text LIKE %s"))
-            params.append("%" + tail)
-        clauses.append(sql.SQL("({})").format(sql.SQL(" OR ").join(alternatives)))
+    if flt.search and search_part == "name":
+        clauses.append(sql.SQL("t.task_name LIKE %s"))
+        params.append(_like_prefix(flt.search.strip()))
+    elif flt.search and search_part == "id":
+        clauses.append(sql.SQL("t.task_id BETWEEN %s AND %s"))
+        params.extend(_id_bounds(flt.search.strip()) or ())
     if after is not None:
         clauses.append(sql.SQL("t.task_id < %s"))
         params.append(after)
@@ -532,9 +565,30 @@ ORDER BY t.task_id DESC
 
 
 def _fetch_task_rows(
-    conn: psycopg.Connection, queue: str, flt: TaskFilter, limit: int, after: uuid.UUID | None
+    conn: psycopg.Connection,
+    queue: str,
+    flt: TaskFilter,
+    limit: int,
+    after: uuid.UUID | None,
+    summary: QueueSummary | None,
 ) -> list[TaskRow]:
-    where, params = _task_where(queue, flt, after)
+    rows: dict[uuid.UUID, TaskRow] = {}
+    for part in _search_parts(flt):
+        for row in _fetch_part(conn, queue, flt, limit, after, _via_runs(flt.state, summary), part):
+            rows[row.task_id] = row
+    return list(rows.values())
+
+
+def _fetch_part(
+    conn: psycopg.Connection,
+    queue: str,
+    flt: TaskFilter,
+    limit: int,
+    after: uuid.UUID | None,
+    via_runs: bool,
+    search_part: str | None,
+) -> list[TaskRow]:
+    where, params = _task_where(queue, flt, after, via_runs=via_runs, search_part=search_part)
     stmt = sql.SQL(_TASK_ROW_SQL).format(
         tasks=_ident("t", queue),
         runs=_ident("r", queue),
@@ -582,14 +636,17 @@ def count_tasks(
                 continue
             total = total + (summary.count(flt.state) if flt.state else summary.total)
         return total
+    by_queue = {summary.queue: summary for summary in summaries or ()}
     total = ZERO
     for queue in _queues(conn, flt.queue):
-        if total.capped:
-            break
-        where, params = _task_where(queue, flt, None)
-        total = total + _capped_count(
-            conn, sql.SQL("SELECT 1 FROM {} AS t WHERE {}").format(_ident("t", queue), where), params
-        )
+        via_runs = _via_runs(flt.state, by_queue.get(queue))
+        for part in _search_parts(flt):
+            if total.capped:
+                break
+            where, params = _task_where(queue, flt, None, via_runs=via_runs, search_part=part)
+            total = total + _capped_count(
+                conn, sql.SQL("SELECT 1 FROM {} AS t WHERE {}").format(_ident("t", queue), where), params
+            )
     if total.value > COUNT_CAP:
         return Count(COUNT_CAP, capped=True)
     return total
@@ -610,9 +667,10 @@ def list_tasks(
     merge keeps the newest overall, so the page is exact. ``count=False`` skips the
     match count (it is then ZERO) for callers that refresh it less often.
     """
+    by_queue = {summary.queue: summary for summary in summaries or ()}
     rows: list[TaskRow] = []
     for queue in _queues(conn, flt.queue):
-        rows.extend(_fetch_task_rows(conn, queue, flt, limit + 1, after))
+        rows.extend(_fetch_task_rows(conn, queue, flt, limit + 1, after, by_queue.get(queue)))
     rows.sort(key=lambda r: r.task_id, reverse=True)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -625,18 +683,17 @@ def list_tasks(
 
 
 def list_task_ids(conn: psycopg.Connection, flt: TaskFilter, limit: int = 100_000) -> list[TaskRef]:
-    """Every task matching ``flt`` (up to ``limit``), for bulk retry and cancel."""
-    refs: list[TaskRef] = []
+    """Every task matching ``flt`` (up to ``limit``), newest first, for bulk commands."""
+    refs: dict[uuid.UUID, TaskRef] = {}
     for queue in _queues(conn, flt.queue):
-        where, params = _task_where(queue, flt, None)
-        stmt = sql.SQL(
-            "SELECT t.task_id, t.task_name, t.state FROM {} AS t WHERE {} ORDER BY t.task_id DESC LIMIT %s"
-        ).format(_ident("t", queue), where)
-        for task_id, name, state in conn.execute(stmt, [*params, limit - len(refs)]):
-            refs.append(TaskRef(queue, task_id, name, state))
-        if len(refs) >= limit:
-            break
-    return refs
+        for part in _search_parts(flt):
+            where, params = _task_where(queue, flt, None, via_runs=flt.state in _LIVE_RUNS, search_part=part)
+            stmt = sql.SQL(
+                "SELECT t.task_id, t.task_name, t.state FROM {} AS t WHERE {} ORDER BY t.task_id DESC LIMIT %s"
+            ).format(_ident("t", queue), where)
+            for task_id, name, state in conn.execute(stmt, [*params, limit]):
+                refs.setdefault(task_id, TaskRef(queue, task_id, name, state))
+    return sorted(refs.values(), key=lambda ref: ref.task_id, reverse=True)[:limit]
 
 
 # --------------------------------------------------------------------------- one task
@@ -761,10 +818,10 @@ def find_task(conn: psycopg.Connection, ref: str, queue: str | None = None) -> T
             f"or its last {SHORT_ID_DIGITS} digits as shown in tables."
         )
     queues = _queues(conn, queue)
-    matches = _find_in(conn, queues, sql.SQL("task_id BETWEEN %s AND %s"), list(bounds))
+    matches = _find_in(conn, queues, sql.SQL("task_id BETWEEN %s AND %s ORDER BY task_id"), list(bounds))
     tail = _suffix(text)
     if not matches and tail is not None:
-        matches = _find_in(conn, queues, sql.SQL("task_id::text LIKE %s"), ["%" + tail])
+        matches = tasks_with_id_tail(conn, tail, queue)
     where = f" in queue {queue!r}" if queue else ""
     if not matches:
         raise TaskNotFound(f"No task with id {ref!r}{where}.")
@@ -777,14 +834,26 @@ def find_task(conn: psycopg.Connection, ref: str, queue: str | None = None) -> T
     return matches[0]
 
 
+def tasks_with_id_tail(conn: psycopg.Connection, tail: str, queue: str | None = None) -> list[TaskRef]:
+    """Tasks whose id ends with ``tail`` (as ``short_id`` shows), at most 5.
+
+    No index serves this: it reads the task tables (about half a second for a
+    million tasks), so callers resolve a tail once and then use the full id.
+    """
+    tail = tail.strip().lower()
+    if not re.fullmatch(r"[0-9a-f-]{1,36}", tail):
+        return []
+    return _find_in(conn, _queues(conn, queue), sql.SQL("task_id::text LIKE %s"), ["%" + tail])
+
+
 def _find_in(
     conn: psycopg.Connection, queues: Iterable[str], where: sql.Composable, params: list[Any]
 ) -> list[TaskRef]:
     matches: list[TaskRef] = []
     for name in queues:
-        stmt = sql.SQL(
-            "SELECT task_id, task_name, state FROM {} WHERE {} ORDER BY task_id LIMIT 5"
-        ).format(_ident("t", name), where)
+        stmt = sql.SQL("SELECT task_id, task_name, state FROM {} WHERE {} LIMIT 5").format(
+            _ident("t", name), where
+        )
         matches.extend(TaskRef(name, *row) for row in conn.execute(stmt, params))
     return matches
 
@@ -897,5 +966,6 @@ __all__ = [
     "queue_summary",
     "short_id",
     "task_detail",
+    "tasks_with_id_tail",
     "workers_seen",
 ]

@@ -157,18 +157,20 @@ class AbsurdApp(App):
         if screen is not None and screen.is_mounted:
             screen.workers_view.show_embedded()
 
-    def _update_worker_state(self) -> None:
+    def worker_state(self) -> WorkersState:
         if self.worker_pool is None:
-            state = WorkersState()
-        else:
-            statuses = self.worker_pool.statuses()
-            state = WorkersState(
-                embedded=True,
-                total=len(statuses),
-                busy=sum(1 for s in statuses if s.state == "running"),
-                paused=self.workers_paused,
-                disconnected=sum(1 for s in statuses if s.state == "disconnected"),
-            )
+            return WorkersState()
+        statuses = self.worker_pool.statuses()
+        return WorkersState(
+            embedded=True,
+            total=len(statuses),
+            busy=sum(1 for s in statuses if s.state == "running"),
+            paused=self.workers_paused,
+            disconnected=sum(1 for s in statuses if s.state == "disconnected"),
+        )
+
+    def _update_worker_state(self) -> None:
+        state = self.worker_state()
         for bar in self.query_status_bars():
             bar.worker_state = state
 

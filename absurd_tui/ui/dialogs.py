@@ -58,6 +58,7 @@ class Dialog(ModalScreen):
 
     ok_label = "OK"
     ok_variant = "primary"
+    dismiss_label = "Cancel"
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -65,7 +66,8 @@ class Dialog(ModalScreen):
             yield from self.compose_body()
             yield Static("", classes="dialog-error", id="dialog-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Cancel", id="cancel")
+                yield Static(f"ctrl+s {self.ok_label.lower()} · esc close", classes="dialog-keys")
+                yield Button(self.dismiss_label, id="cancel")
                 yield Button(self.ok_label, id="ok", variant=self.ok_variant)
 
     def action_dismiss_dialog(self) -> None:
@@ -277,6 +279,7 @@ class ConfirmDialog(Dialog):
     """Yes or no for a destructive command; dismisses with True or None."""
 
     ok_variant = "error"
+    dismiss_label = "Back"
 
     def __init__(self, title: str, message: str | Text, confirm: str = "Confirm"):
         super().__init__()

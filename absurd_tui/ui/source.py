@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import queue as queue_module
 import threading
+import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Iterator, Protocol, Sequence
 
@@ -40,6 +41,7 @@ from ..db.reads import (
 )
 
 READ_STATEMENT_TIMEOUT_MS = 15_000
+TAIL_RETRY = 30.0
 BULK_LIMIT = 100_000
 
 
@@ -92,6 +94,25 @@ class DataSource(Protocol):
     label: str
 
     def tasks(self, flt: TaskFilter, limit: int, after: uuid.UUID | None, count: bool) -> TasksSnapshot: ...
+    def _resolve_short_id(self, conn: psycopg.Connection, flt: TaskFilter) -> TaskFilter:
+        """A search for an id as tables show it (its tail) becomes a search for the id.
+
+        Finding a tail reads the task tables, so it is done once per term and
+        remembered (ids never change); a term that matched nothing is looked up again
+        after TAIL_RETRY seconds, in case such a task has been spawned since.
+        """
+        term = (flt.search or "").strip().lower()
+        if len(term) != reads.SHORT_ID_DIGITS or not all(c in "0123456789abcdef" for c in term):
+            return flt
+        found = self._tails.get(term)
+        if found is None or (not found[1] and time.monotonic() - found[0] > TAIL_RETRY):
+            found = (time.monotonic(), tuple(reads.tasks_with_id_tail(conn, term, flt.queue)))
+            self._tails[term] = found
+        refs = found[1]
+        if len(refs) == 1:
+            return replace(flt, search=str(refs[0].task_id))
+        return flt
+
     def events(self) -> EventsSnapshot: ...
     def workers_seen(self) -> tuple[WorkerSeen, ...]: ...
     def task_detail(self, queue: str, task_id: uuid.UUID) -> TaskDetail | None: ...
@@ -122,6 +143,7 @@ class LiveSource:
         self._connect_timeout = connect_timeout
         self._idle: queue_module.LifoQueue[psycopg.Connection] = queue_module.LifoQueue()
         self._closed = threading.Event()
+        self._tails: dict[str, tuple[float, tuple[TaskRef, ...]]] = {}
 
     # -- connections
 
@@ -180,9 +202,29 @@ class LiveSource:
 
     def tasks(self, flt: TaskFilter, limit: int, after: uuid.UUID | None, count: bool) -> TasksSnapshot:
         with self.connection() as conn:
+            flt = self._resolve_short_id(conn, flt)
             queues = tuple(reads.queue_summaries(conn))
             page = reads.list_tasks(conn, flt, limit, after, count=count, summaries=queues)
         return TasksSnapshot(queues=queues, page=page, counted=count)
+
+    def _resolve_short_id(self, conn: psycopg.Connection, flt: TaskFilter) -> TaskFilter:
+        """A search for an id as tables show it (its tail) becomes a search for the id.
+
+        Finding a tail reads the task tables, so it is done once per term and
+        remembered (ids never change); a term that matched nothing is looked up again
+        after TAIL_RETRY seconds, in case such a task has been spawned since.
+        """
+        term = (flt.search or "").strip().lower()
+        if len(term) != reads.SHORT_ID_DIGITS or not all(c in "0123456789abcdef" for c in term):
+            return flt
+        found = self._tails.get(term)
+        if found is None or (not found[1] and time.monotonic() - found[0] > TAIL_RETRY):
+            found = (time.monotonic(), tuple(reads.tasks_with_id_tail(conn, term, flt.queue)))
+            self._tails[term] = found
+        refs = found[1]
+        if len(refs) == 1:
+            return replace(flt, search=str(refs[0].task_id))
+        return flt
 
     def events(self) -> EventsSnapshot:
         with self.connection() as conn:

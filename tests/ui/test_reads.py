@@ -89,8 +89,7 @@ def test_list_tasks_filters_state_name_and_search(conn, client):
     assert by_name.matches == Count(2)
     by_prefix = reads.list_tasks(conn, TaskFilter(search=str(b)[:30]))
     assert [r.task_id for r in by_prefix.rows] == [b]
-    by_tail = reads.list_tasks(conn, TaskFilter(search=reads.short_id(b)))
-    assert [r.task_id for r in by_tail.rows] == [b]
+    assert [r.task_id for r in reads.tasks_with_id_tail(conn, reads.short_id(b))] == [b]
     # LIKE metacharacters in a search are literal.
     assert reads.list_tasks(conn, TaskFilter(name="al%")).rows == ()
 
@@ -181,3 +180,18 @@ def test_event_wait_without_timeout_lists_and_details(conn, client):
     detail = reads.task_detail(conn, "default", task)
     assert detail.runs[0].available_at is None
     assert detail.waits[0].timeout_at is None
+
+
+def test_live_source_resolves_a_short_id_search_once(db_dsn, client):
+    from absurd_tui.ui.source import LiveSource
+
+    a = spawn(client, "alpha")
+    spawn(client, "beta")
+    source = LiveSource(db_dsn, "test")
+    try:
+        snapshot = source.tasks(TaskFilter(search=reads.short_id(a)), 100, None, True)
+        assert [r.task_id for r in snapshot.page.rows] == [a]
+        assert snapshot.page.matches == Count(1)
+        assert list(source._tails) == [reads.short_id(a)]
+    finally:
+        source.close()

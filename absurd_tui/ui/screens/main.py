@@ -37,8 +37,14 @@ COUNT_EVERY = 5.0
 """Seconds between match counts of a name or id search (capped, but not free)."""
 
 
-class TasksTable(KeyedTable):
+class OpenTable(KeyedTable):
+    """A table whose Enter opens the selected row (and says so in the footer)."""
+
     BINDINGS = [Binding("enter", "select_cursor", "Open")]
+
+
+class TasksTable(OpenTable):
+    pass
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,7 @@ class TasksView(PollingView):
             yield Input(placeholder="name prefix", id="name-filter", compact=True)
             yield Input(placeholder="/ search id or name", id="search", compact=True)
             yield Static("", id="matches")
+        yield Static("", id="tasks-error", classes="view-error")
         yield TasksTable(
             [
                 ("id", "Id"),
@@ -106,7 +113,6 @@ class TasksView(PollingView):
             ],
             id="tasks",
         )
-        yield Static("", id="tasks-error", classes="view-error")
 
     # -- polling
 
@@ -354,7 +360,7 @@ class EventsView(PollingView):
 
     def compose(self) -> ComposeResult:
         yield Label("Waiting for events", classes="section-title")
-        yield KeyedTable(
+        yield OpenTable(
             [
                 ("task", "Task"),
                 ("name", "Task name"),
@@ -578,14 +584,15 @@ class MainScreen(Screen):
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        # No focus change here: focusing a widget in a pane activates that pane, so a
+        # focus queued by one activation would switch back from the next one.
         self.refresh_views()
-        table_id = {"tasks-tab": "#tasks", "events-tab": "#waits", "workers-tab": "#embedded"}[event.pane.id]
-        # The pane becomes visible on the next refresh; a hidden widget cannot take focus.
-        self.call_after_refresh(self.query_one(table_id).focus)
         self.refresh_bindings()
 
     def show_tab(self, name: str) -> None:
         self.query_one("#views", TabbedContent).active = f"{name}-tab"
+        table_id = {"tasks": "#tasks", "events": "#waits", "workers": "#embedded"}[name]
+        self.query_one(table_id).focus()
 
     @property
     def tasks_view(self) -> TasksView:

@@ -206,8 +206,8 @@ class TaskDetailView(PollingView):
         if checkpoint is None:
             value.update(Text("Select a checkpoint to see its value."))
             return
-        heading = plain(f"{checkpoint.name}  ({checkpoint.status}, {timestamp(checkpoint.updated_at)})\n", "bold")
-        value.update(Text.assemble(heading, json_block(checkpoint.state)))
+        heading = plain(f"{checkpoint.name}  ({checkpoint.status}, {timestamp(checkpoint.updated_at)})", "bold")
+        value.update(Text.assemble(heading, "\n", json_block(checkpoint.state)))
 
     def show_error(self, message: str | None) -> None:
         error = self.query_one("#detail-error", Static)

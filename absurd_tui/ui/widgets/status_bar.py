@@ -48,6 +48,9 @@ class StatusBar(Widget):
         self._clock = clock
 
     def on_mount(self) -> None:
+        # A bar mounted later (on a pushed screen) starts from the app's current state.
+        self.connection = self.app.connection
+        self.worker_state = self.app.worker_state()
         self.set_interval(1.0, self.refresh)
 
     def watch_connection(self, state: ConnectionState) -> None:
