@@ -132,7 +132,7 @@ class Session:
     @property
     def secret(self) -> str | None:
         """The DSN whose password must be scrubbed from anything we print."""
-        return self.settings.dsn or os.environ.get(DSN_ENV)
+        return self.settings.dsn
 
     def close(self) -> None:
         while self._closers:

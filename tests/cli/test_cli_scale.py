@@ -17,7 +17,18 @@ SINGLE = 5
 BATCHES = 5
 PER_BATCH = 99
 TOTAL = SINGLE + BATCHES * PER_BATCH
-TASK_SECONDS = 0.05
+TASK_SECONDS = 0.1
+
+
+def busy_moment(conn, pid: int) -> bool:
+    """Well into the run, with a backlog, and the worker ``pid`` holding tasks."""
+    executions = conn.execute("SELECT count(*) FROM cli_test_executions").fetchone()[0]
+    backlog = conn.execute("SELECT count(*) FROM absurd.r_scale WHERE state = 'pending'").fetchone()[0]
+    held = conn.execute(
+        "SELECT count(*) FROM absurd.r_scale WHERE state = 'running' AND claimed_by LIKE %s",
+        (f"%:{pid}:%",),
+    ).fetchone()[0]
+    return executions >= 150 and backlog >= 20 and held >= 2
 
 
 def counts(conn) -> tuple[int, int]:
@@ -54,7 +65,7 @@ def test_two_workers_complete_500_cli_spawned_tasks_exactly_once_through_a_sigte
     spawner.start()
     try:
         # Stop one worker while both are busy and more work keeps arriving.
-        wait_for(lambda: counts(conn)[0] >= 150, timeout=120, what="150 executions")
+        wait_for(lambda: busy_moment(conn, stopped.pid), timeout=120, what="a busy moment")
         stopped.signal(signal.SIGTERM)
         assert stopped.wait(timeout=60) == 0, stopped.log()
         spawner.join(timeout=120)
