@@ -65,6 +65,8 @@ def test_tasks_bad_filters(cli, default_queue):
     assert_clean_error(cli("tasks", "--queue", "nope"), 2, 'Unknown queue "nope"')
     assert_clean_error(cli("tasks", "--state", "bogus"), 2, "invalid choice")
     assert_clean_error(cli("tasks", "--limit", "0"), 2, "--limit")
+    assert_clean_error(cli("events", "--queue", "nope"), 2, 'Unknown queue "nope"')
+    assert_clean_error(cli("queue"), 2, "ACTION")
 
 
 def test_show_a_waiting_task_then_emit_and_finish(cli, waiting_task):
