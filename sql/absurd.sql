@@ -608,23 +608,28 @@ BEGIN
             LIMIT $2::integer
             FOR UPDATE OF r, t SKIP LOCKED$sql$, r, t);
 
-    -- claim_task step 3. $1 = now, $2 = how many, $3 = worker id, $4 = lease seconds
-    -- (0 = no lease). Index: r_<q>_sai, read in order, then t_<q>_pkey per candidate.
+    -- claim_task step 3a, the scan. $1 = now, $2 = how many. Index: r_<q>_sai, read in
+    -- (available_at, run_id) order and left after $2 rows, then t_<q>_pkey per candidate.
     -- Run then task, both SKIP LOCKED, so claims never wait and never deadlock; a task
-    -- locked by a concurrent cancel is simply not claimed this time.
+    -- locked by a concurrent cancel is simply not claimed this time. An idle poll ends
+    -- here: this statement is cheap to plan, the one below is not.
     WHEN 'claim' THEN
         RETURN format($sql$
-            WITH candidate AS (
-                SELECT r.run_id, r.task_id, r.available_at
-                FROM absurd.%1$I r
-                JOIN absurd.%2$I t ON t.task_id = r.task_id
-                WHERE r.state IN ('pending', 'sleeping')
-                  AND r.available_at <= $1::timestamptz
-                  AND t.state IN ('pending', 'sleeping', 'running')
-                ORDER BY r.available_at, r.run_id
-                LIMIT $2::integer
-                FOR UPDATE OF r, t SKIP LOCKED
-            ), claimed AS (
+            SELECT r.run_id, r.available_at
+            FROM absurd.%1$I r
+            JOIN absurd.%2$I t ON t.task_id = r.task_id
+            WHERE r.state IN ('pending', 'sleeping')
+              AND r.available_at <= $1::timestamptz
+              AND t.state IN ('pending', 'sleeping', 'running')
+            ORDER BY r.available_at, r.run_id
+            LIMIT $2::integer
+            FOR UPDATE OF r, t SKIP LOCKED$sql$, r, t);
+
+    -- claim_task step 3b, on the runs locked by 3a. $1 = now, $2 = run ids in claim order,
+    -- $3 = worker id, $4 = lease seconds (0 = no lease). Primary keys only.
+    WHEN 'claim_apply' THEN
+        RETURN format($sql$
+            WITH claimed AS (
                 UPDATE absurd.%1$I r
                 SET state = 'running',
                     claimed_by = $3::text,
@@ -632,11 +637,12 @@ BEGIN
                                             THEN $1::timestamptz + make_interval(secs => $4::integer) END,
                     started_at = $1::timestamptz,
                     available_at = $1::timestamptz
-                FROM candidate
-                WHERE r.run_id = candidate.run_id
-                RETURNING r.run_id, r.task_id, r.attempt, r.wake_event, r.event_payload,
-                          candidate.available_at AS was_available_at
+                FROM unnest($2::uuid[]) WITH ORDINALITY AS picked (run_id, position)
+                WHERE r.run_id = picked.run_id
+                RETURNING r.run_id, r.task_id, r.attempt, r.wake_event, r.event_payload, picked.position
             ), task AS (
+                -- Returns the whole claimed row, so the result needs no join of two CTEs
+                -- (which the planner can only do as a nested loop: quadratic in qty).
                 UPDATE absurd.%2$I t
                 SET state = 'running',
                     attempts = greatest(t.attempts, claimed.attempt),
@@ -644,7 +650,9 @@ BEGIN
                     last_attempt_run = claimed.run_id
                 FROM claimed
                 WHERE t.task_id = claimed.task_id
-                RETURNING t.task_id, t.task_name, t.params, t.retry_strategy, t.max_attempts, t.headers
+                RETURNING claimed.run_id, t.task_id, claimed.attempt, t.task_name, t.params,
+                          t.retry_strategy, t.max_attempts, t.headers,
+                          claimed.wake_event, claimed.event_payload, claimed.position
             ), expired_wait AS (
                 DELETE FROM absurd.%3$I wt
                 USING claimed
@@ -658,12 +666,10 @@ BEGIN
                 FROM expired_wait
                 ON CONFLICT (task_id, checkpoint_name) DO NOTHING
             )
-            SELECT claimed.run_id, claimed.task_id, claimed.attempt, task.task_name, task.params,
-                   task.retry_strategy, task.max_attempts, task.headers,
-                   claimed.wake_event, claimed.event_payload
-            FROM claimed
-            JOIN task ON task.task_id = claimed.task_id
-            ORDER BY claimed.was_available_at, claimed.run_id$sql$, r, t, w, c);
+            SELECT run_id, task_id, attempt, task_name, params, retry_strategy, max_attempts,
+                   headers, wake_event, event_payload
+            FROM task
+            ORDER BY position$sql$, r, t, w, c);
 
     -- cleanup_tasks. $1 = cutoff, $2 = limit. Indexes: r_<q>_cai, r_<q>_fai, t_<q>_cai
     -- for the candidates (oldest first, each branch stops at the limit), then r_<q>_ti,
@@ -1064,6 +1070,13 @@ RETURNS TABLE (
     event_payload jsonb
 )
 LANGUAGE plpgsql
+-- The claim must read r_<q>_sai in order and stop after qty rows. With few rows expected
+-- (fresh statistics, or none at all) the planner would rather bitmap-scan every claimable
+-- run and sort them: correct, but its cost grows with the backlog, and bitmap scans never
+-- mark dead index entries, so without vacuum every poll would revisit them. JIT never pays
+-- for statements this small, and a stale row estimate must not switch it on.
+SET enable_bitmapscan = off
+SET jit = off
 AS $$
 DECLARE
     q text := absurd.validate_queue_name(p_queue_name);
@@ -1075,7 +1088,7 @@ DECLARE
     v_task uuid;
     v_expired jsonb;
     v_run jsonb;
-    v_claimed integer;
+    v_runs uuid[];
 BEGIN
     -- Both sweeps collect their rows before acting on them, so that no open cursor
     -- scans rows the actions are rewriting.
@@ -1107,12 +1120,16 @@ BEGIN
             NULL, v_now);
     END LOOP;
 
-    -- 3. Claim.
-    RETURN QUERY EXECUTE absurd.engine_query(q, 'claim') USING v_now, v_qty, v_worker, v_timeout;
-    GET DIAGNOSTICS v_claimed = ROW_COUNT;
-    IF v_claimed > 0 THEN
-        PERFORM pg_notify('absurd_changed', q);
+    -- 3. Claim: lock the candidates, then take them.
+    EXECUTE format('SELECT array_agg(run_id ORDER BY available_at, run_id) FROM (%s) candidate',
+                   absurd.engine_query(q, 'claim'))
+    INTO v_runs
+    USING v_now, v_qty;
+    IF v_runs IS NULL THEN
+        RETURN;
     END IF;
+    RETURN QUERY EXECUTE absurd.engine_query(q, 'claim_apply') USING v_now, v_runs, v_worker, v_timeout;
+    PERFORM pg_notify('absurd_changed', q);
 END;
 $$;
 
