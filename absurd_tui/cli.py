@@ -351,7 +351,9 @@ def configure_init(parser: argparse.ArgumentParser) -> None:
 
 def run_init(args: argparse.Namespace, session: Session) -> int:
     database = session.database(install=True)
-    where = f"the embedded server in {session.settings.data_dir}" if database.embedded else database.label
+    where = database.label
+    if database.embedded:
+        where = f"the embedded server in {session.settings.data_dir}"
     print(f"Absurd schema {database.schema.label()} is installed in {where}.")
     return EXIT_OK
 
@@ -535,7 +537,9 @@ def run_spawn(args: argparse.Namespace, session: Session) -> int:
     options = _spawn_options(args)
     if args.batch is not None:
         if args.params is not None or args.pairs or args.idempotency_key is not None:
-            raise usage_error("--batch takes the params from its lines: drop --params, -P and --idempotency-key.")
+            raise usage_error(
+                "--batch takes the params from its lines: drop --params, -P and --idempotency-key."
+            )
         batch = _read_batch(args.batch)
     else:
         params = read_json(args.params, "--params") if args.params is not None else None
@@ -543,7 +547,9 @@ def run_spawn(args: argparse.Namespace, session: Session) -> int:
             if params is None:
                 params = {}
             if not isinstance(params, dict):
-                raise usage_error("-P adds keys to the params, so --params must then be a JSON object.")
+                raise usage_error(
+                    "-P adds keys to the params, so --params must then be a JSON object."
+                )
             params = {**params, **param_pairs(args.pairs)}
         batch = [params if params is not None else {}]
     queue = args.queue or _registered_queue(args.task) or DEFAULT_QUEUE
@@ -625,7 +631,8 @@ def _spawn_all(
         # One transaction for the whole batch: it is spawned completely or not at all.
         with conn.transaction():
             for params in batch:
-                results.append(_with_queue(client.spawn(task, params, queue=queue, **options), queue))
+                result = client.spawn(task, params, queue=queue, **options)
+                results.append(_with_queue(result, queue))
     except (NotJSONError, ValueError) as exc:
         # The SDK checks its input (JSON, options, the task's registered queue)
         # before any SQL; nothing was committed.
@@ -741,7 +748,9 @@ def configure_tasks(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queue", "-q", help="only this queue (default: every queue)")
     parser.add_argument("--state", "-s", choices=reads.STATES)
     parser.add_argument("--name", "-n", help="task name prefix")
-    parser.add_argument("--limit", type=positive_int, default=50, help="at most N rows (default: %(default)s)")
+    parser.add_argument(
+        "--limit", type=positive_int, default=50, help="at most N rows (default: %(default)s)"
+    )
     add_json_option(parser)
 
 
@@ -776,7 +785,10 @@ def run_tasks(args: argparse.Namespace, session: Session) -> int:
         )
     )
     if page.next_after is not None or len(page.rows) < page.matches.value:
-        note(f"Showing {len(page.rows)} of {page.matches.label()} tasks ({flt.describe()}); use --limit for more.")
+        note(
+            f"Showing {len(page.rows)} of {page.matches.label()} tasks ({flt.describe()}); "
+            "use --limit for more."
+        )
     return EXIT_OK
 
 
@@ -796,7 +808,9 @@ def run_show(args: argparse.Namespace, session: Session) -> int:
     ref = session.find_task(args.task_id, args.queue)
     detail = reads.task_detail(session.connection(), ref.queue, ref.task_id)
     if detail is None:
-        raise usage_error(f"Task {ref.task_id} disappeared (its queue was dropped or it was cleaned up).")
+        raise usage_error(
+            f"Task {ref.task_id} disappeared (its queue was dropped or it was cleaned up)."
+        )
     if args.json:
         print_json(dataclasses.asdict(detail))
         return EXIT_OK
@@ -870,7 +884,8 @@ def render_detail(detail) -> str:
             )
         )
         if detail.checkpoints_truncated:
-            out.append(f"  (only the first {len(detail.checkpoints)} are shown; --json has the same limit)")
+            shown = len(detail.checkpoints)
+            out.append(f"  (only the first {shown} are shown; --json has the same limit)")
     else:
         out.append("  none")
     out.extend(["", "waiting for:"])
@@ -920,7 +935,9 @@ def _indent(text: str, prefix: str = "  ") -> str:
 def configure_events(parser: argparse.ArgumentParser) -> None:
     parser.description = "Show the tasks waiting for events, and the events emitted."
     parser.add_argument("--queue", "-q", help="only this queue (default: every queue)")
-    parser.add_argument("--limit", type=positive_int, default=100, help="at most N of each (default: %(default)s)")
+    parser.add_argument(
+        "--limit", type=positive_int, default=100, help="at most N of each (default: %(default)s)"
+    )
     add_json_option(parser)
 
 
@@ -931,7 +948,12 @@ def run_events(args: argparse.Namespace, session: Session) -> int:
     waits = reads.pending_waits(conn, args.queue, limit=args.limit)
     events = reads.emitted_events(conn, args.queue, limit=args.limit)
     if args.json:
-        print_json({"waits": [dataclasses.asdict(w) for w in waits], "events": [dataclasses.asdict(e) for e in events]})
+        print_json(
+            {
+                "waits": [dataclasses.asdict(w) for w in waits],
+                "events": [dataclasses.asdict(e) for e in events],
+            }
+        )
         return EXIT_OK
     print("waiting:")
     if waits:
@@ -962,7 +984,10 @@ def run_events(args: argparse.Namespace, session: Session) -> int:
             _indent(
                 table(
                     ["EVENT", "QUEUE", "EMITTED", "PAYLOAD"],
-                    [[e.event_name, e.queue, e.emitted_at, reads.preview(e.payload, 80)] for e in events],
+                    [
+                        [e.event_name, e.queue, e.emitted_at, reads.preview(e.payload, 80)]
+                        for e in events
+                    ],
                 )
             )
         )
@@ -992,7 +1017,13 @@ def run_workers(args: argparse.Namespace, session: Session) -> int:
         table(
             ["WORKER", "QUEUES", "RUNNING", "LAST CLAIM", "LEASE ENDS"],
             [
-                [w.worker, ", ".join(w.queues), w.running, ago(w.last_claim_at, now), screen.until(w.lease_expires_at, now)]
+                [
+                    w.worker,
+                    ", ".join(w.queues),
+                    w.running,
+                    ago(w.last_claim_at, now),
+                    screen.until(w.lease_expires_at, now),
+                ]
                 for w in seen
             ],
         )
@@ -1141,7 +1172,11 @@ class StatusReporter:
 
     def busy(self) -> int:
         with self._lock:
-            return sum(1 for s in self._current.values() if s.task_id and s.state in ("running", "disconnected"))
+            return sum(
+                1
+                for s in self._current.values()
+                if s.task_id and s.state in ("running", "disconnected")
+            )
 
     def __call__(self, status: Any) -> None:
         with self._lock:
@@ -1196,7 +1231,9 @@ COMMANDS: list[Command] = [
     Command("tasks", "list tasks", configure_tasks, run_tasks),
     Command("show", "show a task with its runs, checkpoints and waits", configure_show, run_show),
     Command("events", "show pending event waits and emitted events", configure_events, run_events),
-    Command("workers", "show the workers running tasks, on any machine", configure_workers, run_workers),
+    Command(
+        "workers", "show the workers running tasks, on any machine", configure_workers, run_workers
+    ),
     Command("worker", "run headless workers", configure_worker, run_worker),
 ]
 
@@ -1212,7 +1249,8 @@ def _global_options(*, top_level: bool) -> argparse.ArgumentParser:
     group = parser.add_argument_group("database and logging")
     group.add_argument(
         "--dsn", default=default, metavar="DSN",
-        help="PostgreSQL connection string (default: $ABSURD_DATABASE_URL, else the embedded server)",
+        help="PostgreSQL connection string (default: $ABSURD_DATABASE_URL, else the "
+        "embedded server)",
     )
     group.add_argument(
         "--data-dir", default=default, metavar="DIR",
@@ -1248,11 +1286,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     console = parser.add_argument_group("console options (when no command is given)")
-    console.add_argument("--workers", dest="tui_workers", type=at_least(0), metavar="N", help="embedded worker threads (default: 2)")
-    console.add_argument("--queue", dest="tui_queues", action="append", metavar="Q", help="queue the workers serve (repeatable)")
-    console.add_argument("--tasks", dest="tui_tasks", action="append", metavar="MODULE", help="module (or .py file) that registers tasks (repeatable)")
-    console.add_argument("--no-workers", action="store_true", help="watch and steer only; run no workers")
-    console.add_argument("--refresh", type=non_negative_float, metavar="S", help="seconds between refreshes (default: 1)")
+    console.add_argument(
+        "--workers", dest="tui_workers", type=at_least(0), metavar="N",
+        help="embedded worker threads (default: 2)",
+    )
+    console.add_argument(
+        "--queue", dest="tui_queues", action="append", metavar="Q",
+        help="queue the workers serve (repeatable)",
+    )
+    console.add_argument(
+        "--tasks", dest="tui_tasks", action="append", metavar="MODULE",
+        help="module (or .py file) that registers tasks (repeatable)",
+    )
+    console.add_argument(
+        "--no-workers", action="store_true", help="watch and steer only; run no workers"
+    )
+    console.add_argument(
+        "--refresh", type=non_negative_float, metavar="S",
+        help="seconds between refreshes (default: 1)",
+    )
     parser.set_defaults(run=run_console, command=None)
 
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
@@ -1293,21 +1345,23 @@ class _ScrubbingFormatter(logging.Formatter):
 
 def _configure_logging(args: argparse.Namespace, secret: str | None) -> None:
     verbosity = args.verbose or 0
-    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbosity else "%(asctime)s %(levelname)s %(message)s"
+    # Logger names help when debugging; a worker's everyday log is its output.
+    fmt = "%(asctime)s %(levelname)s " + ("%(name)s: " if verbosity else "") + "%(message)s"
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_ScrubbingFormatter(fmt, secret))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO if verbosity == 1 else logging.WARNING)
+    root.setLevel({0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG))
     if args.command == "worker":
         # A worker's log is its output: one line per task start, step, end or failure.
         logging.getLogger("absurd_tui").setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
 
 
-def _message(exc: BaseException, secret: str | None) -> str:
+def _message(error: BaseException | str, secret: str | None) -> str:
+    """One safe line: whitespace collapsed, the password scrubbed, controls escaped."""
     from .db import dsn as dsn_text
 
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = " ".join(str(error).split()) or type(error).__name__
     return plain(dsn_text.scrub(text, secret))
 
 
@@ -1319,9 +1373,9 @@ def _fail(message: str, code: int, exc: BaseException | None = None) -> int:
 
 
 def _engine_message(exc: BaseException) -> str:
+    """The primary message of a server error, without psycopg's context lines."""
     diag = getattr(exc, "diag", None)
-    primary = getattr(diag, "message_primary", None) if diag is not None else None
-    return primary or str(exc)
+    return getattr(diag, "message_primary", None) or str(exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1382,7 +1436,7 @@ def _classify(exc: Exception, session: Session | None) -> tuple[int, str]:
         return EXIT_USAGE, _message(unavailable(dsn or "", exc), secret)
     if isinstance(exc, psycopg.Error):
         # The engine refused the operation, e.g. 'Task "..." is not currently failed'.
-        return EXIT_FAILED, _message(Exception(_engine_message(exc)), secret)
+        return EXIT_FAILED, _message(_engine_message(exc), secret)
     return EXIT_FAILED, (
         f"unexpected error: {type(exc).__name__}: {_message(exc, secret)} "
         "(run with -v to see the traceback)"
