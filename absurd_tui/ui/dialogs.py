@@ -97,14 +97,14 @@ class Dialog(ModalScreen):
         self.query_one("#dialog-error").set_class(bool(message), "-visible")
 
 
-def _json_status(area: TextArea, status: Static) -> None:
+def _json_status(area: TextArea, status: Static, empty: str = "null") -> None:
     try:
         parse_json(area.text)
     except ValueError as exc:
         status.update(plain(f"Invalid JSON: {exc}"))
         status.add_class("-invalid")
     else:
-        status.update(Text("Valid JSON" if area.text.strip() else "Empty: sent as null"))
+        status.update(Text("Valid JSON" if area.text.strip() else f"Empty: sent as {empty}"))
         status.remove_class("-invalid")
 
 
@@ -129,17 +129,16 @@ class SpawnDialog(Dialog):
         super().__init__()
         self.task_types = {t.name: t for t in task_types}
         self.queues = list(queues)
-        first = task_types[0] if task_types else None
-        self.initial_name = first.name if first else ""
-        self.initial_queue = first.queue if first else default_queue
+        self.initial_queue = default_queue
 
     def compose_body(self) -> ComposeResult:
         names = sorted(self.task_types)
         with VerticalScroll(classes="dialog-body"):
             yield Label("Task name")
             yield Input(
-                self.initial_name,
-                placeholder="name of a registered task",
+                "",
+                placeholder="name of a registered task (→ completes)",
+                compact=True,
                 suggester=SuggestFromList(names, case_sensitive=True),
                 id="task-name",
             )
@@ -150,20 +149,23 @@ class SpawnDialog(Dialog):
                 self.initial_queue,
                 suggester=SuggestFromList(self.queues, case_sensitive=True),
                 id="queue",
+                compact=True,
             )
             yield Label("Params (JSON)")
-            yield TextArea("{}", id="params", soft_wrap=True, show_line_numbers=False)
+            yield TextArea(
+                "", id="params", soft_wrap=True, compact=True, placeholder='{"key": "value"}'
+            )
             yield Static("", id="params-status", classes="json-status")
-            yield Label("Max attempts (empty: the task's default)")
-            yield Input("", placeholder="5", id="max-attempts", type="integer")
+            yield Label("Max attempts")
+            yield Input("", placeholder="the task's default", id="max-attempts", type="integer", compact=True)
 
     def on_mount(self) -> None:
-        _json_status(self.query_one("#params", TextArea), self.query_one("#params-status", Static))
+        _json_status(self.query_one("#params", TextArea), self.query_one("#params-status", Static), "{}")
         self.query_one("#task-name", Input).focus()
 
     @on(TextArea.Changed, "#params")
     def _params_changed(self, event: TextArea.Changed) -> None:
-        _json_status(event.text_area, self.query_one("#params-status", Static))
+        _json_status(event.text_area, self.query_one("#params-status", Static), "{}")
 
     @on(Input.Changed, "#task-name")
     def _name_changed(self, event: Input.Changed) -> None:
@@ -181,8 +183,10 @@ class SpawnDialog(Dialog):
         registered = self.task_types.get(name)
         if registered is not None and registered.queue != queue:
             raise ValueError(f"Task {name!r} is registered on queue {registered.queue!r}, not {queue!r}.")
+        text = self.query_one("#params", TextArea).text
         try:
-            params = parse_json(self.query_one("#params", TextArea).text)
+            # Handlers read their params as an object: no params means {} here.
+            params = parse_json(text) if text.strip() else {}
         except ValueError as exc:
             raise ValueError(f"Params are not valid JSON: {exc}") from None
         max_attempts = _positive_int(self.query_one("#max-attempts", Input).value, "Max attempts")
@@ -202,15 +206,16 @@ class EmitDialog(Dialog):
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(classes="dialog-body"):
             yield Label("Event name")
-            yield Input(self.initial_event, placeholder="e.g. order-42.paid", id="event-name")
+            yield Input(self.initial_event, placeholder="e.g. order-42.paid", id="event-name", compact=True)
             yield Label("Queue")
             yield Input(
                 self.initial_queue,
                 suggester=SuggestFromList(self.queues, case_sensitive=True),
                 id="queue",
+                compact=True,
             )
             yield Label("Payload (JSON)")
-            yield TextArea("", id="payload", soft_wrap=True)
+            yield TextArea("", id="payload", soft_wrap=True, compact=True, placeholder='{"key": "value"}')
             yield Static("", id="payload-status", classes="json-status")
             yield Static(
                 "Events are emitted once: a second emit of the same name is ignored.",
@@ -257,7 +262,7 @@ class RetryDialog(Dialog):
                 yield RadioButton("In place, with more attempts", value=True, id="in-place")
                 yield RadioButton("As a new task (same name and params)", id="new-task")
             yield Label("Extra attempts (in place)")
-            yield Input("1", id="extra", type="integer")
+            yield Input("1", id="extra", type="integer", compact=True)
             yield Static(
                 f"It has used {self.attempts} of "
                 f"{self.max_attempts if self.max_attempts is not None else 'unlimited'} attempts.",
@@ -309,7 +314,7 @@ class WorkersDialog(Dialog):
     def compose_body(self) -> ComposeResult:
         with Vertical(classes="dialog-body"):
             yield Label("Number of worker threads (0 to 64)")
-            yield Input(str(self.current), id="count", type="integer")
+            yield Input(str(self.current), id="count", type="integer", compact=True)
             yield Static(
                 "Fewer threads: the extra ones finish their current step, then stop.",
                 classes="dialog-hint",

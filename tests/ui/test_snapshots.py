@@ -116,6 +116,7 @@ def test_workers(snap_compare):
 def test_spawn_dialog(snap_compare):
     async def run(pilot):
         await open_screen(pilot, ["n"], SpawnDialog)
+        await pilot.press(*"charge-card")
         pilot.app.screen.query_one("#params", TextArea).text = '{"order": 42,\n "amount": 1999}'
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run)
@@ -124,6 +125,7 @@ def test_spawn_dialog(snap_compare):
 def test_spawn_dialog_with_invalid_json(snap_compare):
     async def run(pilot):
         await open_screen(pilot, ["n"], SpawnDialog)
+        await pilot.press(*"charge-card")
         pilot.app.screen.query_one("#params", TextArea).text = '{"order": 42,\n "amount": }'
         await pilot.press("ctrl+s")
 

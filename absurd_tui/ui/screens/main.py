@@ -210,7 +210,8 @@ class TasksView(PollingView):
         page = len(self.pages) + 1
         more = ", more: ]" if self.next_after else ""
         back = "[ newer, " if self.pages else ""
-        text = f"{label} tasks · page {page} ({back}{len(self.rows)} shown{more})"
+        noun = "task" if self.matches is not None and self.matches.value == 1 and not self.matches.capped else "tasks"
+        text = f"{label} {noun} · page {page} ({back}{len(self.rows)} shown{more})"
         self.query_one("#matches", Static).update(Text(text))
 
     def show_error(self, message: str | None) -> None:
@@ -326,6 +327,9 @@ class TasksView(PollingView):
     def action_cycle_state(self) -> None:
         order = [None, *STATES]
         following = order[(order.index(self.flt.state) + 1) % len(order)]
+        # Filter now, not when the Select's change message arrives: a quick second
+        # press must start from this state.
+        self.set_filter(state=following)
         select = self.query_one("#state-filter", Select)
         select.value = Select.BLANK if following is None else following
 
