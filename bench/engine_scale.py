@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "sql" / "absurd.sql"
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BENCH_DB = "absurd_bench"
-QUEUE = "bench"
+QUEUE = "bench"  # the queue that accumulates history
+REFERENCE = "bench_empty"  # kept empty, measured alongside for a same-moment baseline
 # Every task carries a cancellation policy, as with an SDK default_cancellation, so the
 # policy sweep has something to look at; a finished task must still cost it nothing.
 TASK_OPTIONS = json.dumps({"max_attempts": 3, "cancellation": {"max_duration": 86400}})
@@ -67,7 +68,7 @@ PLANNED = ("cancel_sweep", "lease_sweep", "claim")
 PLAN_ARGS = {
     "cancel_sweep": "absurd.current_time()",
     "lease_sweep": "absurd.current_time(), 1",
-    "claim": "absurd.current_time(), 1, 'bench', 30",
+    "claim": "absurd.current_time(), 1",
 }
 
 
@@ -80,6 +81,7 @@ def with_db(dsn: str, dbname: str) -> str:
 def install(conn: psycopg.Connection) -> None:
     conn.execute(SCHEMA.read_text(encoding="utf-8"))
     conn.execute("SELECT absurd.create_queue(%s)", (QUEUE,))
+    conn.execute("SELECT absurd.create_queue(%s)", (REFERENCE,))
 
 
 def fill(conn: psycopg.Connection, have: int, want: int, batch: int) -> None:
@@ -97,40 +99,64 @@ def fill(conn: psycopg.Connection, have: int, want: int, batch: int) -> None:
         print(f"  filled {have:>9,} tasks ({rate:,.0f}/s)", file=sys.stderr, flush=True)
 
 
-def timed(fn, samples: int, warmup: int = 20) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(samples):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+def poll(conn: psycopg.Connection, queue: str) -> None:
+    rows = conn.execute(
+        "SELECT run_id FROM absurd.claim_task(%s, %s, %s, %s)", (queue, "bench", 30, 1)
+    ).fetchall()
+    assert rows == [], "the queue was expected to be empty"
 
 
-def measure(conn: psycopg.Connection, samples: int) -> tuple[float, float]:
-    def poll() -> None:
-        rows = conn.execute(
-            "SELECT run_id FROM absurd.claim_task(%s, %s, %s, %s)", (QUEUE, "bench", 30, 1)
-        ).fetchall()
-        assert rows == [], "the queue was expected to be empty"
+def cycle(conn: psycopg.Connection, queue: str) -> None:
+    task_id, _run_id, _attempt = conn.execute(
+        "SELECT task_id, run_id, attempt FROM absurd.spawn_task(%s, %s, %s, %s)",
+        (queue, "cycle", json.dumps({"n": 1}), TASK_OPTIONS),
+    ).fetchone()
+    claimed = conn.execute(
+        "SELECT run_id, task_id FROM absurd.claim_task(%s, %s, %s, %s)", (queue, "bench", 30, 1)
+    ).fetchone()
+    assert claimed is not None and claimed[1] == task_id
+    conn.execute(
+        "SELECT absurd.set_task_checkpoint_state(%s, %s, %s, %s, %s, %s)",
+        (queue, task_id, "step", json.dumps({"v": 1}), claimed[0], 30),
+    )
+    conn.execute("SELECT absurd.complete_run(%s, %s, %s)", (queue, claimed[0], json.dumps(1)))
 
-    def cycle() -> None:
-        task_id, _run_id, _attempt = conn.execute(
-            "SELECT task_id, run_id, attempt FROM absurd.spawn_task(%s, %s, %s, %s)",
-            (QUEUE, "cycle", json.dumps({"n": 1}), TASK_OPTIONS),
-        ).fetchone()
-        claimed = conn.execute(
-            "SELECT run_id, task_id FROM absurd.claim_task(%s, %s, %s, %s)", (QUEUE, "bench", 30, 1)
-        ).fetchone()
-        assert claimed is not None and claimed[1] == task_id
-        conn.execute(
-            "SELECT absurd.set_task_checkpoint_state(%s, %s, %s, %s, %s, %s)",
-            (QUEUE, task_id, "step", json.dumps({"v": 1}), claimed[0], 30),
-        )
-        conn.execute("SELECT absurd.complete_run(%s, %s, %s)", (QUEUE, claimed[0], json.dumps(1)))
 
-    return timed(poll, samples), timed(cycle, samples)
+def measure(conn: psycopg.Connection, samples: int) -> dict[tuple[str, str], float]:
+    """Median ms of each operation on the empty reference queue and on the full queue.
+
+    The two queues are measured in alternating short rounds, so load from anything else
+    on the machine falls on both alike and the ratio between them stays meaningful.
+    """
+    operations = {"poll": poll, "cycle": cycle}
+    times: dict[tuple[str, str], list[float]] = {
+        (op, q): [] for op in operations for q in (REFERENCE, QUEUE)
+    }
+    rounds = 10
+    per_round = max(samples // rounds, 1)
+    for op_name, op in operations.items():
+        for queue in (REFERENCE, QUEUE):
+            for _ in range(10):  # warm caches and the plpgsql function cache
+                op(conn, queue)
+    for _ in range(rounds):
+        for op_name, op in operations.items():
+            for queue in (REFERENCE, QUEUE):
+                for _ in range(per_round):
+                    start = time.perf_counter()
+                    op(conn, queue)
+                    times[(op_name, queue)].append(time.perf_counter() - start)
+    return {key: statistics.median(values) * 1000 for key, values in times.items()}
+
+
+def reset_reference(conn: psycopg.Connection) -> None:
+    """Empties the reference queue again (the previous round's cycles finished tasks in it)."""
+    conn.execute("SELECT absurd.cleanup_tasks(%s, 0, 1000000)", (REFERENCE,))
+
+
+def vacuum(conn: psycopg.Connection) -> None:
+    for queue in (QUEUE, REFERENCE):
+        for prefix in ("t", "r", "c"):
+            conn.execute(sql.SQL("VACUUM (ANALYZE) absurd.{}").format(sql.Identifier(f"{prefix}_{queue}")))
 
 
 def plans(conn: psycopg.Connection) -> dict[str, str]:
@@ -148,45 +174,76 @@ def plans(conn: psycopg.Connection) -> dict[str, str]:
 
 
 def sizes(conn: psycopg.Connection) -> str:
-    rows = conn.execute(
-        """SELECT c.relname, pg_size_pretty(pg_relation_size(c.oid))
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = 'absurd' AND c.relname LIKE ANY (ARRAY['%%_bench', '%%_bench_%%'])
-            ORDER BY pg_relation_size(c.oid) DESC"""
-    ).fetchall()
-    return ", ".join(f"{name} {size}" for name, size in rows)
+    """Rows and sizes of the full queue's tables and indexes: history vs what the hot path reads."""
+    lines = []
+    for prefix in ("t", "r", "c"):
+        table = f"{prefix}_{QUEUE}"
+        rows, size = conn.execute(
+            "SELECT (SELECT count(*) FROM absurd.{}), pg_size_pretty(pg_relation_size(%s::regclass))".replace(
+                "{}", sql.Identifier(table).as_string(conn)
+            ),
+            (f"absurd.{sql.Identifier(table).as_string(conn)}",),
+        ).fetchone()
+        indexes = conn.execute(
+            """SELECT i.indexrelid::regclass::text, pg_size_pretty(pg_relation_size(i.indexrelid))
+                 FROM pg_index i WHERE i.indrelid = %s::regclass ORDER BY 1""",
+            (f"absurd.{sql.Identifier(table).as_string(conn)}",),
+        ).fetchall()
+        listed = ", ".join(f"{name.removeprefix('absurd.')} {isize}" for name, isize in indexes)
+        lines.append(f"{table}: {rows:,} rows, {size}; indexes: {listed}")
+    return "\n".join(lines)
 
 
-def run(dsn: str, wanted: list[int], samples: int, batch: int, vacuum: bool) -> None:
+def run(dsn: str, wanted: list[int], samples: int, batch: int, with_vacuum: bool, sync_commit: bool) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
+        if not sync_commit:
+            # Each cycle commits four times; waiting for four WAL flushes would measure the
+            # disk, not the engine, and add its noise to every ratio.
+            conn.execute("SET synchronous_commit = off")
         version = conn.execute("SHOW server_version").fetchone()[0]
-        print(f"PostgreSQL {version}; schema {SCHEMA.relative_to(ROOT)}; {samples} samples per median")
+        print(
+            f"PostgreSQL {version}; {samples} samples per median; "
+            f"synchronous_commit {'on' if sync_commit else 'off'}; "
+            f"VACUUM (ANALYZE) after each fill: {'yes' if with_vacuum else 'no'}"
+        )
         install(conn)
         results = []
         have = 0
-        for n in sorted(wanted):
+        for n in wanted:
             print(f"N = {n:,}", file=sys.stderr, flush=True)
             fill(conn, have, n, batch)
             have = n
-            if vacuum:
-                conn.execute(sql.SQL("VACUUM (ANALYZE) absurd.{}").format(sql.Identifier(f"r_{QUEUE}")))
-                conn.execute(sql.SQL("VACUUM (ANALYZE) absurd.{}").format(sql.Identifier(f"t_{QUEUE}")))
-                conn.execute(sql.SQL("VACUUM (ANALYZE) absurd.{}").format(sql.Identifier(f"c_{QUEUE}")))
-            poll_ms, cycle_ms = measure(conn, samples)
-            # The measured cycles finished more tasks; count them as history from here on.
-            have += samples + 20
-            results.append((n, poll_ms, cycle_ms, plans(conn), sizes(conn)))
+            reset_reference(conn)
+            if with_vacuum:
+                vacuum(conn)
+            medians = measure(conn, samples)
+            # The measured cycles finished more tasks; they count as history from now on.
+            have += samples + 10
+            results.append((n, medians, plans(conn), sizes(conn)))
 
-    base_poll, base_cycle = results[0][1], results[0][2]
     print()
-    print(f"{'finished tasks':>15} {'claim poll ms':>14} {'ratio':>6} {'cycle ms':>9} {'ratio':>6}")
-    for n, poll_ms, cycle_ms, _, _ in results:
+    print("Medians in ms. 'empty' is a second queue with no history, measured in alternation with")
+    print("the full one; 'x empty' is full / empty at the same moment, 'x N=0' is full / the full")
+    print(f"queue's own figure at N = {results[0][0]:,}.")
+    print()
+    header = (
+        f"{'finished tasks':>15} | {'poll empty':>10} {'poll full':>9} {'x empty':>7} {'x N=0':>6} |"
+        f" {'cycle empty':>11} {'cycle full':>10} {'x empty':>7} {'x N=0':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    base = results[0][1]
+    for n, m, _, _ in results:
         print(
-            f"{n:>15,} {poll_ms:>14.3f} {poll_ms / base_poll:>6.2f} "
-            f"{cycle_ms:>9.3f} {cycle_ms / base_cycle:>6.2f}"
+            f"{n:>15,} | {m[('poll', REFERENCE)]:>10.3f} {m[('poll', QUEUE)]:>9.3f}"
+            f" {m[('poll', QUEUE)] / m[('poll', REFERENCE)]:>7.2f}"
+            f" {m[('poll', QUEUE)] / base[('poll', QUEUE)]:>6.2f} |"
+            f" {m[('cycle', REFERENCE)]:>11.3f} {m[('cycle', QUEUE)]:>10.3f}"
+            f" {m[('cycle', QUEUE)] / m[('cycle', REFERENCE)]:>7.2f}"
+            f" {m[('cycle', QUEUE)] / base[('cycle', QUEUE)]:>6.2f}"
         )
-    for n, _, _, plan_texts, relation_sizes in results:
-        print(f"\n=== N = {n:,}: relation sizes: {relation_sizes}")
+    for n, _, plan_texts, relation_sizes in results:
+        print(f"\n=== N = {n:,}: {relation_sizes}")
         for name, text in plan_texts.items():
             print(f"--- {name}\n{text}")
 
@@ -200,9 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=200, help="samples per median (default 200)")
     parser.add_argument("--batch", type=int, default=10000, help="tasks per fill transaction")
     parser.add_argument("--no-vacuum", action="store_true", help="skip VACUUM (ANALYZE) after each fill")
+    parser.add_argument(
+        "--sync-commit", action="store_true", help="keep synchronous_commit on while measuring (adds disk flushes)"
+    )
     parser.add_argument("--keep", action="store_true", help=f"keep the {BENCH_DB} database")
     args = parser.parse_args(argv)
-    wanted = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
+    wanted = sorted({int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip()})
 
     tmp = None
     server = None
@@ -218,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
         try:
-            run(with_db(admin_dsn, BENCH_DB), wanted, args.samples, args.batch, not args.no_vacuum)
+            run(
+                with_db(admin_dsn, BENCH_DB), wanted, args.samples, args.batch, not args.no_vacuum, args.sync_commit
+            )
         finally:
             if not args.keep:
                 with psycopg.connect(admin_dsn, autocommit=True) as admin:

@@ -812,23 +812,26 @@ BEGIN
         v_run_id := absurd.portable_uuidv7();
 
         -- Insert-or-nothing on the unique key: a concurrent spawn with the same key waits
-        -- for this one to commit and then takes the existing-task branch below.
+        -- for this one to commit and then takes the existing-task branch below. The run is
+        -- inserted by the same statement, only when the task was.
         EXECUTE format($sql$
-            INSERT INTO absurd.%I (task_id, task_name, params, headers, retry_strategy,
-                                   max_attempts, cancellation, enqueue_at, state, attempts,
-                                   last_attempt_run, idempotency_key)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 1, $9, $10)
-            ON CONFLICT (idempotency_key) DO NOTHING
-            RETURNING task_id$sql$, 't_' || q)
+            WITH task AS (
+                INSERT INTO absurd.%1$I (task_id, task_name, params, headers, retry_strategy,
+                                         max_attempts, cancellation, enqueue_at, state, attempts,
+                                         last_attempt_run, idempotency_key)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 1, $9, $10)
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING task_id
+            ), run AS (
+                INSERT INTO absurd.%2$I (run_id, task_id, attempt, state, available_at, created_at)
+                SELECT $9, task_id, 1, 'pending', $8, $8 FROM task
+            )
+            SELECT task_id FROM task$sql$, 't_' || q, 'r_' || q)
         INTO v_task_id
         USING v_task_id, p_task_name, coalesce(p_params, 'null'::jsonb), v_headers,
               v_retry_strategy, v_max_attempts, v_cancellation, v_now, v_run_id, v_key;
 
         IF v_task_id IS NOT NULL THEN
-            EXECUTE format($sql$
-                INSERT INTO absurd.%I (run_id, task_id, attempt, state, available_at, created_at)
-                VALUES ($1, $2, 1, 'pending', $3, $3)$sql$, 'r_' || q)
-            USING v_run_id, v_task_id, v_now;
             PERFORM pg_notify('absurd_ready', q);
             PERFORM pg_notify('absurd_changed', q);
             RETURN QUERY SELECT v_task_id, v_run_id, 1, true;
@@ -1143,30 +1146,39 @@ DECLARE
     v_task_id uuid;
     v_state text;
 BEGIN
-    EXECUTE format('SELECT task_id, state FROM absurd.%I WHERE run_id = $1 FOR UPDATE', 'r_' || q)
-    INTO v_task_id, v_state
+    -- One statement on the normal path. Its first action is the run's UPDATE (the only
+    -- CTE the outer query reads), which locks the run before the task: the usual order.
+    EXECUTE format($sql$
+        WITH run AS (
+            UPDATE absurd.%1$I SET state = 'completed', completed_at = $2, result = $3
+            WHERE run_id = $1 AND state = 'running'
+            RETURNING task_id
+        ), task AS (
+            UPDATE absurd.%2$I t SET state = 'completed', completed_payload = $3, last_attempt_run = $1
+            FROM run WHERE t.task_id = run.task_id
+        ), waits AS (
+            DELETE FROM absurd.%3$I WHERE run_id = $1 AND EXISTS (SELECT 1 FROM run)
+        )
+        SELECT task_id FROM run$sql$, 'r_' || q, 't_' || q, 'w_' || q)
+    INTO v_task_id
+    USING p_run_id, v_now, p_state;
+    IF v_task_id IS NOT NULL THEN
+        PERFORM pg_notify('absurd_changed', q);
+        RETURN;
+    END IF;
+
+    -- The run is not running: say why.
+    EXECUTE format('SELECT state FROM absurd.%I WHERE run_id = $1', 'r_' || q)
+    INTO v_state
     USING p_run_id;
-    IF v_task_id IS NULL THEN
+    IF v_state IS NULL THEN
         RAISE EXCEPTION 'Run "%" not found in queue "%"', p_run_id, q;
     ELSIF v_state = 'cancelled' THEN
         RAISE EXCEPTION 'Task has been cancelled' USING ERRCODE = 'AB001';
     ELSIF v_state = 'failed' THEN
         RAISE EXCEPTION 'Run "%" has already failed in queue "%"', p_run_id, q USING ERRCODE = 'AB002';
-    ELSIF v_state <> 'running' THEN
-        RAISE EXCEPTION 'Run "%" is not currently running in queue "%"', p_run_id, q;
     END IF;
-
-    EXECUTE format($sql$
-        WITH run AS (
-            UPDATE absurd.%1$I SET state = 'completed', completed_at = $2, result = $3
-            WHERE run_id = $1
-        ), task AS (
-            UPDATE absurd.%2$I SET state = 'completed', completed_payload = $3, last_attempt_run = $1
-            WHERE task_id = $4
-        )
-        DELETE FROM absurd.%3$I WHERE run_id = $1$sql$, 'r_' || q, 't_' || q, 'w_' || q)
-    USING p_run_id, v_now, p_state, v_task_id;
-    PERFORM pg_notify('absurd_changed', q);
+    RAISE EXCEPTION 'Run "%" is not currently running in queue "%"', p_run_id, q;
 END;
 $$;
 
@@ -1274,46 +1286,64 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     q text := absurd.validate_queue_name(p_queue_name);
-    v_now timestamptz := absurd.current_time();
+    v_written boolean;
     v_run_state text;
     v_task_state text;
-    v_attempt integer;
 BEGIN
     IF p_step_name IS NULL OR p_step_name = '' THEN
         RAISE EXCEPTION 'step_name must be provided';
     END IF;
+
+    -- One statement on the normal path: lock the writing run, renew its lease, and write
+    -- unless a later attempt already owns this step (after a lease expiry the old attempt
+    -- may still be running, and must not overwrite the new one). The run need not be
+    -- running.
     EXECUTE format($sql$
-        SELECT r.state, r.attempt, t.state
+        WITH owner AS (
+            SELECT r.run_id
+            FROM absurd.%1$I r JOIN absurd.%2$I t ON t.task_id = r.task_id
+            WHERE r.run_id = $4 AND r.task_id = $1
+              AND r.state <> 'failed' AND t.state <> 'cancelled'
+            FOR UPDATE OF r
+        ), lease AS (
+            UPDATE absurd.%1$I r
+            SET claim_expires_at = $5 + make_interval(secs => $6)
+            FROM owner
+            WHERE r.run_id = owner.run_id
+              AND $6 > 0 AND r.state = 'running' AND r.claim_expires_at IS NOT NULL
+        ), written AS (
+            INSERT INTO absurd.%3$I AS ck (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
+            SELECT $1, $2, $3, 'committed', owner.run_id, $5 FROM owner
+            ON CONFLICT (task_id, checkpoint_name) DO UPDATE
+            SET state = EXCLUDED.state, status = EXCLUDED.status,
+                owner_run_id = EXCLUDED.owner_run_id, updated_at = EXCLUDED.updated_at
+            WHERE NOT EXISTS (
+                SELECT 1 FROM absurd.%1$I o
+                WHERE o.run_id = ck.owner_run_id
+                  AND o.attempt > (SELECT w.attempt FROM absurd.%1$I w WHERE w.run_id = $4)
+            )
+        )
+        SELECT true FROM owner$sql$, 'r_' || q, 't_' || q, 'c_' || q)
+    INTO v_written
+    USING p_task_id, p_step_name, p_state, p_owner_run, absurd.current_time(),
+          coalesce(p_extend_claim_by, 0);
+    IF v_written THEN
+        RETURN;
+    END IF;
+
+    -- Nothing written: say why.
+    EXECUTE format($sql$
+        SELECT r.state, t.state
         FROM absurd.%I r JOIN absurd.%I t ON t.task_id = r.task_id
-        WHERE r.run_id = $1 AND r.task_id = $2
-        FOR UPDATE OF r$sql$, 'r_' || q, 't_' || q)
-    INTO v_run_state, v_attempt, v_task_state
+        WHERE r.run_id = $1 AND r.task_id = $2$sql$, 'r_' || q, 't_' || q)
+    INTO v_run_state, v_task_state
     USING p_owner_run, p_task_id;
     IF v_run_state IS NULL THEN
         RAISE EXCEPTION 'Run "%" not found for checkpoint', p_owner_run;
     ELSIF v_task_state = 'cancelled' THEN
         RAISE EXCEPTION 'Task has been cancelled' USING ERRCODE = 'AB001';
-    ELSIF v_run_state = 'failed' THEN
-        RAISE EXCEPTION 'Run "%" has already failed in queue "%"', p_owner_run, q USING ERRCODE = 'AB002';
     END IF;
-
-    -- Renew the lease, and write unless a later attempt already owns this step: after a
-    -- lease expiry the old attempt may still be running and must not overwrite the new.
-    EXECUTE format($sql$
-        WITH lease AS (
-            UPDATE absurd.%1$I
-            SET claim_expires_at = $5 + make_interval(secs => $6)
-            WHERE run_id = $4 AND $6 > 0 AND state = 'running' AND claim_expires_at IS NOT NULL
-        )
-        INSERT INTO absurd.%2$I AS ck (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
-        VALUES ($1, $2, $3, 'committed', $4, $5)
-        ON CONFLICT (task_id, checkpoint_name) DO UPDATE
-        SET state = EXCLUDED.state, status = EXCLUDED.status,
-            owner_run_id = EXCLUDED.owner_run_id, updated_at = EXCLUDED.updated_at
-        WHERE NOT EXISTS (
-            SELECT 1 FROM absurd.%1$I o WHERE o.run_id = ck.owner_run_id AND o.attempt > $7
-        )$sql$, 'r_' || q, 'c_' || q)
-    USING p_task_id, p_step_name, p_state, p_owner_run, v_now, coalesce(p_extend_claim_by, 0), v_attempt;
+    RAISE EXCEPTION 'Run "%" has already failed in queue "%"', p_owner_run, q USING ERRCODE = 'AB002';
 END;
 $$;
 
