@@ -25,9 +25,14 @@ class Clock:
 
     def __init__(self, monkeypatch, *conns: psycopg.Connection):
         self.now = T0
-        self.conns = conns
+        self.conns = list(conns)
         monkeypatch.setattr(absurd_sdk, "_get_current_time", lambda: self.now)
         self._apply()
+
+    def attach(self, conn: psycopg.Connection) -> psycopg.Connection:
+        self.conns.append(conn)
+        self._apply()
+        return conn
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
@@ -505,3 +510,40 @@ def test_async_client_runs_a_task(db_dsn, connect):
     snapshot = asyncio.run(scenario())
     assert snapshot.state == "completed"
     assert snapshot.result == {"value": 42, "payload": "now"}
+
+
+def test_a_task_awaits_a_child_task_on_another_queue(app, worker_conn, clock, connect):
+    # TaskContext.await_task_result polls the child's result inside a step; the child runs
+    # on its own queue, served by a second worker thread on its own connection.
+    children = absurd_sdk.Absurd(clock.attach(connect()), queue_name="children")
+    children.create_queue()
+
+    @children.register_task("child")
+    def child(params, ctx):
+        return {"square": params["n"] ** 2}
+
+    @app.register_task("parent")
+    def parent(params, ctx):
+        child_id = ctx.step(
+            "spawn child", lambda: str(app.spawn("child", {"n": params["n"]}, queue="children")["task_id"])
+        )
+        snapshot = ctx.await_task_result(child_id, queue_name="children", timeout=15)
+        return {"child_state": snapshot.state, "child_result": snapshot.result}
+
+    thread = threading.Thread(
+        target=children.start_worker,
+        kwargs={"worker_id": "child-worker", "claim_timeout": 30, "poll_interval": 0.05},
+        daemon=True,
+    )
+    thread.start()
+    try:
+        spawned = app.spawn("parent", {"n": 7})
+        work(app)
+    finally:
+        children.stop_worker()
+        thread.join(10)
+        children.close()
+    assert result(app, spawned["task_id"]).result == {"child_state": "completed", "child_result": {"square": 49}}
+    steps = {r["checkpoint_name"] for r in rows(worker_conn, "c", "task_id = %s", spawned["task_id"])}
+    assert "spawn child" in steps
+    assert any(name.startswith("$awaitTaskResult:") for name in steps)

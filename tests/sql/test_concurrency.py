@@ -454,3 +454,123 @@ def test_create_queue_waits_for_a_concurrent_uncommitted_create(conn, pair):
     join(thread, result)
     assert result.error is None, result.error
     assert spawn(conn, "late").created is True
+
+
+# --- lease expiry racing a late worker ----------------------------------------------------
+
+
+def test_late_completion_in_flight_is_not_swept(conn, pair):
+    # The worker is completing (its transaction holds the run) when another worker's claim
+    # runs the expiry sweep: the sweep skips the locked run instead of waiting or failing it.
+    a, b = pair
+    clock = FakeClock(conn, a, b)
+    spawned = spawn(conn)
+    claim_one(a, worker="slow", timeout=10)
+    clock.advance(11)
+    with a.transaction():
+        complete(a, spawned.run_id, "just in time")
+        assert claim(b, worker="sweeper") == []
+    assert task_row(conn, spawned.task_id)["state"] == "completed"
+    assert [r["state"] for r in runs_of(conn, spawned.task_id)] == ["completed"]
+    assert claim(b, worker="sweeper") == []
+
+
+def test_sweep_in_flight_makes_the_late_completion_fail_with_ab002(conn, pair):
+    a, b = pair
+    clock = FakeClock(conn, a, b)
+    spawned = spawn(conn)
+    claim_one(a, worker="slow", timeout=10)
+    clock.advance(11)
+    with b.transaction():
+        retry_run = claim_one(b, worker="sweeper")
+        thread, result = in_thread(lambda: complete(a, spawned.run_id, "too late"))
+        wait_until(lambda: blocked_or_done(conn, a, result))
+    join(thread, result)
+    assert isinstance(result.error, psycopg.Error) and result.error.sqlstate == "AB002", result.error
+    runs = runs_of(conn, spawned.task_id)
+    assert [(r["attempt"], r["state"]) for r in runs] == [(1, "failed"), (2, "running")]
+    assert runs[1]["run_id"] == retry_run["run_id"]
+    assert task_row(conn, spawned.task_id)["completed_payload"] is None
+
+
+# --- events racing each other and cancel --------------------------------------------------
+
+
+def test_racing_emits_first_one_wins_for_everyone(conn, pair):
+    a, b = pair
+    for i in range(20):
+        event = f"double-{i}"
+        spawned = spawn(conn, params=i)
+        run = claim_one(conn, timeout=0)
+        await_event(conn, spawned.task_id, run["run_id"], event, step="w")
+        barrier = threading.Barrier(2)
+
+        def emitter(c, payload, event=event, barrier=barrier):
+            barrier.wait(5)
+            emit(c, event, payload)
+
+        (ta, ra), (tb, rb) = in_thread(lambda: emitter(a, "from-a")), in_thread(lambda: emitter(b, "from-b"))
+        join(ta, ra)
+        join(tb, rb)
+        assert ra.error is None and rb.error is None, (ra.error, rb.error)
+        stored = conn.execute('SELECT payload FROM absurd."e_jobs" WHERE event_name = %s', (event,)).fetchone()[0]
+        assert stored in ("from-a", "from-b")
+        assert run_row(conn, spawned.run_id)["event_payload"] == stored
+        assert checkpoint_rows(conn, spawned.task_id)["w"]["state"] == stored
+        cancel(conn, spawned.task_id)  # out of the way of the next iteration's claim
+
+
+def test_emit_racing_cancel_of_the_waiting_task(conn, pair):
+    a, b = pair
+    for i in range(20):
+        event = f"cancel-race-{i}"
+        spawned = spawn(conn, params=i)
+        run = claim_one(conn, timeout=0)
+        await_event(conn, spawned.task_id, run["run_id"], event, step="w")
+        barrier = threading.Barrier(2)
+
+        def emitter(event=event, barrier=barrier):
+            barrier.wait(5)
+            emit(a, event, i)
+
+        def canceller(task_id=spawned.task_id, barrier=barrier):
+            barrier.wait(5)
+            cancel(b, task_id)
+
+        (te, re_), (tc, rc) = in_thread(emitter), in_thread(canceller)
+        join(te, re_)
+        join(tc, rc)
+        assert re_.error is None and rc.error is None, (re_.error, rc.error)
+        assert task_row(conn, spawned.task_id)["state"] == "cancelled"
+        assert run_row(conn, spawned.run_id)["state"] == "cancelled"
+        assert conn.execute(
+            'SELECT count(*) FROM absurd."w_jobs" WHERE task_id = %s', (spawned.task_id,)
+        ).fetchone()[0] == 0
+
+
+def test_await_racing_cancel(conn, pair):
+    a, b = pair
+    for i in range(20):
+        spawned = spawn(conn, params=i)
+        run = claim_one(conn, timeout=0)
+        barrier = threading.Barrier(2)
+
+        def waiter(task_id=spawned.task_id, run_id=run["run_id"], barrier=barrier):
+            barrier.wait(5)
+            return await_event(a, task_id, run_id, f"never-{i}", step="w")
+
+        def canceller(task_id=spawned.task_id, barrier=barrier):
+            barrier.wait(5)
+            cancel(b, task_id)
+
+        (tw, rw), (tc, rc) = in_thread(waiter), in_thread(canceller)
+        join(tw, rw)
+        join(tc, rc)
+        assert rc.error is None, rc.error
+        if rw.error is not None:
+            assert getattr(rw.error, "sqlstate", None) == "AB001", repr(rw.error)
+        assert task_row(conn, spawned.task_id)["state"] == "cancelled"
+        assert run_row(conn, spawned.run_id)["state"] == "cancelled"
+        assert conn.execute(
+            'SELECT count(*) FROM absurd."w_jobs" WHERE task_id = %s', (spawned.task_id,)
+        ).fetchone()[0] == 0

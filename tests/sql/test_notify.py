@@ -4,7 +4,7 @@ payload = the queue name, received by a LISTEN on another connection."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -109,6 +109,15 @@ def test_emit_waking_a_run_notifies_ready(conn, listener):
     emit(conn, "go", 1)
     listener.expect(READY, "jobs")
     listener.expect(CHANGED, "jobs")
+
+
+def test_sleep_that_is_already_due_notifies_ready(conn, listener):
+    create_queue(conn)
+    spawned = spawn(conn)
+    claim_one(conn)
+    listener.drain()
+    schedule(conn, spawned.run_id, datetime.now(timezone.utc) - timedelta(seconds=1))
+    listener.expect(READY, "jobs")
 
 
 def test_task_state_changes_notify_changed(conn, listener):

@@ -10,6 +10,8 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from absurd_tui.db import schema
+
 from .helpers import T0, claim_one, complete, count, create_queue, raises_db, set_now, spawn, task_row
 
 PER_QUEUE_PREFIXES = ("t", "r", "c", "e", "w")
@@ -468,3 +470,19 @@ def test_a_rejected_policy_change_applies_none_of_its_keys(conn):
     with pytest.raises(psycopg.Error):
         set_policy(conn, "jobs", {"cleanup_ttl": "2 days", "bogus": 1})
     assert policy(conn, "jobs")["cleanup_ttl"] == timedelta(days=30)
+
+
+def test_two_longest_names_sharing_a_prefix_are_separate_queues(conn):
+    # Implicit constraint names (t_<q>_pkey ...) get truncated at 63 bytes and collide for
+    # such names; the queues must still be created, kept apart and survive a re-install.
+    a, b = "m" * 56 + "a", "m" * 56 + "b"
+    for name in (a, b):
+        create_queue(conn, name)
+    for name in (a, b):
+        spawned = spawn(conn, name, idempotency_key="same-key")
+        assert spawned.created is True
+        assert claim_one(conn, name)["task_id"] == spawned.task_id
+    schema.install(conn)
+    for name in (a, b):
+        assert count(conn, "t", name) == 1
+        assert tables_of(conn, name) == {f"{p}_{name}" for p in PER_QUEUE_PREFIXES}
