@@ -132,7 +132,8 @@ class AbsurdApp(App):
         self.set_interval(self.refresh_interval, self.tick)
         if self.listen:
             self._listen()
-        if self.worker_pool is not None:
+        if self.worker_pool is not None and not getattr(self.worker_pool, "running", False):
+            # Started here unless the caller already started it.
             self._start_workers()
         self.call_after_refresh(self.tick)
 

@@ -94,11 +94,12 @@ def is_far_future(value: datetime | None, now: datetime) -> bool:
 
 
 # Task and run states take the theme's colours (resolved from its variables, so every
-# theme looks right): live states warm, success green, failure red, cancelled muted.
+# theme looks right): waiting to start in the warning colour, running in the primary
+# colour and bold, parked (sleeping) in italics, then success, failure, muted.
 STATE_VARIABLES = {
     "pending": "warning",
-    "running": "accent",
-    "sleeping": "secondary",
+    "running": "primary",
+    "sleeping": "foreground",
     "completed": "success",
     "failed": "error",
     "cancelled": "foreground-muted",
@@ -109,8 +110,8 @@ STATE_VARIABLES = {
 
 def state_text(state: str, variables: dict[str, str]) -> Text:
     colour = variables.get(STATE_VARIABLES.get(state, "foreground"), "")
-    style = f"bold {colour}" if state in ("running", "failed") else colour
-    return plain(state, style)
+    emphasis = {"running": "bold ", "failed": "bold ", "sleeping": "italic "}.get(state, "")
+    return plain(state, f"{emphasis}{colour}".strip())
 
 
 def muted(text: str, variables: dict[str, str]) -> Text:

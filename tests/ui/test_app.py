@@ -342,3 +342,27 @@ async def test_database_outage_shows_once_and_recovers(make_app, client, conn, d
         assert any(n.message == "Reconnected to the database." for n in app._notifications)
     with psycopg.connect(db_dsn) as check:
         assert check.execute("SELECT count(*) FROM absurd.t_default").fetchone()[0] == 0
+
+
+async def test_pages_of_tasks_and_search_by_short_id(make_app, client, conn):
+    from absurd_tui.db.reads import short_id
+    from absurd_tui.ui.screens.main import PAGE_SIZE
+
+    conn.execute(
+        "SELECT absurd.spawn_task('default', 'bulk', '{}'::jsonb) FROM generate_series(1, %s)",
+        (PAGE_SIZE + 5,),
+    )
+    target = client.spawn("nap", {"seconds": 60}).task_id
+    app = make_app(workers=0)
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.main_screen.tasks_view
+        await wait_until(pilot, lambda: len(view.rows) == PAGE_SIZE, "first page")
+        assert view.check_action("prev_page", ()) is None
+        await pilot.press("right_square_bracket")
+        await wait_until(pilot, lambda: len(view.rows) == 6, "second page")
+        assert "page 2" in str(view.query_one("#matches").render())
+        await pilot.press("left_square_bracket")
+        await wait_until(pilot, lambda: len(view.rows) == PAGE_SIZE, "back to the first page")
+        await pilot.press("slash")
+        await pilot.press(*short_id(target))
+        await wait_until(pilot, lambda: list(view.rows) == [f"default/{target}"], "the searched task")

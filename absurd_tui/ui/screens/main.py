@@ -174,7 +174,7 @@ class TasksView(PollingView):
             value = count(state)
             text = Text(value.label(), justify="right")
             if value.value and state in ("failed", "running"):
-                text.stylize(colours.get("error" if state == "failed" else "accent", ""))
+                text.stylize(colours.get("error" if state == "failed" else "primary", ""))
             cells.append(text)
         cells.append(Text(claimable.label(), justify="right"))
         cells.append(Text(age(oldest, now), justify="right"))
@@ -191,7 +191,8 @@ class TasksView(PollingView):
     def _task_cells(row: TaskRow, now, colours) -> tuple:
         step = row.step
         if row.state == "sleeping" and row.wake_event:
-            step_text = plain(f"{step or ''} ⧗ {row.wake_event}".strip(), limit=32)
+            waiting = f"(awaits {row.wake_event})"
+            step_text = plain(f"{step} {waiting}" if step else waiting, limit=40)
         else:
             step_text = plain(step or "", limit=32)
         return (
