@@ -32,10 +32,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import __version__
 from .config import DEFAULT_QUEUE, DSN_ENV, resolve_settings
+from .agent import cli as agent_cli
+from .db import dsn as dsn_text
 from .db import reads
 from .ui import text as screen
 
@@ -321,24 +322,6 @@ def non_negative_float(text: str) -> float:
     return value
 
 
-def without_password(dsn: str) -> str:
-    """The DSN with any password removed, keeping its form (URI or key=value)."""
-    from .db import dsn as dsn_text
-
-    if "://" not in dsn:
-        return dsn_text.redact(dsn)
-    parts = urlsplit(dsn)
-    netloc = parts.netloc
-    userinfo, at, hosts = netloc.rpartition("@")
-    if at:
-        netloc = userinfo.partition(":")[0] + "@" + hosts
-    query = parts.query
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if any(key == "password" for key, _ in pairs):
-        query = urlencode([(k, v) for k, v in pairs if k != "password"], safe="/")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
 # --------------------------------------------------------------------------- init, dsn
 
 
@@ -375,7 +358,7 @@ def run_dsn(args: argparse.Namespace, session: Session) -> int:
         # before `init` has installed anything there.
         assert session.settings.dsn is not None
         dsn = session.settings.dsn
-    print(dsn if args.show_password else without_password(dsn))
+    print(dsn if args.show_password else dsn_text.redact(dsn))
     if session.settings.embedded and sys.stderr.isatty():
         note(
             "The embedded server runs while an absurd-tui process uses it (the console "
@@ -1235,6 +1218,7 @@ COMMANDS: list[Command] = [
         "workers", "show the workers running tasks, on any machine", configure_workers, run_workers
     ),
     Command("worker", "run headless workers", configure_worker, run_worker),
+    Command("agent", agent_cli.HELP, agent_cli.configure, agent_cli.run),
 ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 
@@ -13,12 +15,19 @@ def parse(dsn: str) -> dict[str, str]:
 
 
 def redact(dsn: str) -> str:
-    """The DSN with any password removed, in key=value form (safe for logs and UI)."""
-    params = parse(dsn)
-    if not params:
-        return "<unparsable connection string>"
-    params.pop("password", None)
-    return make_conninfo(**params)
+    """The DSN with any password removed, keeping its form (URI or key=value)."""
+    if "://" not in dsn:
+        params = parse(dsn)
+        if not params:
+            return "<unparsable connection string>"
+        params.pop("password", None)
+        return make_conninfo(**params)
+    parts = urlsplit(dsn)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    netloc = userinfo.partition(":")[0] + "@" + hosts if at else parts.netloc
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = urlencode([(k, v) for k, v in pairs if k != "password"], safe="/")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def describe(dsn: str | None) -> str:

@@ -55,3 +55,11 @@ def test_describe_names_host_port_and_database_without_password():
 def test_scrub_hides_password_inside_a_message():
     msg = dsn_text.scrub("auth failed for s3cret", "postgresql://u:s3cret@h/db")
     assert "s3cret" not in msg
+
+
+def test_redact_keeps_uri_form_and_query_parameters():
+    assert (
+        dsn_text.redact("postgresql://alice:s3cret@db:5432/app?sslmode=require&password=x")
+        == "postgresql://alice@db:5432/app?sslmode=require"
+    )
+    assert dsn_text.redact("postgresql://postgres:@/postgres?host=/tmp/pg") == "postgresql://postgres@/postgres?host=/tmp/pg"
