@@ -27,24 +27,34 @@ CHANGED = "absurd_changed"
 
 
 class Listener:
-    """LISTENs on both channels and keeps everything received, in order."""
+    """LISTENs on both channels and keeps everything received, in order.
 
-    def __init__(self, conn: psycopg.Connection):
-        self.conn = conn
+    start() opens a new session and LISTENs there: PostgreSQL only delivers notifications
+    of transactions that commit after the LISTEN, so nothing sent by the test's set-up can
+    be mistaken for the notification under test.
+    """
+
+    def __init__(self, connect):
+        self._connect = connect
+        self.conn: psycopg.Connection | None = None
         self.seen: list[tuple[str, str]] = []
-        conn.execute(f"LISTEN {READY}")
-        conn.execute(f"LISTEN {CHANGED}")
 
-    def drain(self) -> None:
-        self.received(timeout=0.05)
-        self.seen.clear()
+    def start(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = self._connect()
+        self.seen = []
+        self.conn.execute(f"LISTEN {READY}")
+        self.conn.execute(f"LISTEN {CHANGED}")
 
     def received(self, timeout: float = 0.3) -> list[tuple[str, str]]:
+        assert self.conn is not None
         new = [(n.channel, n.payload) for n in self.conn.notifies(timeout=timeout)]
         self.seen.extend(new)
         return new
 
     def expect(self, channel: str, payload: str, timeout: float = 5.0) -> None:
+        assert self.conn is not None
         deadline = time.monotonic() + timeout
         while (channel, payload) not in self.seen:
             remaining = deadline - time.monotonic()
@@ -56,7 +66,7 @@ class Listener:
 
 @pytest.fixture
 def listener(connect):
-    return Listener(connect())
+    return Listener(connect)
 
 
 QUEUE_NAMES = ["jobs", 'Odd "queue" name', "spaced out"]
@@ -65,7 +75,7 @@ QUEUE_NAMES = ["jobs", 'Odd "queue" name', "spaced out"]
 @pytest.mark.parametrize("q", QUEUE_NAMES)
 def test_spawn_notifies_ready_and_changed_with_the_queue_name(conn, listener, q):
     create_queue(conn, q)
-    listener.drain()
+    listener.start()
     spawn(conn, q)
     listener.expect(READY, q)
     listener.expect(CHANGED, q)
@@ -76,7 +86,7 @@ def test_retry_task_notifies_ready(conn, listener):
     spawned = spawn(conn, max_attempts=1)
     claim_one(conn)
     fail(conn, spawned.run_id)
-    listener.drain()
+    listener.start()
     retry(conn, spawned.task_id)
     listener.expect(READY, "jobs")
 
@@ -86,7 +96,7 @@ def test_retry_task_spawn_new_notifies_ready(conn, listener):
     spawned = spawn(conn, max_attempts=1)
     claim_one(conn)
     fail(conn, spawned.run_id)
-    listener.drain()
+    listener.start()
     retry(conn, spawned.task_id, spawn_new=True)
     listener.expect(READY, "jobs")
 
@@ -95,7 +105,7 @@ def test_immediate_retry_after_failure_notifies_ready(conn, listener):
     create_queue(conn)
     spawned = spawn(conn, max_attempts=2)
     claim_one(conn)
-    listener.drain()
+    listener.start()
     fail(conn, spawned.run_id)
     listener.expect(READY, "jobs")
 
@@ -105,7 +115,7 @@ def test_emit_waking_a_run_notifies_ready(conn, listener):
     spawned = spawn(conn)
     claim_one(conn)
     await_event(conn, spawned.task_id, spawned.run_id, "go", step="w")
-    listener.drain()
+    listener.start()
     emit(conn, "go", 1)
     listener.expect(READY, "jobs")
     listener.expect(CHANGED, "jobs")
@@ -115,7 +125,7 @@ def test_sleep_that_is_already_due_notifies_ready(conn, listener):
     create_queue(conn)
     spawned = spawn(conn)
     claim_one(conn)
-    listener.drain()
+    listener.start()
     schedule(conn, spawned.run_id, datetime.now(timezone.utc) - timedelta(seconds=1))
     listener.expect(READY, "jobs")
 
@@ -134,7 +144,7 @@ def test_task_state_changes_notify_changed(conn, listener):
         spawned = spawn(conn, max_attempts=1)
         if name != "claim":
             claim_one(conn)
-        listener.drain()
+        listener.start()
         action(spawned)
         try:
             listener.expect(CHANGED, "jobs")
@@ -146,7 +156,7 @@ def test_task_state_changes_notify_changed(conn, listener):
 
 def test_notifications_are_sent_on_commit_only(conn, listener):
     create_queue(conn)
-    listener.drain()
+    listener.start()
     with pytest.raises(RuntimeError):
         with conn.transaction():
             spawn(conn)
@@ -161,7 +171,7 @@ def test_notifications_are_sent_on_commit_only(conn, listener):
 def test_notifications_name_the_queue_they_concern(conn, listener):
     create_queue(conn, "alpha")
     create_queue(conn, "beta")
-    listener.drain()
+    listener.start()
     spawn(conn, "beta")
     got = listener.received(timeout=0.5)
     assert got, "no notification"
