@@ -22,7 +22,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 _counter = itertools.count(1)
 
 # Everything a test could leave behind that a fresh clone would not have: the relations
-# and routines of every non-system schema (by name and definition) and the queue registry.
+# and routines of every non-system schema (by name and definition), installed extensions
+# and per-database settings. Queue rows and sequences are reset explicitly.
 _FINGERPRINT = """
 SELECT md5(coalesce((
         SELECT string_agg(n.nspname || '.' || c.relname || ':' || c.relkind::text, ','
@@ -34,7 +35,12 @@ SELECT md5(coalesce((
         SELECT string_agg(p.oid::regprocedure::text || ':' || md5(p.prosrc), ','
                           ORDER BY p.oid::regprocedure::text)
           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')), ''))
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')), '')
+    || '|' || coalesce((SELECT string_agg(extname, ',' ORDER BY extname) FROM pg_extension), '')
+    || '|' || coalesce((
+        SELECT string_agg(array_to_string(s.setconfig, ','), ';' ORDER BY s.setrole)
+          FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+         WHERE d.datname = current_database()), ''))
 """
 
 

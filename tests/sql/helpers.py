@@ -75,10 +75,6 @@ class FakeClock:
             set_now(conn, self.now)
 
 
-def db_now(conn: psycopg.Connection) -> datetime:
-    return conn.execute("SELECT absurd.current_time()").fetchone()[0]
-
-
 # --- engine calls ---------------------------------------------------------------------
 
 
@@ -335,17 +331,6 @@ def raises_db(sqlstate: str, message: str | None = None) -> Iterator[pytest.Exce
     if message is not None:
         primary = err.diag.message_primary or ""
         assert message in primary, f"message {primary!r} does not contain {message!r}"
-
-
-# --- scenarios ------------------------------------------------------------------------
-
-
-def claimed_task(conn: psycopg.Connection, q: str = Q, **spawn_options: Any) -> dict:
-    """Spawn one task and claim it; returns the claimed row."""
-    spawned = spawn(conn, q, **spawn_options)
-    row = claim_one(conn, q)
-    assert row["task_id"] == spawned.task_id
-    return row
 
 
 # --- threads --------------------------------------------------------------------------
