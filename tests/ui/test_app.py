@@ -366,3 +366,81 @@ async def test_pages_of_tasks_and_search_by_short_id(make_app, client, conn):
         await pilot.press("slash")
         await pilot.press(*short_id(target))
         await wait_until(pilot, lambda: list(view.rows) == [f"default/{target}"], "the searched task")
+
+
+async def test_palette_offers_the_task_actions_that_apply(make_app, client):
+    from textual.command import CommandPalette
+
+    from absurd_tui.ui.commands import ActionsProvider
+
+    failed = client.spawn("flaky", {}, max_attempts=1).task_id
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: shows(app, failed, "failed"), "failed")
+        await select(pilot, app, failed)
+        provider = ActionsProvider(app.screen)
+        titles = [spec.action for spec, _ in provider._targets()]
+        assert "retry_task" in titles and "open_task" in titles and "spawn" in titles
+        assert "cancel_task" not in titles
+        await pilot.press("ctrl+p")
+        await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette), "palette")
+        await pilot.press(*"retry the selected")
+        await wait_until(
+            pilot,
+            lambda: any("Retry the selected" in str(o.prompt) for o in app.screen.query_one("CommandList").options),
+            "retry in the palette",
+        )
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, RetryDialog), "retry dialog from the palette")
+
+
+async def test_bulk_retry_of_failed_tasks_and_state_filter_keys(make_app, client, conn):
+    failed = [client.spawn("flaky", {}, max_attempts=1).task_id for _ in range(2)]
+    done = client.spawn("steps", {"n": 1}).task_id
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: all(shows(app, t, "failed") for t in failed), "failed")
+        await wait_until(pilot, lambda: shows(app, done, "completed"), "completed")
+        view = app.main_screen.tasks_view
+        await pilot.press(*["s"] * 5)
+        await wait_until(pilot, lambda: view.flt.state == "failed" and set(view.rows) == {f"default/{t}" for t in failed}, "failed only")
+        await pilot.press("R")
+        dialog = await wait_until(
+            pilot, lambda: app.screen if isinstance(app.screen, ConfirmDialog) else None, "confirmation"
+        )
+        assert "Retry 2 failed tasks" in str(dialog.message)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: all(task_state(conn, t) == "completed" for t in failed), "retried")
+        await pilot.press("x")
+        await wait_until(pilot, lambda: view.flt.state is None and len(view.rows) == 3, "filter cleared")
+        assert app.check_action("refresh_now", ()) is True
+        await pilot.press("ctrl+r")
+        await pilot.press("q")
+        await wait_until(pilot, lambda: not app.is_running, "quit")
+    assert app.return_code == 0
+
+
+async def test_detail_actions_emit_copy_and_open_from_a_wait(make_app, client, conn):
+    task_id = client.spawn("wait-event", {"event": "go"}).task_id
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: shows(app, task_id, "sleeping"), "waiting")
+        await pilot.press("2")
+        events = app.main_screen.events_view
+        await wait_until(pilot, lambda: events.selected_wait is not None, "wait listed")
+        await pilot.press("enter")
+        detail = await wait_until(
+            pilot, lambda: app.screen if isinstance(app.screen, TaskDetailScreen) else None, "detail"
+        )
+        await wait_until(pilot, lambda: detail.view.detail is not None and detail.view.detail.waits, "waits")
+        assert detail.check_action("retry_task", ()) is None
+        assert detail.check_action("cancel_task", ()) is True
+        await pilot.press("y")
+        assert app.clipboard == str(task_id)
+        await pilot.press("e")
+        dialog = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, EmitDialog) else None, "emit")
+        assert dialog.query_one("#event-name", Input).value == "go"
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: task_state(conn, task_id) == "completed", "woken and completed")
+        await wait_until(pilot, lambda: detail.view.detail.state == "completed", "detail shows completed")
+        assert detail.view.detail.result == {"got": None}

@@ -242,7 +242,7 @@ class TasksView(PollingView):
     @on(Select.Changed, "#state-filter")
     def _state_changed(self, event: Select.Changed) -> None:
         value = event.value
-        self.set_filter(state=None if value is Select.NULL or value is Select.BLANK else str(value))
+        self.set_filter(state=None if value is Select.NULL else str(value))
 
     @on(Input.Changed, "#name-filter")
     def _name_changed(self, event: Input.Changed) -> None:
@@ -332,10 +332,10 @@ class TasksView(PollingView):
         # press must start from this state.
         self.set_filter(state=following)
         select = self.query_one("#state-filter", Select)
-        select.value = Select.BLANK if following is None else following
+        select.value = Select.NULL if following is None else following
 
     def action_clear_filter(self) -> None:
-        self.query_one("#state-filter", Select).value = Select.BLANK
+        self.query_one("#state-filter", Select).value = Select.NULL
         self.query_one("#name-filter", Input).value = ""
         self.query_one("#search", Input).value = ""
         self.query_one("#tasks", TasksTable).focus()
@@ -578,6 +578,16 @@ class MainScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#tasks", TasksTable).focus()
+
+    def action_targets(self) -> dict[str, Any]:
+        """Which node runs each scope's actions now (for the command palette)."""
+        active = self.query_one("#views", TabbedContent).active
+        targets: dict[str, Any] = {}
+        if active == "tasks-tab":
+            targets["tasks"] = self.tasks_view
+        elif active == "events-tab":
+            targets["events"] = self.events_view
+        return targets
 
     def visible_views(self) -> list[PollingView]:
         active = self.query_one("#views", TabbedContent).active

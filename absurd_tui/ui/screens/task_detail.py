@@ -259,6 +259,10 @@ class TaskDetailScreen(Screen):
         self.refresh_views()
         self.query_one("#detail-tabs", TabbedContent).focus()
 
+    def action_targets(self) -> dict[str, Any]:
+        """Which node runs each scope's actions now (for the command palette)."""
+        return {"detail": self}
+
     @property
     def view(self) -> TaskDetailView:
         return self.query_one(TaskDetailView)
