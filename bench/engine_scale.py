@@ -28,6 +28,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -84,19 +85,39 @@ def install(conn: psycopg.Connection) -> None:
     conn.execute("SELECT absurd.create_queue(%s)", (REFERENCE,))
 
 
-def fill(conn: psycopg.Connection, have: int, want: int, batch: int) -> None:
-    """Adds finished tasks until the queue holds `want` of them."""
+def fill(dsn: str, have: int, want: int, batch: int, jobs: int) -> None:
+    """Adds finished tasks until the queue holds `want`, in `jobs` parallel connections.
+
+    Each batch spawns, claims and finishes its own tasks in one transaction, so parallel
+    batches never see (or claim) each other's tasks.
+    """
     started = time.monotonic()
-    while have < want:
-        step = min(batch, want - have)
-        conn.execute(
-            FILL_BATCH_SQL.format(
-                batch=sql.Literal(step), queue=sql.Literal(QUEUE), options=sql.Literal(TASK_OPTIONS)
-            )
-        )
-        have += step
-        rate = have / max(time.monotonic() - started, 1e-9)
-        print(f"  filled {have:>9,} tasks ({rate:,.0f}/s)", file=sys.stderr, flush=True)
+    batches = [min(batch, want - start) for start in range(have, want, batch)]
+    done = have
+    lock = threading.Lock()
+
+    def worker(sizes: list[int]) -> None:
+        nonlocal done
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SET synchronous_commit = off")
+            for size in sizes:
+                conn.execute(
+                    FILL_BATCH_SQL.format(
+                        batch=sql.Literal(size), queue=sql.Literal(QUEUE), options=sql.Literal(TASK_OPTIONS)
+                    )
+                )
+                with lock:
+                    done += size
+                    rate = (done - have) / max(time.monotonic() - started, 1e-9)
+                    print(f"  filled {done:>9,} tasks ({rate:,.0f}/s)", file=sys.stderr, flush=True)
+
+    threads = [threading.Thread(target=worker, args=(batches[i::jobs],)) for i in range(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if done != want:
+        raise RuntimeError(f"fill stopped at {done:,} of {want:,} tasks (see the error above)")
 
 
 def poll(conn: psycopg.Connection, queue: str) -> None:
@@ -194,7 +215,9 @@ def sizes(conn: psycopg.Connection) -> str:
     return "\n".join(lines)
 
 
-def run(dsn: str, wanted: list[int], samples: int, batch: int, with_vacuum: bool, sync_commit: bool) -> None:
+def run(
+    dsn: str, wanted: list[int], samples: int, batch: int, jobs: int, with_vacuum: bool, sync_commit: bool
+) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         if not sync_commit:
             # Each cycle commits four times; waiting for four WAL flushes would measure the
@@ -211,7 +234,7 @@ def run(dsn: str, wanted: list[int], samples: int, batch: int, with_vacuum: bool
         have = 0
         for n in wanted:
             print(f"N = {n:,}", file=sys.stderr, flush=True)
-            fill(conn, have, n, batch)
+            fill(dsn, have, n, batch, jobs)
             have = n
             reset_reference(conn)
             if with_vacuum:
@@ -256,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="0,100000,1000000", help="finished-task counts, comma separated")
     parser.add_argument("--samples", type=int, default=200, help="samples per median (default 200)")
     parser.add_argument("--batch", type=int, default=10000, help="tasks per fill transaction")
+    parser.add_argument("--fill-jobs", type=int, default=2, help="parallel fill connections (default 2)")
     parser.add_argument("--no-vacuum", action="store_true", help="skip VACUUM (ANALYZE) after each fill")
     parser.add_argument(
         "--sync-commit", action="store_true", help="keep synchronous_commit on while measuring (adds disk flushes)"
@@ -279,7 +303,13 @@ def main(argv: list[str] | None = None) -> int:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
         try:
             run(
-                with_db(admin_dsn, BENCH_DB), wanted, args.samples, args.batch, not args.no_vacuum, args.sync_commit
+                with_db(admin_dsn, BENCH_DB),
+                wanted,
+                args.samples,
+                args.batch,
+                args.fill_jobs,
+                not args.no_vacuum,
+                args.sync_commit,
             )
         finally:
             if not args.keep:

@@ -166,21 +166,25 @@ $$;
 -- never started, first_started_at + max_duration once it has. NULL = no deadline.
 -- Declared IMMUTABLE so that it can key the t_<q>_cdi index: adding a whole number of
 -- seconds to a timestamptz does not depend on the time zone, which is the only reason
--- PostgreSQL marks timestamptz + interval as merely STABLE.
+-- PostgreSQL marks timestamptz + interval as merely STABLE. PL/pgSQL rather than SQL: an
+-- IMMUTABLE SQL function with a STABLE operator inside is never inlined, and a SQL
+-- function that is not inlined is parsed and planned again on every call, which every
+-- insert and update of a live task would pay; PL/pgSQL keeps its plan for the session.
 CREATE OR REPLACE FUNCTION absurd.cancellation_deadline(
     p_cancellation jsonb,
     p_enqueue_at timestamptz,
     p_first_started_at timestamptz
 )
 RETURNS timestamptz
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT CASE
-        WHEN p_first_started_at IS NULL
-            THEN p_enqueue_at + make_interval(secs => absurd.json_seconds(p_cancellation -> 'max_delay'))
-        ELSE p_first_started_at + make_interval(secs => absurd.json_seconds(p_cancellation -> 'max_duration'))
-    END
+BEGIN
+    IF p_first_started_at IS NULL THEN
+        RETURN p_enqueue_at + make_interval(secs => absurd.json_seconds(p_cancellation -> 'max_delay'));
+    END IF;
+    RETURN p_first_started_at + make_interval(secs => absurd.json_seconds(p_cancellation -> 'max_duration'));
+END;
 $$;
 
 -- Retry delay in seconds for the failing attempt (contract section 4): fixed = base
@@ -1300,11 +1304,13 @@ BEGIN
     -- running.
     EXECUTE format($sql$
         WITH owner AS (
-            SELECT r.run_id
-            FROM absurd.%1$I r JOIN absurd.%2$I t ON t.task_id = r.task_id
+            -- A cancelled task's live runs are cancelled with it, so the run's own state
+            -- tells whether to write; refusals are sorted out below.
+            SELECT r.run_id, r.attempt
+            FROM absurd.%1$I r
             WHERE r.run_id = $4 AND r.task_id = $1
-              AND r.state <> 'failed' AND t.state <> 'cancelled'
-            FOR UPDATE OF r
+              AND r.state NOT IN ('failed', 'cancelled')
+            FOR UPDATE
         ), lease AS (
             UPDATE absurd.%1$I r
             SET claim_expires_at = $5 + make_interval(secs => $6)
@@ -1312,18 +1318,17 @@ BEGIN
             WHERE r.run_id = owner.run_id
               AND $6 > 0 AND r.state = 'running' AND r.claim_expires_at IS NOT NULL
         ), written AS (
-            INSERT INTO absurd.%3$I AS ck (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
+            INSERT INTO absurd.%2$I AS ck (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
             SELECT $1, $2, $3, 'committed', owner.run_id, $5 FROM owner
             ON CONFLICT (task_id, checkpoint_name) DO UPDATE
             SET state = EXCLUDED.state, status = EXCLUDED.status,
                 owner_run_id = EXCLUDED.owner_run_id, updated_at = EXCLUDED.updated_at
             WHERE NOT EXISTS (
                 SELECT 1 FROM absurd.%1$I o
-                WHERE o.run_id = ck.owner_run_id
-                  AND o.attempt > (SELECT w.attempt FROM absurd.%1$I w WHERE w.run_id = $4)
+                WHERE o.run_id = ck.owner_run_id AND o.attempt > (SELECT attempt FROM owner)
             )
         )
-        SELECT true FROM owner$sql$, 'r_' || q, 't_' || q, 'c_' || q)
+        SELECT true FROM owner$sql$, 'r_' || q, 'c_' || q)
     INTO v_written
     USING p_task_id, p_step_name, p_state, p_owner_run, absurd.current_time(),
           coalesce(p_extend_claim_by, 0);
@@ -1340,7 +1345,7 @@ BEGIN
     USING p_owner_run, p_task_id;
     IF v_run_state IS NULL THEN
         RAISE EXCEPTION 'Run "%" not found for checkpoint', p_owner_run;
-    ELSIF v_task_state = 'cancelled' THEN
+    ELSIF v_task_state = 'cancelled' OR v_run_state = 'cancelled' THEN
         RAISE EXCEPTION 'Task has been cancelled' USING ERRCODE = 'AB001';
     END IF;
     RAISE EXCEPTION 'Run "%" has already failed in queue "%"', p_owner_run, q USING ERRCODE = 'AB002';
