@@ -65,7 +65,7 @@ END
 $fill$
 """)
 
-PLANNED = ("cancel_sweep", "lease_sweep", "claim")
+PLANNED = ("cancel_sweep", "lease_sweep", "claim")  # all run by claim_task
 PLAN_ARGS = {
     "cancel_sweep": "absurd.current_time()",
     "lease_sweep": "absurd.current_time(), 1",
@@ -186,6 +186,12 @@ def plans(conn: psycopg.Connection) -> dict[str, str]:
     for name in PLANNED:
         text = conn.execute("SELECT absurd.engine_query(%s, %s)", (QUEUE, name)).fetchone()[0]
         with conn.transaction(force_rollback=True):
+            # The planner settings claim_task runs these with (its SET clauses).
+            conn.execute(
+                """SELECT set_config(split_part(setting, '=', 1), split_part(setting, '=', 2), true)
+                     FROM pg_proc, unnest(proconfig) AS setting
+                    WHERE oid = 'absurd.claim_task(text, text, integer, integer)'::regprocedure"""
+            )
             conn.execute(f"PREPARE bench_{name} AS {text}")
             rows = conn.execute(
                 f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE bench_{name}({PLAN_ARGS[name]})"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
@@ -390,15 +390,22 @@ def _live_counts(conn: psycopg.Connection, queue: str) -> dict[str, Count]:
 
 def _terminal_counts(conn: psycopg.Connection, queue: str) -> dict[str, Count]:
     tasks = _ident("t", queue)
-    # Small table: an exact count that reads at most COUNT_CAP + 1 rows.
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT state, count(*) FROM (SELECT state FROM {} LIMIT {}) AS s GROUP BY state"
-        ).format(tasks, sql.Literal(COUNT_CAP + 1))
-    ).fetchall()
-    seen = dict(rows)
-    if sum(seen.values()) <= COUNT_CAP:
-        return {state: Count(seen.get(state, 0)) for state in TERMINAL_STATES}
+    # pg_class.reltuples (kept by autovacuum; -1 before the first ANALYZE) tells a
+    # table that is surely big without reading it.
+    known = conn.execute(
+        "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)",
+        (tasks.as_string(conn),),
+    ).fetchone()
+    if known is None or known[0] < 2 * COUNT_CAP:
+        # Small table: an exact count that reads at most COUNT_CAP + 1 rows.
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT state, count(*) FROM (SELECT state FROM {} LIMIT {}) AS s GROUP BY state"
+            ).format(tasks, sql.Literal(COUNT_CAP + 1))
+        ).fetchall()
+        seen = dict(rows)
+        if sum(seen.values()) <= COUNT_CAP:
+            return {state: Count(seen.get(state, 0)) for state in TERMINAL_STATES}
     # Big table: the planner's estimate from pg_statistic (or from the table's size
     # when it was never analysed). Costs a plan, not a scan.
     return {

@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
@@ -59,11 +58,6 @@ class WorkersChanged(Message):
     """An embedded worker thread changed state (posted from that thread)."""
 
 
-@dataclass(frozen=True)
-class _Done:
-    message: str
-
-
 class AbsurdApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "absurd-tui"
@@ -99,6 +93,7 @@ class AbsurdApp(App):
         self.outages_reported = 0
         self._refresh_pending = False
         self._workers_signalled = threading.Event()
+        self._change_signalled = threading.Event()
         self.known_queues: list[str] = []
 
     # -- time and theme
@@ -218,7 +213,15 @@ class AbsurdApp(App):
 
         self.set_timer(NOTIFY_DEBOUNCE, run)
 
+    def _signal_change(self) -> None:
+        """From the listener thread: one message until the UI has taken it, however
+        many notifications arrive (a burst of 1,000 spawns is one refresh)."""
+        if not self._change_signalled.is_set():
+            self._change_signalled.set()
+            self.post_message(DatabaseChanged())
+
     def on_database_changed(self, _: DatabaseChanged) -> None:
+        self._change_signalled.clear()
         self.request_refresh()
 
     def action_refresh_now(self) -> None:
@@ -279,12 +282,12 @@ class AbsurdApp(App):
             failures = 0
             try:
                 with conn:
-                    self.post_message(DatabaseChanged())
+                    self._signal_change()
                     while not worker.is_cancelled:
                         for _ in conn.notifies(timeout=1.0, stop_after=1000):
                             if worker.is_cancelled:
                                 break
-                            self.post_message(DatabaseChanged())
+                            self._signal_change()
             except psycopg.Error:
                 # Connection lost: reconnect at the top of the loop.
                 stop.wait(1.0)

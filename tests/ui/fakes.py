@@ -29,7 +29,14 @@ from absurd_tui.db.reads import (
     WaitInfo,
     WorkerSeen,
 )
-from absurd_tui.ui.source import BulkPlan, BulkResult, EventsSnapshot, TasksSnapshot, TaskType, bulk_states
+from absurd_tui.ui.source import (
+    BulkPlan,
+    BulkResult,
+    EventsSnapshot,
+    TasksSnapshot,
+    TaskType,
+    bulk_states,
+)
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=timezone.utc)
 MONOTONIC = 1000.0

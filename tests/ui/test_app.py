@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import uuid
 
-from absurd_tui.ui.dialogs import ConfirmDialog, EmitDialog, RetryDialog, SpawnDialog, WorkersDialog
+import pytest
+from textual.widgets import Input, Static, TextArea
+
+from absurd_tui.ui.dialogs import (
+    ConfirmDialog,
+    EmitDialog,
+    RetryDialog,
+    SpawnDialog,
+    WorkersDialog,
+)
 from absurd_tui.ui.screens.help import HelpScreen
 from absurd_tui.ui.screens.main import MainScreen, TasksTable
 from absurd_tui.ui.screens.task_detail import TaskDetailScreen
 from absurd_tui.ui.widgets.keyed_table import KeyedTable
-from textual.widgets import Input, Static, TextArea
-
-import pytest
 
 from .conftest import task_state, wait_until
 
@@ -444,3 +450,12 @@ async def test_detail_actions_emit_copy_and_open_from_a_wait(make_app, client, c
         await wait_until(pilot, lambda: task_state(conn, task_id) == "completed", "woken and completed")
         await wait_until(pilot, lambda: detail.view.detail.state == "completed", "detail shows completed")
         assert detail.view.detail.result == {"got": None}
+
+
+async def test_notifications_refresh_without_waiting_for_the_interval(make_app, client):
+    # A 60 s refresh interval: only the NOTIFY listener can make the new task appear.
+    app = make_app(workers=0, refresh=60)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.main_screen.tasks_view.loaded, "first load")
+        task_id = client.spawn("steps", {"n": 1}).task_id
+        await wait_until(pilot, lambda: shows(app, task_id, "pending"), "listed through NOTIFY", timeout=10)

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import time
 
-from textual.widgets import Input, TextArea
+from textual.widgets import TextArea
 
-from absurd_tui.ui.dialogs import ConfirmDialog, EmitDialog, RetryDialog, SpawnDialog, WorkersDialog
+from absurd_tui.ui.dialogs import (
+    ConfirmDialog,
+    EmitDialog,
+    RetryDialog,
+    SpawnDialog,
+    WorkersDialog,
+)
 from absurd_tui.ui.screens.help import HelpScreen
 from absurd_tui.ui.screens.main import MainScreen
 from absurd_tui.ui.screens.task_detail import TaskDetailScreen

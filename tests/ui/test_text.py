@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from rich.text import Text
 
 from absurd_tui.db.reads import Count, short_id
 from absurd_tui.ui.source import parse_json
 from absurd_tui.ui.text import age, clean, duration, plain, until
-
-import pytest
 
 
 def test_plain_keeps_markup_literal_and_escapes_control_characters():

@@ -11,9 +11,18 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Label, Select, Static, TabbedContent, TabPane
+from textual.widgets import (
+    Footer,
+    Header,
+    Input,
+    Label,
+    Select,
+    Static,
+    TabbedContent,
+    TabPane,
+)
 
 from ...db.reads import (
     STATES,
@@ -26,7 +35,15 @@ from ...db.reads import (
 )
 from ..actions import bindings, dimmed_action, why_not
 from ..source import EventsSnapshot, TasksSnapshot, bulk_states
-from ..text import age, attempts, duration, json_preview, muted, plain, state_text, until
+from ..text import (
+    age,
+    attempts,
+    json_preview,
+    muted,
+    plain,
+    state_text,
+    until,
+)
 from ..widgets.keyed_table import KeyedTable
 from ..widgets.polling import PollingView
 from ..widgets.status_bar import StatusBar

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.widgets import DataTable
 from textual.widgets._data_table import RowKey
-from textual._two_way_dict import TwoWayDict
 
 
 class KeyedTable(DataTable):
