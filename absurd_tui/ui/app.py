@@ -495,17 +495,20 @@ class AbsurdApp(App):
         more = " (the first 100,000; run it again for the rest)" if plan.truncated else ""
         noun = "task" if count == 1 else "tasks"
 
+        def report(result) -> str:
+            text = f"{verb}: {result.done:,} of {count:,} {noun} done"
+            if result.skipped:
+                text += f", {result.skipped:,} skipped (changed meanwhile)"
+            if result.stopped:
+                text += f". Stopped early, the rest is unchanged: {result.stopped}"
+            return text
+
         def confirmed(yes: bool | None) -> None:
             if not yes:
                 return
-            self.run_command(
-                f"{verb} of {count} {noun}",
-                lambda: self.source.run_bulk(plan),
-                lambda result: (
-                    f"{verb}: {result.done} {noun} done"
-                    + (f", {result.skipped} skipped (changed meanwhile)" if result.skipped else "")
-                ),
-            )
+            if count > 100:
+                self.notify(f"{verb} of {count:,} {noun} started.", markup=False)
+            self.run_command(f"{verb} of {count:,} {noun}", lambda: self.source.run_bulk(plan), report)
 
         self.push_screen(
             ConfirmDialog(

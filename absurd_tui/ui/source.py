@@ -79,6 +79,8 @@ class BulkResult:
     done: int
     skipped: int
     errors: tuple[str, ...]
+    stopped: str | None = None
+    """Why the command stopped before the end (the database went away), if it did."""
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,10 @@ class LiveSource:
                 else:
                     self.retry(ref.queue, ref.task_id, spawn_new=False, max_attempts=None)
                 done += 1
+            except DatabaseUnavailable as exc:
+                if done == 0 and skipped == 0:
+                    raise  # nothing was changed: report it as such
+                return BulkResult(done, skipped, tuple(errors), stopped=str(exc))
             except ActionError as exc:
                 # The task moved on since it was listed (say it completed, or someone
                 # else retried it): skipping it is what the user asked for.
