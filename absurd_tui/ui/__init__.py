@@ -25,6 +25,8 @@ def run_tui(
     import) are printed as one paragraph to stderr with exit code 1, before the
     screen is taken over.
     """
+    import psycopg
+
     from ..db import DatabaseError, open_database
     from ..sdk import Absurd
     from ..sdk.errors import TaskModuleError
@@ -42,10 +44,14 @@ def run_tui(
     serve = list(queues or sorted({*default_registry.queues(), DEFAULT_QUEUE}))
     if not no_workers:
         # The queues the embedded workers serve must exist; creating one is idempotent.
-        with database.connect() as conn:
-            client = Absurd(conn)
-            for name in serve:
-                client.create_queue(name)
+        try:
+            with database.connect() as conn:
+                client = Absurd(conn)
+                for name in serve:
+                    client.create_queue(name)
+        except (DatabaseError, ValueError, psycopg.Error) as exc:
+            print(f"absurd-tui: cannot prepare the queues {', '.join(serve)}: {exc}", file=sys.stderr)
+            return 1
 
     source = LiveSource(database.dsn, database.label, registry=default_registry)
     app = AbsurdApp(source, worker_queues=serve if not no_workers else (), refresh=refresh)

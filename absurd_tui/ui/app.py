@@ -340,7 +340,7 @@ class AbsurdApp(App):
                 lambda task_id: f"Spawned {request.task_name} on {request.queue}: {task_id}",
             )
 
-        self.push_screen(SpawnDialog(types, self.known_queues), submitted)
+        self.push_screen(SpawnDialog(types, self.known_queues, self._current_queue() or "default"), submitted)
 
     def action_emit(self) -> None:
         queue = self._current_queue() or "default"
