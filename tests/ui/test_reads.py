@@ -195,3 +195,64 @@ def test_live_source_resolves_a_short_id_search_once(db_dsn, client):
         assert list(source._tails) == [reads.short_id(a)]
     finally:
         source.close()
+
+
+CONTRACT_COLUMNS = {
+    "t": {"task_id", "task_name", "params", "headers", "retry_strategy", "max_attempts", "cancellation",
+          "enqueue_at", "first_started_at", "state", "attempts", "last_attempt_run", "completed_payload",
+          "cancelled_at", "idempotency_key"},
+    "r": {"run_id", "task_id", "attempt", "state", "claimed_by", "claim_expires_at", "available_at",
+          "wake_event", "event_payload", "started_at", "completed_at", "failed_at", "result",
+          "failure_reason", "created_at"},
+    "c": {"task_id", "checkpoint_name", "state", "status", "owner_run_id", "updated_at"},
+    "e": {"event_name", "payload", "emitted_at"},
+    "w": {"run_id", "step_name", "task_id", "event_name", "timeout_at", "created_at"},
+}
+
+
+def test_reads_work_on_upstream_shaped_tables(conn, client):
+    """Only the contract's columns, and upstream's index layout instead of ours."""
+    from psycopg import sql
+
+    done = spawn(client, "done")
+    waiting = spawn(client, "waiting")
+    (run1, t1), = claim(conn)
+    conn.execute("SELECT absurd.complete_run('default', %s, '1')", (run1,))
+    (run2, t2), = claim(conn)
+    conn.execute("SELECT * FROM absurd.await_event('default', %s, %s, 'w', 'go', NULL)", (t2, run2))
+    client.emit_event("other", {"x": 1}, queue_name="default")
+    assert (t1, t2) == (done, waiting)
+
+    for prefix, allowed in CONTRACT_COLUMNS.items():
+        table = f"{prefix}_default"
+        columns = [r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'absurd' AND table_name = %s",
+            (table,),
+        )]
+        for column in set(columns) - allowed:
+            conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN {} CASCADE").format(
+                sql.Identifier("absurd", table), sql.Identifier(column)))
+    for (index,) in conn.execute(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = 'absurd' AND tablename LIKE '%%_default'"
+        " AND indexname NOT LIKE '%%pkey' AND indexname NOT LIKE '%%key'"
+    ).fetchall():
+        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier("absurd", index)))
+    conn.execute('CREATE INDEX r_default_sai ON absurd.r_default (state, available_at)')
+    conn.execute('CREATE INDEX r_default_ti ON absurd.r_default (task_id)')
+    conn.execute("CREATE INDEX r_default_cei ON absurd.r_default (claim_expires_at)"
+                 " WHERE state = 'running' AND claim_expires_at IS NOT NULL")
+    conn.execute('CREATE INDEX w_default_eni ON absurd.w_default (event_name)')
+    conn.execute('CREATE INDEX w_default_ti ON absurd.w_default (task_id)')
+    conn.execute('CREATE INDEX e_default_eai ON absurd.e_default (emitted_at)')
+
+    summary = {s.queue: s for s in reads.queue_summaries(conn)}["default"]
+    assert summary.count("completed") == Count(1) and summary.count("sleeping") == Count(1)
+    page = reads.list_tasks(conn, TaskFilter(queue="default"))
+    assert [r.task_id for r in page.rows] == [waiting, done]
+    assert [r.task_id for r in reads.list_tasks(conn, TaskFilter(state="sleeping")).rows] == [waiting]
+    detail = reads.task_detail(conn, "default", waiting)
+    assert detail.waits[0].event_name == "go"
+    assert [w.task_id for w in reads.pending_waits(conn)] == [waiting]
+    assert [e.event_name for e in reads.emitted_events(conn)] == ["other"]
+    assert reads.workers_seen(conn) == []
+    assert reads.find_task(conn, str(done)[:30]).task_id == done
