@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import statistics
 import sys
@@ -181,10 +182,16 @@ def vacuum(conn: psycopg.Connection) -> None:
 
 
 def plans(conn: psycopg.Connection) -> dict[str, str]:
-    """EXPLAIN (ANALYZE, BUFFERS) of the engine's own statements; the rollback also drops the PREPAREs."""
+    """EXPLAIN (ANALYZE, BUFFERS) of the engine's own statements, in a transaction rolled back.
+
+    The engine runs each text with EXECUTE ... USING, planned with the values known; the
+    same values written in place of $n give the same plan.
+    """
     out = {}
     for name in PLANNED:
         text = conn.execute("SELECT absurd.engine_query(%s, %s)", (QUEUE, name)).fetchone()[0]
+        values = [value.strip() for value in PLAN_ARGS[name].split(",")]
+        text = re.sub(r"\$(\d+)(?!\d)", lambda m: f"({values[int(m.group(1)) - 1]})", text)
         with conn.transaction(force_rollback=True):
             # The planner settings claim_task runs these with (its SET clauses).
             conn.execute(
@@ -192,10 +199,7 @@ def plans(conn: psycopg.Connection) -> dict[str, str]:
                      FROM pg_proc, unnest(proconfig) AS setting
                     WHERE oid = 'absurd.claim_task(text, text, integer, integer)'::regprocedure"""
             )
-            conn.execute(f"PREPARE bench_{name} AS {text}")
-            rows = conn.execute(
-                f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE bench_{name}({PLAN_ARGS[name]})"
-            ).fetchall()
+            rows = conn.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ") + sql.SQL(text)).fetchall()
         out[name] = "\n".join(row[0] for row in rows)
     return out
 
