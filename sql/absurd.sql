@@ -130,20 +130,21 @@ $$;
 -- JSON option helpers
 -- ---------------------------------------------------------------------------------------
 
--- A JSON number, or a string holding one, as double precision; NULL for anything else.
--- Retry strategies are stored as the caller sent them, so reading them must not throw:
--- a throwing fail_run would stop the worker that calls it.
+-- A JSON number, or a string holding one, as double precision (clamped to +-10^300);
+-- NULL for anything else. Retry strategies are stored as the caller sent them, so
+-- reading them must not throw: a throwing fail_run would stop the worker that calls it.
 CREATE OR REPLACE FUNCTION absurd.json_number(p_value jsonb)
 RETURNS double precision
 LANGUAGE sql
 IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT CASE
-        WHEN jsonb_typeof(p_value) = 'number' THEN p_value::text::double precision
+    SELECT CASE WHEN v IS NOT NULL THEN least(greatest(v, -1e300), 1e300)::double precision END
+    FROM (SELECT CASE
+        WHEN jsonb_typeof(p_value) = 'number' THEN p_value::text::numeric
         WHEN jsonb_typeof(p_value) = 'string'
-             AND (p_value #>> '{}') ~ '^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$'
-            THEN (p_value #>> '{}')::double precision
-    END
+             AND (p_value #>> '{}') ~ '^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,5})?\s*$'
+            THEN (p_value #>> '{}')::numeric
+    END AS v) s
 $$;
 
 -- A whole number of seconds (JSON integer, or a string holding one) as bigint, clamped
@@ -190,7 +191,7 @@ $$;
 -- Retry delay in seconds for the failing attempt (contract section 4): fixed = base
 -- (default 60); exponential = base (default 30) * factor (default 2) ^ (attempt - 1),
 -- capped by max_seconds; anything else = 0. Never negative, never above 100 years, and
--- computed in log space so a large attempt number cannot overflow.
+-- range-checked in log space so a large attempt number cannot overflow.
 CREATE OR REPLACE FUNCTION absurd.retry_delay_seconds(p_strategy jsonb, p_attempt integer)
 RETURNS double precision
 LANGUAGE plpgsql
@@ -217,11 +218,13 @@ BEGIN
         ELSIF v_factor <= 0 OR p_attempt <= 1 THEN
             v_delay := v_base * power(greatest(v_factor, 0), greatest(p_attempt - 1, 0));
         ELSE
+            -- The logarithm only decides whether power() stays in range; the delay itself
+            -- is computed exactly, so 30 * 2^2 is 120, not 119.99999999999997.
             v_log := ln(v_base) + (p_attempt - 1) * ln(v_factor);
             v_delay := CASE
                 WHEN v_log >= ln(c_cap) THEN c_cap
                 WHEN v_log < -40 THEN 0
-                ELSE exp(v_log)
+                ELSE v_base * power(v_factor, p_attempt - 1)
             END;
         END IF;
         IF v_max IS NOT NULL THEN
