@@ -293,6 +293,9 @@ DECLARE
     c text := 'c_' || q;
     e text := 'e_' || q;
     w text := 'w_' || q;
+    v_table text;
+    v_suffix text;
+    v_definition text;
 BEGIN
     -- Tasks. Queue tables churn (every task is updated a few times, then kept as history),
     -- so autovacuum runs at 2% dead rows instead of 20%: dead index entries of claimed
@@ -371,38 +374,41 @@ BEGIN
             PRIMARY KEY (run_id, step_name)
         )$ddl$, w);
 
-    -- Claim (claim_task step 3): the claimable runs in (available_at, run_id) order, so the
-    -- claim reads exactly the runs it takes and stops. Partial on the two claimable
-    -- states, so it holds live runs only and finished history never enters it. Also
-    -- serves the dashboard's "waiting on a timer" and "visible now" reads.
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I (available_at, run_id)'
-                   ' WHERE state IN (''pending'', ''sleeping'')', r || '_sai', r);
-    -- A task's runs: cancel_task, cleanup_tasks, dashboard task detail.
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I (task_id)', r || '_ti', r);
-    -- Lease expiry (claim_task step 2): running runs with a lease, soonest expiry first.
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I (claim_expires_at)'
-                   ' WHERE state = ''running'' AND claim_expires_at IS NOT NULL', r || '_cei', r);
-    -- cleanup_tasks, oldest first: completed runs by completion time ...
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I (completed_at)'
-                   ' WHERE state = ''completed''', r || '_cai', r);
-    -- ... failed runs by failure time (the task's last run decides) ...
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I (failed_at)'
-                   ' WHERE state = ''failed''', r || '_fai', r);
-    -- ... and cancelled tasks by cancellation time.
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I (cancelled_at)'
-                   ' WHERE state = ''cancelled''', t || '_cai', t);
-    -- Cancellation-policy sweep (claim_task step 1): live tasks that carry a policy, keyed
-    -- by the moment they break it, so the sweep reads only the tasks it cancels.
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I'
-                   ' (absurd.cancellation_deadline(cancellation, enqueue_at, first_started_at))'
-                   ' WHERE cancellation IS NOT NULL'
-                   ' AND state IN (''pending'', ''sleeping'', ''running'')', t || '_cdi', t);
-    -- emit_event: the waits on one event name.
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I (event_name)', w || '_eni', w);
-    -- cancel_task and cleanup_tasks: a task's waits.
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I (task_id)', w || '_ti', w);
-    -- cleanup_events, oldest first (never-emitted sentinels sort first at the epoch).
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I (emitted_at)', e || '_eai', e);
+    -- Indexes: (table, index suffix, key and predicate). Only missing ones are created:
+    -- CREATE INDEX IF NOT EXISTS locks the table against writes before it finds the index,
+    -- so re-applying this file would queue behind every open transaction on the queue.
+    FOR v_table, v_suffix, v_definition IN VALUES
+        -- Claim (claim_task step 3): the claimable runs in (available_at, run_id) order,
+        -- so the claim reads exactly the runs it takes and stops. Partial on the two
+        -- claimable states: it holds live runs only, finished history never enters it.
+        -- Also serves "waiting on a timer" and "visible now" reads of dashboards.
+        (r, '_sai', '(available_at, run_id) WHERE state IN (''pending'', ''sleeping'')'),
+        -- A task's runs: cancel_task, cleanup_tasks, dashboard task detail.
+        (r, '_ti', '(task_id)'),
+        -- Lease expiry (claim_task step 2): running runs with a lease, soonest expiry first.
+        (r, '_cei', '(claim_expires_at) WHERE state = ''running'' AND claim_expires_at IS NOT NULL'),
+        -- cleanup_tasks, oldest first: completed runs by completion time ...
+        (r, '_cai', '(completed_at) WHERE state = ''completed'''),
+        -- ... failed runs by failure time (the task's last run decides) ...
+        (r, '_fai', '(failed_at) WHERE state = ''failed'''),
+        -- ... and cancelled tasks by cancellation time.
+        (t, '_cai', '(cancelled_at) WHERE state = ''cancelled'''),
+        -- Cancellation-policy sweep (claim_task step 1): live tasks that carry a policy,
+        -- keyed by the moment they break it, so the sweep reads only what it cancels.
+        (t, '_cdi', '(absurd.cancellation_deadline(cancellation, enqueue_at, first_started_at))'
+                    ' WHERE cancellation IS NOT NULL AND state IN (''pending'', ''sleeping'', ''running'')'),
+        -- emit_event: the waits on one event name.
+        (w, '_eni', '(event_name)'),
+        -- cancel_task and cleanup_tasks: a task's waits.
+        (w, '_ti', '(task_id)'),
+        -- cleanup_events, oldest first (never-emitted sentinels sort first, at the epoch).
+        (e, '_eai', '(emitted_at)')
+    LOOP
+        IF to_regclass(format('absurd.%I', v_table || v_suffix)) IS NULL THEN
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON absurd.%I %s',
+                           v_table || v_suffix, v_table, v_definition);
+        END IF;
+    END LOOP;
 END;
 $$;
 
@@ -780,6 +786,7 @@ DECLARE
     v_task_id uuid;
     v_run_id uuid;
     v_attempts integer;
+    v_tries integer := 0;
 BEGIN
     IF p_task_name IS NULL OR btrim(p_task_name) = '' THEN
         RAISE EXCEPTION 'task_name must be provided';
@@ -856,6 +863,11 @@ BEGIN
             RETURN;
         END IF;
         -- The holder of the key was deleted between our two statements: try again.
+        v_tries := v_tries + 1;
+        IF v_tries >= 5 THEN
+            RAISE EXCEPTION 'Idempotency key "%" keeps changing hands in queue "%"; try again', v_key, q
+                USING ERRCODE = '40001';
+        END IF;
     END LOOP;
 END;
 $$;
@@ -1237,6 +1249,12 @@ BEGIN
     PERFORM pg_notify('absurd_changed', q);
 END;
 $$;
+
+-- Upstream declares the seconds of extend_claim and await_event as integer; these take
+-- double precision (integers still resolve to them, and fractions work). An older
+-- integer version would stay beside the new one as an overload, so it goes first.
+DROP FUNCTION IF EXISTS absurd.extend_claim(text, uuid, integer);
+DROP FUNCTION IF EXISTS absurd.await_event(text, uuid, uuid, text, text, integer);
 
 CREATE OR REPLACE FUNCTION absurd.extend_claim(p_queue_name text, p_run_id uuid, p_extend_by double precision)
 RETURNS void
