@@ -67,10 +67,13 @@ $fill$
 """)
 
 PLANNED = ("cancel_sweep", "lease_sweep", "claim")  # all run by claim_task
+# {now} becomes the current time as a literal: the engine passes a value, which the
+# planner can compare with an index; absurd.current_time() itself is volatile and could
+# only be a filter.
 PLAN_ARGS = {
-    "cancel_sweep": "absurd.current_time()",
-    "lease_sweep": "absurd.current_time(), 1",
-    "claim": "absurd.current_time(), 1",
+    "cancel_sweep": "{now}",
+    "lease_sweep": "{now}, 1",
+    "claim": "{now}, 1",
 }
 
 
@@ -147,26 +150,22 @@ def cycle(conn: psycopg.Connection, queue: str) -> None:
 def measure(conn: psycopg.Connection, samples: int) -> dict[tuple[str, str], float]:
     """Median ms of each operation on the empty reference queue and on the full queue.
 
-    The two queues are measured in alternating short rounds, so load from anything else
-    on the machine falls on both alike and the ratio between them stays meaningful.
+    Samples alternate between the two queues one by one, so load from anything else on the
+    machine falls on both alike and the ratio between them stays meaningful.
     """
     operations = {"poll": poll, "cycle": cycle}
     times: dict[tuple[str, str], list[float]] = {
         (op, q): [] for op in operations for q in (REFERENCE, QUEUE)
     }
-    rounds = 10
-    per_round = max(samples // rounds, 1)
     for op_name, op in operations.items():
-        for queue in (REFERENCE, QUEUE):
-            for _ in range(10):  # warm caches and the plpgsql function cache
-                op(conn, queue)
-    for _ in range(rounds):
-        for op_name, op in operations.items():
+        for _ in range(10):  # warm caches and the PL/pgSQL function cache
             for queue in (REFERENCE, QUEUE):
-                for _ in range(per_round):
-                    start = time.perf_counter()
-                    op(conn, queue)
-                    times[(op_name, queue)].append(time.perf_counter() - start)
+                op(conn, queue)
+        for _ in range(samples):
+            for queue in (REFERENCE, QUEUE):
+                start = time.perf_counter()
+                op(conn, queue)
+                times[(op_name, queue)].append(time.perf_counter() - start)
     return {key: statistics.median(values) * 1000 for key, values in times.items()}
 
 
@@ -188,9 +187,10 @@ def plans(conn: psycopg.Connection) -> dict[str, str]:
     same values written in place of $n give the same plan.
     """
     out = {}
+    now = conn.execute("SELECT quote_literal(absurd.current_time())").fetchone()[0]
     for name in PLANNED:
         text = conn.execute("SELECT absurd.engine_query(%s, %s)", (QUEUE, name)).fetchone()[0]
-        values = [value.strip() for value in PLAN_ARGS[name].split(",")]
+        values = [value.strip() for value in PLAN_ARGS[name].format(now=now).split(",")]
         text = re.sub(r"\$(\d+)(?!\d)", lambda m: f"({values[int(m.group(1)) - 1]})", text)
         with conn.transaction(force_rollback=True):
             # The planner settings claim_task runs these with (its SET clauses).
@@ -255,9 +255,9 @@ def run(
             results.append((n, medians, plans(conn), sizes(conn)))
 
     print()
-    print("Medians in ms. 'empty' is a second queue with no history, measured in alternation with")
-    print("the full one; 'x empty' is full / empty at the same moment, 'x N=0' is full / the full")
-    print(f"queue's own figure at N = {results[0][0]:,}.")
+    print("Medians in ms. 'empty' is a second queue with no history, measured sample by sample in")
+    print("alternation with the full one; 'x empty' is full / empty at the same moments (the")
+    print(f"ratio that machine load cannot skew), 'x N=0' is full / the full queue's figure at N = {results[0][0]:,}.")
     print()
     header = (
         f"{'finished tasks':>15} | {'poll empty':>10} {'poll full':>9} {'x empty':>7} {'x N=0':>6} |"
