@@ -1716,12 +1716,13 @@ BEGIN
     END IF;
 
     IF coalesce((v_options ->> 'spawn_new')::boolean, false) THEN
+        -- SQL NULLs become JSON nulls here, which spawn_task reads as "not given".
         RETURN QUERY SELECT * FROM absurd.spawn_task(q, v_task.task_name, v_task.params,
-            jsonb_strip_nulls(jsonb_build_object(
+            jsonb_build_object(
                 'headers', v_task.headers,
                 'retry_strategy', v_task.retry_strategy,
                 'cancellation', v_task.cancellation,
-                'max_attempts', coalesce(v_override, v_task.max_attempts))));
+                'max_attempts', coalesce(v_override, v_task.max_attempts)));
         RETURN;
     END IF;
 
