@@ -27,6 +27,7 @@ def run_tui(
     """
     import psycopg
 
+    from ..agent import register_agent
     from ..db import DatabaseError, open_database
     from ..sdk import Absurd
     from ..sdk.errors import TaskModuleError
@@ -34,6 +35,9 @@ def run_tui(
     from .app import AbsurdApp
     from .source import LiveSource
 
+    # The agent is built in: the embedded workers serve its queue (agents) unless --queue
+    # says otherwise. Idempotent, and a task module that moved it to its own queue wins.
+    register_agent()
     try:
         load_task_modules(list(task_modules))
         database = open_database(settings)

@@ -38,6 +38,7 @@ SCOPE_TITLES = {
 
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("spawn", "n", "Spawn", "Spawn a task: pick a registered task, queue, JSON params, attempts.", "app"),
+    ActionSpec("new_agent", "a", "Agent", "New agent: start the LLM agent on a prompt and watch its transcript.", "app"),
     ActionSpec("emit", "e", "Emit", "Emit an event to a queue, waking the tasks that wait for it.", "app"),
     ActionSpec("pause_workers", "p", "Pause", "Pause the embedded workers: running steps finish, nothing new is claimed.", "app"),
     ActionSpec("resume_workers", "p", "Resume", "Resume the embedded workers.", "app"),
@@ -62,6 +63,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open_wait_task", "enter", "Open", "Open the task of the selected wait.", "events"),
     ActionSpec("retry_task", "r", "Retry", "Retry this failed task, in place or as a new task.", "detail"),
     ActionSpec("cancel_task", "c", "Cancel", "Cancel this task.", "detail"),
+    ActionSpec("answer_question", "A", "Answer", "Answer the question the agent is waiting on (ask_human).", "detail", key_display="A"),
     ActionSpec("emit_for_wait", "e", "Emit", "Emit the event this task waits for.", "detail"),
     ActionSpec("copy_id", "y", "Copy id", "Copy the task id to the clipboard.", "detail"),
     ActionSpec("close", "escape", "Back", "Back to the task list.", "detail"),
@@ -81,6 +83,8 @@ def bindings(scope: str) -> list[Binding]:
 
 def why_not(action: str, state: str | None) -> str:
     """What to tell a user who pressed the key of a dimmed action."""
+    if action == "answer_question":
+        return "The agent is not waiting for an answer now."
     if state is None:
         return "Select a task first."
     if action == "retry_task":

@@ -22,11 +22,15 @@ from textual.color import Color
 from textual.message import Message
 from textual.worker import get_current_worker
 
+from ..agent import AGENT_QUEUE, AGENT_TASK, PendingQuestion, model_options
 from ..db.errors import DatabaseError, DatabaseUnavailable
 from ..db.reads import TaskFilter, short_id
 from .actions import bindings
 from .commands import ActionsProvider
 from .dialogs import (
+    AgentDialog,
+    AgentRequest,
+    AnswerDialog,
     ConfirmDialog,
     EmitDialog,
     EmitRequest,
@@ -40,6 +44,7 @@ from .screens.help import HelpScreen
 from .screens.main import MainScreen
 from .screens.task_detail import TaskDetailScreen
 from .source import ActionError, BulkPlan, DataSource, bulk_states
+from .text import until
 from .widgets.polling import error_text
 from .widgets.status_bar import ConnectionState, StatusBar, WorkersState
 
@@ -294,12 +299,25 @@ class AbsurdApp(App):
 
     # -- commands
 
-    def run_command(self, description: str, command: Callable[[], Any], done: Callable[[Any], str]) -> None:
-        """Run ``command`` in a thread; report success with ``done(result)``."""
-        self._command(description, command, done)
+    def run_command(
+        self,
+        description: str,
+        command: Callable[[], Any],
+        done: Callable[[Any], str],
+        then: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Run ``command`` in a thread; report success with ``done(result)``, then
+        call ``then(result)`` on the UI thread."""
+        self._command(description, command, done, then)
 
     @work(thread=True, group="commands")
-    def _command(self, description: str, command: Callable[[], Any], done: Callable[[Any], str]) -> None:
+    def _command(
+        self,
+        description: str,
+        command: Callable[[], Any],
+        done: Callable[[Any], str],
+        then: Callable[[Any], None] | None,
+    ) -> None:
         try:
             result = command()
         except DatabaseUnavailable as exc:
@@ -316,6 +334,8 @@ class AbsurdApp(App):
             return
         self.notify(done(result), markup=False)
         self.call_from_thread(self.request_refresh)
+        if then is not None:
+            self.call_from_thread(then, result)
 
     # -- app-wide actions
 
@@ -341,6 +361,38 @@ class AbsurdApp(App):
             )
 
         self.push_screen(SpawnDialog(types, self.known_queues, self._current_queue() or "default"), submitted)
+
+    def action_new_agent(self) -> None:
+        registered = {t.name: t.queue for t in self.source.task_types()}
+        queue = registered.get(AGENT_TASK, AGENT_QUEUE)
+        # The embedded workers run agents on the queue the agent is registered for.
+        served = (queue,) if self.worker_pool is not None and queue in self.worker_queues else ()
+
+        def submitted(request: AgentRequest | None) -> None:
+            if request is None:
+                return
+            self.run_command(
+                "Starting the agent",
+                lambda: self.source.spawn_agent(request.queue, request.prompt, request.model, request.max_iterations),
+                lambda task_id: f"Agent started on {request.queue}: {task_id}",
+                lambda task_id: self.open_task(request.queue, task_id, AGENT_TASK),
+            )
+
+        self.push_screen(AgentDialog(model_options(), self.known_queues, queue, served), submitted)
+
+    def answer_question(self, question: PendingQuestion) -> None:
+        timeout = until(question.timeout_at, self.now()) if question.timeout_at else None
+
+        def submitted(text: str | None) -> None:
+            if text is None:
+                return
+            self.run_command(
+                "Answering the agent",
+                lambda: self.source.answer(question.queue, question.event_name, text),
+                lambda _: "Answer sent: the agent carries on.",
+            )
+
+        self.push_screen(AnswerDialog(question, timeout), submitted)
 
     def action_emit(self) -> None:
         queue = self._current_queue() or "default"
@@ -416,8 +468,9 @@ class AbsurdApp(App):
 
     # -- task actions (called by the views and the detail screen)
 
-    def open_task(self, queue: str, task_id: uuid.UUID) -> None:
-        self.push_screen(TaskDetailScreen(queue, task_id))
+    def open_task(self, queue: str, task_id: uuid.UUID, task_name: str | None = None) -> None:
+        """Open a task's detail; ``task_name``, when known, picks its first tab."""
+        self.push_screen(TaskDetailScreen(queue, task_id, task_name))
 
     def retry_task(self, queue: str, task_id: uuid.UUID, name: str, attempts: int,
                    max_attempts: int | None, state: str) -> None:

@@ -1,4 +1,4 @@
-"""Modal dialogs: spawn, emit, retry, confirm, worker count.
+"""Modal dialogs: spawn, new agent, answer the agent, emit, retry, confirm, worker count.
 
 Each dialog only collects and validates input, then dismisses with a frozen request
 (or None when cancelled); the app carries the request out off the UI thread. JSON
@@ -23,10 +23,13 @@ from textual.widgets import (
     Label,
     RadioButton,
     RadioSet,
+    Select,
     Static,
     TextArea,
 )
 
+from ..agent import AgentParamsError, ModelOption, PendingQuestion, agent_params
+from ..agent.conversation import MAX_ITERATIONS_LIMIT
 from .source import TaskType, parse_json
 from .text import plain
 
@@ -44,6 +47,14 @@ class EmitRequest:
     queue: str
     event_name: str
     payload: Any
+
+
+@dataclass(frozen=True)
+class AgentRequest:
+    queue: str
+    prompt: str
+    model: str
+    max_iterations: int | None
 
 
 @dataclass(frozen=True)
@@ -199,6 +210,152 @@ class SpawnDialog(Dialog):
             raise ValueError(f"Params are not valid JSON: {exc}") from None
         max_attempts = _positive_int(self.query_one("#max-attempts", Input).value, "Max attempts")
         return SpawnRequest(queue, name, params, max_attempts)
+
+
+class AgentDialog(Dialog):
+    """Prompt, model, iteration budget and queue of a new agent task."""
+
+    TITLE_TEXT = "New agent"
+    ok_label = "Start"
+
+    def __init__(
+        self,
+        models: Sequence[ModelOption],
+        queues: Sequence[str],
+        queue: str,
+        served_queues: Sequence[str],
+    ):
+        super().__init__()
+        self.models = {option.name: option for option in models}
+        self.queues = list(queues)
+        self.initial_queue = queue
+        self.served_queues = tuple(served_queues)
+        """The queues the embedded workers run agents on (none without workers)."""
+
+    def compose_body(self) -> ComposeResult:
+        first = next((o.name for o in self.models.values() if o.available), next(iter(self.models)))
+        with VerticalScroll(classes="dialog-body"):
+            yield Label("Prompt")
+            yield TextArea("", id="prompt", soft_wrap=True, compact=True,
+                           placeholder="What should the agent do?")
+            yield Label("Model")
+            yield Select(
+                [(self._model_prompt(o), o.name) for o in self.models.values()],
+                value=first,
+                allow_blank=False,
+                id="model",
+                compact=True,
+            )
+            yield Static("", id="model-note", classes="dialog-hint")
+            yield Label("Max iterations")
+            yield Input("", placeholder="20 (model turns before it must stop)", id="max-iterations",
+                        type="integer", compact=True)
+            yield Label("Queue")
+            yield Input(
+                self.initial_queue,
+                suggester=SuggestFromList(self.queues, case_sensitive=True),
+                id="queue",
+                compact=True,
+            )
+            yield Static("", id="queue-note", classes="dialog-hint")
+
+    @staticmethod
+    def _model_prompt(option: ModelOption) -> str:
+        return option.label if option.available else f"{option.label} (unavailable)"
+
+    def on_mount(self) -> None:
+        self._show_model_note(self.query_one("#model", Select).value)
+        self._show_queue_note(self.initial_queue)
+        self.query_one("#prompt", TextArea).focus()
+
+    @on(Select.Changed, "#model")
+    def _model_changed(self, event: Select.Changed) -> None:
+        self._show_model_note(event.value)
+
+    @on(Input.Changed, "#queue")
+    def _queue_changed(self, event: Input.Changed) -> None:
+        self._show_queue_note(event.value.strip())
+
+    def _show_model_note(self, name: Any) -> None:
+        option = self.models.get(name) if isinstance(name, str) else None
+        note = self.query_one("#model-note", Static)
+        note.update(plain(option.note if option else ""))
+        note.set_class(option is not None and not option.available, "-warning")
+
+    def _show_queue_note(self, queue: str) -> None:
+        note = self.query_one("#queue-note", Static)
+        if not queue or queue in self.served_queues:
+            text = "Run here by the embedded workers." if queue else ""
+        elif self.served_queues:
+            text = (f"No embedded worker runs agents on {queue!r}: a worker that registers the "
+                    "agent for that queue must pick it up.")
+        else:
+            text = "No embedded workers: a worker process must pick it up (absurd-tui worker)."
+        note.update(plain(text, single_line=False))
+        note.set_class(bool(queue) and queue not in self.served_queues, "-warning")
+
+    def collect(self) -> AgentRequest:
+        prompt = self.query_one("#prompt", TextArea).text.strip()
+        if not prompt:
+            raise ValueError("Write a prompt: what should the agent do?")
+        name = self.query_one("#model", Select).value
+        option = self.models.get(name) if isinstance(name, str) else None
+        if option is None:
+            raise ValueError("Choose a model.")
+        if not option.available:
+            raise ValueError(f"{option.label} is {option.note}. Choose {self._fallback()}, "
+                             "or restart absurd-tui with the key set.")
+        max_iterations = _positive_int(self.query_one("#max-iterations", Input).value, "Max iterations")
+        if max_iterations is not None and max_iterations > MAX_ITERATIONS_LIMIT:
+            raise ValueError(f"Max iterations must be at most {MAX_ITERATIONS_LIMIT}.")
+        queue = self.query_one("#queue", Input).value.strip()
+        if not queue:
+            raise ValueError("Give a queue.")
+        try:
+            agent_params(prompt, model=option.name, max_iterations=max_iterations)
+        except AgentParamsError as exc:
+            raise ValueError(str(exc)) from None
+        return AgentRequest(queue, prompt, option.name, max_iterations)
+
+    def _fallback(self) -> str:
+        return next((o.label for o in self.models.values() if o.available), "another model")
+
+
+class AnswerDialog(Dialog):
+    """The person's answer to an agent's ask_human question."""
+
+    TITLE_TEXT = "Answer the agent"
+    ok_label = "Send"
+
+    def __init__(self, question: PendingQuestion, timeout: str | None = None):
+        super().__init__()
+        self.question = question
+        self.timeout = timeout
+        """When the wait gives up, as text, if it has a timeout."""
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog-body"):
+            yield Label("The agent asks")
+            yield Static(plain(self.question.question, single_line=False), classes="dialog-subject", id="question")
+            yield Label("Your answer")
+            yield Input("", placeholder="type the answer, Enter sends it", id="answer", compact=True)
+            hint = f"Sent as event {self.question.event_name} on queue {self.question.queue}; the first answer wins."
+            if self.timeout:
+                hint += f" The agent stops waiting {self.timeout}."
+            yield Static(plain(hint, single_line=False), classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#answer", Input).focus()
+
+    @on(Input.Submitted, "#answer")
+    def _submitted(self) -> None:
+        self.action_submit()
+
+    def collect(self) -> str:
+        text = self.query_one("#answer", Input).value.strip()
+        if not text:
+            raise ValueError("Type an answer for the agent.")
+        return text
 
 
 class EmitDialog(Dialog):

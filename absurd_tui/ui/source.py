@@ -25,6 +25,7 @@ from typing import Any, Iterator, Protocol, Sequence
 
 import psycopg
 
+from ..agent import AGENT_QUEUE, AGENT_TASK, answer_question, spawn_agent
 from ..db import reads
 from ..db.connect import connect, unavailable
 from ..db.errors import DatabaseError, DatabaseUnavailable
@@ -96,25 +97,6 @@ class DataSource(Protocol):
     label: str
 
     def tasks(self, flt: TaskFilter, limit: int, after: uuid.UUID | None, count: bool) -> TasksSnapshot: ...
-    def _resolve_short_id(self, conn: psycopg.Connection, flt: TaskFilter) -> TaskFilter:
-        """A search for an id as tables show it (its tail) becomes a search for the id.
-
-        Finding a tail reads the task tables, so it is done once per term and
-        remembered (ids never change); a term that matched nothing is looked up again
-        after TAIL_RETRY seconds, in case such a task has been spawned since.
-        """
-        term = (flt.search or "").strip().lower()
-        if len(term) != reads.SHORT_ID_DIGITS or not all(c in "0123456789abcdef" for c in term):
-            return flt
-        found = self._tails.get(term)
-        if found is None or (not found[1] and time.monotonic() - found[0] > TAIL_RETRY):
-            found = (time.monotonic(), tuple(reads.tasks_with_id_tail(conn, term, flt.queue)))
-            self._tails[term] = found
-        refs = found[1]
-        if len(refs) == 1:
-            return replace(flt, search=str(refs[0].task_id))
-        return flt
-
     def events(self) -> EventsSnapshot: ...
     def workers_seen(self) -> tuple[WorkerSeen, ...]: ...
     def task_detail(self, queue: str, task_id: uuid.UUID) -> TaskDetail | None: ...
@@ -124,6 +106,8 @@ class DataSource(Protocol):
     def emit(self, queue: str, event_name: str, payload: Any) -> None: ...
     def retry(self, queue: str, task_id: uuid.UUID, *, spawn_new: bool, max_attempts: int | None) -> uuid.UUID: ...
     def cancel(self, queue: str, task_id: uuid.UUID) -> None: ...
+    def spawn_agent(self, queue: str, prompt: str, model: str, max_iterations: int | None) -> uuid.UUID: ...
+    def answer(self, queue: str, event_name: str, text: str) -> None: ...
     def plan_bulk(self, operation: str, flt: TaskFilter) -> BulkPlan: ...
     def run_bulk(self, plan: BulkPlan) -> BulkResult: ...
     def listen(self, channels: Sequence[str]) -> psycopg.Connection: ...
@@ -293,6 +277,32 @@ class LiveSource:
     def cancel(self, queue: str, task_id: uuid.UUID) -> None:
         with self._client(queue) as client:
             client.cancel_task(task_id, queue_name=queue)
+
+    def spawn_agent(self, queue: str, prompt: str, model: str, max_iterations: int | None) -> uuid.UUID:
+        if queue not in (AGENT_QUEUE, self._agent_queue()):
+            # Like the CLI: the agent's own queue is created on demand, any other must exist.
+            self._require_queue(queue)
+        with self.connection() as conn:
+            try:
+                task_id = spawn_agent(conn, prompt, model=model, max_iterations=max_iterations, queue=queue)
+            except psycopg.OperationalError:
+                raise
+            except (psycopg.Error, ValueError) as exc:
+                raise ActionError(_message(exc)) from exc
+        return uuid.UUID(task_id)
+
+    def answer(self, queue: str, event_name: str, text: str) -> None:
+        with self.connection() as conn:
+            try:
+                answer_question(conn, queue, event_name, text)
+            except psycopg.OperationalError:
+                raise
+            except (psycopg.Error, ValueError) as exc:
+                raise ActionError(_message(exc)) from exc
+
+    def _agent_queue(self) -> str | None:
+        registered = self._registry.get(AGENT_TASK) if self._registry is not None else None
+        return registered.queue if registered is not None else None
 
     def _require_queue(self, queue: str) -> None:
         if queue not in self.queue_names():

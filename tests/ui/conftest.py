@@ -43,15 +43,15 @@ def make_app(db_dsn, registry, client):
     """Build the app on this test's database; workers and sources are closed after."""
     made: list[tuple[AbsurdApp, WorkerPool | None, LiveSource]] = []
 
-    def make(*, workers: int = 2, refresh: float = 0.25) -> AbsurdApp:
+    def make(*, workers: int = 2, refresh: float = 0.25, queues: tuple[str, ...] = ("default",)) -> AbsurdApp:
         source = LiveSource(db_dsn, "test-db", registry=registry)
-        app = AbsurdApp(source, worker_queues=("default",), refresh=refresh)
+        app = AbsurdApp(source, worker_queues=queues, refresh=refresh)
         pool = None
         if workers:
             pool = WorkerPool(
                 db_dsn,
                 registry=registry,
-                queues=("default",),
+                queues=queues,
                 concurrency=workers,
                 claim_timeout=30,
                 poll_interval=0.2,

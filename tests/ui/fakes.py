@@ -68,7 +68,7 @@ TASKS: tuple[TaskRow, ...] = tuple(
     sorted(
         [
             _task(40, "send-welcome-email", "emails", "running", step="render#2", updated=2, worker="host-a:4242:1"),
-            _task(39, "agent", "agents", "sleeping", step="iteration#7", updated=12, wake_event="approval"),
+            _task(39, "agent", "agents", "sleeping", step="iteration#2", updated=12, wake_event=f"agent:{tid(39)}:answer#1"),
             _task(38, "resize-image", "default", "pending", updated=3),
             _task(37, "resize-image", "default", "completed", step="upload", updated=45, worker="host-a:4242:0"),
             _task(36, "charge-card", "default", "failed", attempts=3, max_attempts=3, step="authorize", updated=95, worker="host-b:77:2"),
@@ -142,8 +142,73 @@ DETAIL = TaskDetail(
     waits=(),
 )
 
+def _turn(text: str, tool: str, tool_input: dict, tool_id: str, tokens: tuple[int, int]) -> dict:
+    return {
+        "role": "assistant",
+        "content": [
+            {"type": "text", "text": text},
+            {"type": "tool_use", "id": tool_id, "name": tool, "input": tool_input},
+        ],
+        "stop_reason": "tool_use",
+        "usage": {"input_tokens": tokens[0], "output_tokens": tokens[1]},
+        "model": "claude-haiku-4-5",
+    }
+
+
+AGENT_RUN = RunInfo(
+    run_id=tid(139), attempt=1, state="sleeping", claimed_by=None, claim_expires_at=None,
+    available_at=None, wake_event=f"agent:{tid(39)}:answer#1", created_at=ago(40),
+    started_at=ago(39), completed_at=None, failed_at=None, result=None, failure_reason=None,
+)
+
+AGENT_DETAIL = TaskDetail(
+    queue="agents",
+    task_id=tid(39),
+    task_name="agent",
+    state="sleeping",
+    attempts=1,
+    max_attempts=10,
+    params={
+        "prompt": "Plan a day trip for tomorrow: check the time, ask me which city, then look at its weather.",
+        "model": "claude-haiku-4-5",
+    },
+    headers=None,
+    retry_strategy={"kind": "exponential", "base_seconds": 5, "factor": 2, "max_seconds": 300},
+    cancellation=None,
+    idempotency_key=None,
+    enqueue_at=ago(40),
+    first_started_at=ago(39),
+    cancelled_at=None,
+    result=None,
+    last_run_id=tid(139),
+    runs=(AGENT_RUN,),
+    checkpoints=(
+        CheckpointInfo(
+            "iteration",
+            _turn("First I will check today's date and time.", "current_time", {"timezone": "Europe/Paris"},
+                  "toolu_01", (512, 61)),
+            "committed", tid(139), 1, ago(30),
+        ),
+        CheckpointInfo(
+            "tool:current_time",
+            {"tool_use_id": "toolu_01", "content": "2026-01-15 13:00:00 CET (Thursday)", "is_error": False},
+            "committed", tid(139), 1, ago(29),
+        ),
+        CheckpointInfo(
+            "iteration#2",
+            _turn(f"It is Thursday afternoon. Model output stays literal: {MARKUP}", "ask_human",
+                  {"question": "Which city should I plan the day trip for?"}, "toolu_02", (640, 48)),
+            "committed", tid(139), 1, ago(12),
+        ),
+    ),
+    checkpoints_truncated=False,
+    waits=(
+        WaitInfo("agents", tid(39), "agent", tid(139), "ask_human", f"agent:{tid(39)}:answer#1", ago(12), None),
+    ),
+)
+
 WAITS = (
-    WaitInfo("agents", tid(39), "agent", tid(139), "approval", "approval", ago(12), None),
+    WaitInfo("agents", tid(39), "agent", tid(139), "ask_human", f"agent:{tid(39)}:answer#1", ago(12), None),
     WaitInfo("default", tid(35), "nightly-report", tid(135), "wait-for-data", "data-ready", ago(400), ago(400) + timedelta(hours=1)),
 )
 
@@ -242,6 +307,8 @@ class StaticSource:
         self._check()
         if task_id == DETAIL.task_id:
             return DETAIL
+        if task_id == AGENT_DETAIL.task_id:
+            return AGENT_DETAIL
         row = next((r for r in TASKS if r.task_id == task_id), None)
         if row is None:
             return None
@@ -251,7 +318,12 @@ class StaticSource:
         return [q.queue for q in QUEUES]
 
     def task_types(self) -> list[TaskType]:
-        return [TaskType("charge-card", "default"), TaskType("resize-image", "default"), TaskType("send-welcome-email", "emails")]
+        return [
+            TaskType("agent", "agents"),
+            TaskType("charge-card", "default"),
+            TaskType("resize-image", "default"),
+            TaskType("send-welcome-email", "emails"),
+        ]
 
     def spawn(self, queue, name, params, max_attempts):
         self._check()
@@ -270,6 +342,15 @@ class StaticSource:
     def cancel(self, queue, task_id):
         self._check()
         self.calls.append(("cancel", (queue, task_id)))
+
+    def spawn_agent(self, queue, prompt, model, max_iterations):
+        self._check()
+        self.calls.append(("spawn_agent", (queue, prompt, model, max_iterations)))
+        return AGENT_DETAIL.task_id
+
+    def answer(self, queue, event_name, text):
+        self._check()
+        self.calls.append(("answer", (queue, event_name, text)))
 
     def plan_bulk(self, operation, flt):
         self._check()

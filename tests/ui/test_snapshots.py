@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import time
 
-from textual.widgets import TextArea
+import pytest
+from textual.widgets import Input, TextArea
 
 from absurd_tui.ui.dialogs import (
+    AgentDialog,
+    AnswerDialog,
     ConfirmDialog,
     EmitDialog,
     RetryDialog,
@@ -27,6 +30,12 @@ from .demo_app import make_app
 from .fakes import tid
 
 SIZE = (160, 45)
+
+
+@pytest.fixture(autouse=True)
+def no_api_key(monkeypatch):
+    # The model picker shows Claude as unavailable without a key: pin that.
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
 
 
 async def until(pilot, condition, what: str, timeout: float = 10.0):
@@ -97,6 +106,39 @@ def test_task_detail_checkpoints(snap_compare):
         await pilot.pause()
         pilot.app.screen.query_one("#checkpoints").focus()
         await pilot.press("down")
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run)
+
+
+async def open_agent(pilot) -> None:
+    await select_task(pilot, 39)
+    await pilot.press("enter")
+    app = pilot.app
+    await until(pilot, lambda: isinstance(app.screen, TaskDetailScreen) and app.screen.view.transcript, "transcript")
+
+
+def test_agent_transcript_waiting_for_an_answer(snap_compare):
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=open_agent)
+
+
+def test_answer_dialog(snap_compare):
+    async def run(pilot):
+        await open_agent(pilot)
+        await pilot.press("A")
+        await until(pilot, lambda: isinstance(pilot.app.screen, AnswerDialog), "answer dialog")
+        no_blink(pilot.app)
+        await pilot.press(*"Lyon")
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run)
+
+
+def test_new_agent_dialog(snap_compare):
+    async def run(pilot):
+        await open_screen(pilot, ["a"], AgentDialog)
+        pilot.app.screen.query_one("#prompt", TextArea).text = (
+            "Plan a day trip for tomorrow:\ncheck the time, ask me which city, then look at its weather."
+        )
+        pilot.app.screen.query_one("#max-iterations", Input).value = "8"
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run)
 

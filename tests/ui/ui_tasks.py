@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from absurd_tui.agent import register_agent
 from absurd_tui.sdk import TaskRegistry
 
 
 def build_registry() -> TaskRegistry:
     registry = TaskRegistry()
+    # As in the console: the agent is always known (queue agents).
+    register_agent(registry)
 
     @registry.register_task("steps", queue="default")
     def steps(params, ctx):

@@ -208,7 +208,12 @@ class TasksView(PollingView):
     def _task_cells(row: TaskRow, now, colours) -> tuple:
         step = row.step
         if row.state == "sleeping" and row.wake_event:
-            waiting = f"(awaits {row.wake_event})"
+            event = row.wake_event
+            agent_prefix = f"agent:{row.task_id}:"
+            if event.startswith(agent_prefix):
+                # An agent's ask_human (agent.answer_event_name): the tail says enough.
+                event = event[len(agent_prefix):]
+            waiting = f"(awaits {event})"
             step_text = plain(f"{step} {waiting}" if step else waiting, limit=40)
         else:
             step_text = plain(step or "", limit=32)
@@ -321,7 +326,7 @@ class TasksView(PollingView):
     def action_open_task(self) -> None:
         task = self.selected
         if task is not None:
-            self.app.open_task(task.queue, task.task_id)
+            self.app.open_task(task.queue, task.task_id, task.task_name)
 
     def action_retry_task(self) -> None:
         task = self.selected
@@ -469,7 +474,7 @@ class EventsView(PollingView):
     def action_open_wait_task(self) -> None:
         wait = self.selected_wait
         if wait is not None:
-            self.app.open_task(wait.queue, wait.task_id)
+            self.app.open_task(wait.queue, wait.task_id, wait.task_name)
 
     @on(KeyedTable.RowSelected, "#waits")
     def _wait_selected(self) -> None:

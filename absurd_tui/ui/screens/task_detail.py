@@ -1,11 +1,14 @@
 """One task in full: summary, params/result/failure, runs, checkpoints, waits.
 
-The tabs leave room for more views of a task (the agent's transcript adds one).
+An agent task also gets a Transcript tab, its default: the conversation rebuilt from
+the same detail snapshot (``agent.transcript_from_detail``, computed in the poll's
+thread), with the question it waits on answered by a key.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
@@ -15,6 +18,7 @@ from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Static, TabbedContent, TabPane
 
+from ...agent import AGENT_TASK, Transcript, transcript_from_detail
 from ...db.reads import CheckpointInfo, TaskDetail, short_id
 from ..actions import bindings, dimmed_action, why_not
 from ..text import (
@@ -30,14 +34,25 @@ from ..text import (
 from ..widgets.keyed_table import KeyedTable
 from ..widgets.polling import PollingView
 from ..widgets.status_bar import StatusBar
+from ..widgets.transcript import TranscriptLog
+
+
+@dataclass(frozen=True)
+class DetailSnapshot:
+    detail: TaskDetail | None
+    transcript: Transcript | None
+    """For an agent task: its conversation so far."""
 
 
 class TaskDetailView(PollingView):
-    def __init__(self, queue: str, task_id: uuid.UUID, **kwargs: Any):
+    def __init__(self, queue: str, task_id: uuid.UUID, *, agent: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
         self.queue = queue
         self.task_id = task_id
+        self.agent = agent
+        """Whether the Transcript tab is shown (known from the opener, or the first load)."""
         self.detail: TaskDetail | None = None
+        self.transcript: Transcript | None = None
         self.checkpoints: dict[str, CheckpointInfo] = {}
         self.missing = False
 
@@ -47,7 +62,10 @@ class TaskDetailView(PollingView):
                           "enqueued", "started", "ended", "waiting"):
                 yield Label(field.capitalize(), classes="summary-label")
                 yield Static("", id=f"summary-{field}", classes="summary-value")
-        with TabbedContent(id="detail-tabs"):
+        with TabbedContent(id="detail-tabs", initial="transcript-tab" if self.agent else "overview"):
+            with TabPane("Transcript", id="transcript-tab"):
+                yield Static("", id="transcript-summary")
+                yield TranscriptLog(id="transcript")
             with TabPane("Overview", id="overview"):
                 with VerticalScroll(id="overview-scroll"):
                     yield Label("Params", classes="section-title")
@@ -89,10 +107,19 @@ class TaskDetailView(PollingView):
                 )
         yield Static("", id="detail-error", classes="view-error")
 
-    def fetch(self, params: Any) -> TaskDetail | None:
-        return self.app.source.task_detail(self.queue, self.task_id)
+    def on_mount(self) -> None:
+        if not self.agent:
+            self.query_one("#detail-tabs", TabbedContent).hide_tab("transcript-tab")
 
-    def apply(self, detail: TaskDetail | None) -> None:
+    def fetch(self, params: Any) -> DetailSnapshot:
+        detail = self.app.source.task_detail(self.queue, self.task_id)
+        transcript = None
+        if detail is not None and detail.task_name == AGENT_TASK:
+            transcript = transcript_from_detail(detail, now=self.app.now())
+        return DetailSnapshot(detail, transcript)
+
+    def apply(self, snapshot: DetailSnapshot) -> None:
+        detail = snapshot.detail
         if detail is None:
             self.missing = True
             self.show_error(f"Task {self.task_id} no longer exists in queue {self.queue!r}.")
@@ -145,7 +172,22 @@ class TaskDetailView(PollingView):
                 for wait in detail.waits
             ]
         )
+        self._apply_transcript(snapshot.transcript, now)
         self.screen.refresh_bindings()
+
+    def _apply_transcript(self, transcript: Transcript | None, now) -> None:
+        self.transcript = transcript
+        if transcript is None:
+            return
+        if not self.agent:
+            # Opened without knowing it is an agent: now we do, show its conversation.
+            self.agent = True
+            tabs = self.query_one("#detail-tabs", TabbedContent)
+            tabs.show_tab("transcript-tab")
+            tabs.active = "transcript-tab"
+        colours = self.app.colours
+        self.query_one("#transcript-summary", Static).update(_transcript_summary(transcript, colours))
+        self.query_one("#transcript", TranscriptLog).show(transcript.entries, now, colours)
 
     @staticmethod
     def _waiting(detail: TaskDetail, now) -> Text:
@@ -215,6 +257,19 @@ class TaskDetailView(PollingView):
         error.set_class(bool(message), "-visible")
 
 
+def _transcript_summary(transcript: Transcript, colours: dict[str, str]) -> Text:
+    turns = f"{transcript.iterations} turn{'' if transcript.iterations == 1 else 's'}"
+    parts = [plain(transcript.model_label, "bold"), Text(f" · {turns}")]
+    usage = transcript.usage
+    if usage.input_tokens or usage.output_tokens:
+        parts.append(Text(f" · {usage.input_tokens:,} tokens in, {usage.output_tokens:,} out"))
+    parts.append(Text(" · "))
+    parts.append(state_text(transcript.state, colours))
+    if transcript.pending_question is not None:
+        parts.append(Text(" · waiting for your answer: press A", style=f"bold {colours.get('warning', '')}".strip()))
+    return Text.assemble(*parts)
+
+
 def _failure_line(reason: Any) -> str:
     if reason is None:
         return ""
@@ -243,21 +298,24 @@ def _failure_text(reason: Any) -> Text:
 class TaskDetailScreen(Screen):
     BINDINGS = bindings("detail")
 
-    def __init__(self, queue: str, task_id: uuid.UUID):
+    def __init__(self, queue: str, task_id: uuid.UUID, task_name: str | None = None):
         super().__init__()
         self.queue = queue
         self.task_id = task_id
+        self.task_name = task_name
 
     def compose(self) -> ComposeResult:
         yield Header(icon="◆")
-        yield TaskDetailView(self.queue, self.task_id, id="detail-view")
+        yield TaskDetailView(self.queue, self.task_id, agent=self.task_name == AGENT_TASK, id="detail-view")
         yield StatusBar(self.app.source.label, self.app.monotonic, id="status")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = f"task {self.task_id}"
         self.refresh_views()
-        self.query_one("#detail-tabs", TabbedContent).focus()
+        # An agent opens on its transcript, ready to scroll with the keys.
+        target = "#transcript" if self.view.agent else "#detail-tabs"
+        self.query_one(target).focus()
 
     def action_targets(self) -> dict[str, Any]:
         """Which node runs each scope's actions now (for the command palette)."""
@@ -277,11 +335,26 @@ class TaskDetailScreen(Screen):
             return (detail is not None and detail.state == "failed") or None
         if action == "cancel_task":
             return (detail is not None and detail.state in ("pending", "running", "sleeping")) or None
+        if action == "answer_question":
+            # Hidden on tasks that are not agents (they never ask), dimmed while an
+            # agent is not waiting for an answer.
+            if not (self.is_mounted and self.view.agent):
+                return False
+            return self.pending_question is not None or None
         return True
+
+    @property
+    def pending_question(self):
+        transcript = self.view.transcript if self.is_mounted else None
+        return transcript.pending_question if transcript is not None else None
 
     def on_key(self, event) -> None:
         action = dimmed_action(self, "detail", event.key)
-        if action in ("retry_task", "cancel_task"):
+        if action is None and event.key == "A" and self.check_action("answer_question", ()) is False:
+            event.stop()
+            self.notify("This is not an agent task: it never asks questions.", severity="warning", markup=False)
+            return
+        if action in ("retry_task", "cancel_task", "answer_question"):
             detail = self.view.detail
             event.stop()
             event.prevent_default()
@@ -303,6 +376,11 @@ class TaskDetailScreen(Screen):
         detail = self.view.detail
         if detail is not None:
             self.app.cancel_task(detail.queue, detail.task_id, detail.task_name, detail.state)
+
+    def action_answer_question(self) -> None:
+        question = self.pending_question
+        if question is not None:
+            self.app.answer_question(question)
 
     def action_emit_for_wait(self) -> None:
         detail = self.view.detail

@@ -1,0 +1,124 @@
+"""The agent in the console: New agent, the live transcript, answering its question.
+
+Real PostgreSQL, real embedded workers, the offline demo model (deterministic: the
+time, a question, the weather from a local stand-in for Open-Meteo, a durable sleep,
+a final answer).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+# tests/agent's stand-in for Open-Meteo (pytest puts tests/ on the import path).
+from agent.fake_weather import FakeOpenMeteo
+from textual.widgets import Input, Select, Static, TextArea
+
+from absurd_tui.agent import weather
+from absurd_tui.ui.dialogs import AgentDialog, AnswerDialog
+from absurd_tui.ui.screens.main import MainScreen
+from absurd_tui.ui.screens.task_detail import TaskDetailScreen
+from absurd_tui.ui.widgets.transcript import TranscriptLog
+
+from .conftest import task_state, wait_until
+
+pytestmark = pytest.mark.anyio
+
+SIZE = (160, 45)
+HOSTILE = "[bold]x[/] \x1b[31mred\x1b[0m"
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with FakeOpenMeteo() as meteo:
+        monkeypatch.setenv(weather.BASE_URL_ENV, meteo.base_url)
+        yield meteo
+
+
+def kinds(log: TranscriptLog) -> list[str]:
+    return [log.entry_view(key).entry.kind for key in log.keys]
+
+
+def shown(log: TranscriptLog, kind: str) -> str:
+    view = next(log.entry_view(k) for k in log.keys if log.entry_view(k).entry.kind == kind)
+    return str(view.render())
+
+
+async def test_new_agent_runs_asks_takes_the_answer_and_finishes(make_app, client, conn):
+    client.create_queue("agents")
+    app = make_app(queues=("default", "agents"), refresh=1.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a")
+        dialog = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, AgentDialog) else None, "dialog")
+        assert dialog.query_one("#model", Select).value == "demo"
+        prompt = dialog.query_one("#prompt", TextArea)
+        assert app.focused is prompt
+        # Text is set rather than typed key by key: with workers busy in this process,
+        # Pilot waits up to 2 s after each key for the process to go idle. The demo
+        # model quotes the prompt in its answer: markup and escapes must stay inert.
+        prompt.text = f"Plan my day {HOSTILE}"
+        await pilot.press("ctrl+s")
+        detail = await wait_until(
+            pilot, lambda: app.screen if isinstance(app.screen, TaskDetailScreen) else None, "the agent's detail"
+        )
+        assert detail.query_one("#detail-tabs").active == "transcript-tab"
+        log = detail.query_one(TranscriptLog)
+        await wait_until(pilot, lambda: "waiting_human" in kinds(log), "the question in the transcript")
+        assert kinds(log) == [
+            "prompt", "assistant", "tool_call", "tool_result", "assistant", "tool_call", "waiting_human",
+        ]
+        assert "Which city should I check the weather for?" in shown(log, "waiting_human")
+        task_id = detail.task_id
+        assert task_state(conn, task_id, "agents") == "sleeping"
+
+        await pilot.press("A")
+        answer = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, AnswerDialog) else None, "answer")
+        assert "Which city should I check the weather for?" in str(answer.query_one("#question", Static).render())
+        field = answer.query_one("#answer", Input)
+        assert app.focused is field
+        field.value = "Paris"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: task_state(conn, task_id, "agents") == "completed", "completed", timeout=30)
+        await wait_until(pilot, lambda: "final" in kinds(log), "the final answer")
+        assert answer not in app.screen_stack
+        assert kinds(log)[6:] == [
+            "tool_result", "assistant", "tool_call", "tool_result",  # the answer, then the weather
+            "assistant", "tool_call", "tool_result",  # the durable sleep
+            "final",
+        ]
+        assert shown(log, "tool_call").endswith('current_time · turn 1\n{"timezone": "UTC"}')
+        final = shown(log, "final")
+        assert "You asked for the weather in Paris." in final
+        assert "7.5" in final
+        assert "[bold]x[/] \\x1b[31mred\\x1b[0m" in final and "\x1b" not in final
+        summary = str(detail.query_one("#transcript-summary", Static).render())
+        assert "demo (offline)" in summary and "completed" in summary and "press A" not in summary
+        assert detail.check_action("answer_question", ()) is None
+
+
+async def test_new_agent_dialog_refuses_bad_input_and_keeps_it(make_app, conn):
+    app = make_app(workers=0, refresh=5)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a")
+        dialog = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, AgentDialog) else None, "dialog")
+        error = dialog.query_one("#dialog-error", Static)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is dialog
+        assert "Write a prompt" in str(error.render())
+        dialog.query_one("#prompt", TextArea).text = "What time is it?"
+        dialog.query_one("#model", Select).value = "claude-haiku-4-5"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "ANTHROPIC_API_KEY is not set" in str(error.render())
+        assert "unavailable" in str(dialog.query_one("#model-note", Static).render())
+        dialog.query_one("#model", Select).value = "demo"
+        dialog.query_one("#max-iterations", Input).value = "0"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "Max iterations must be at least 1" in str(error.render())
+        assert app.screen is dialog
+        assert dialog.query_one("#prompt", TextArea).text == "What time is it?"
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "dialog closed")
+    assert conn.execute("SELECT count(*) FROM absurd.queues WHERE queue_name = 'agents'").fetchone()[0] == 0
