@@ -107,21 +107,31 @@ def fill(dsn: str, have: int, want: int, batch: int, jobs: int) -> None:
             for size in sizes:
                 conn.execute(
                     FILL_BATCH_SQL.format(
-                        batch=sql.Literal(size), queue=sql.Literal(QUEUE), options=sql.Literal(TASK_OPTIONS)
+                        batch=sql.Literal(size),
+                        queue=sql.Literal(QUEUE),
+                        options=sql.Literal(TASK_OPTIONS),
                     )
                 )
                 with lock:
                     done += size
                     rate = (done - have) / max(time.monotonic() - started, 1e-9)
-                    print(f"  filled {done:>9,} tasks ({rate:,.0f}/s)", file=sys.stderr, flush=True)
+                    print(
+                        f"  filled {done:>9,} tasks ({rate:,.0f}/s)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
 
-    threads = [threading.Thread(target=worker, args=(batches[i::jobs],)) for i in range(jobs)]
+    threads = [
+        threading.Thread(target=worker, args=(batches[i::jobs],)) for i in range(jobs)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     if done != want:
-        raise RuntimeError(f"fill stopped at {done:,} of {want:,} tasks (see the error above)")
+        raise RuntimeError(
+            f"fill stopped at {done:,} of {want:,} tasks (see the error above)"
+        )
 
 
 def poll(conn: psycopg.Connection, queue: str) -> None:
@@ -137,14 +147,17 @@ def cycle(conn: psycopg.Connection, queue: str) -> None:
         (queue, "cycle", json.dumps({"n": 1}), TASK_OPTIONS),
     ).fetchone()
     claimed = conn.execute(
-        "SELECT run_id, task_id FROM absurd.claim_task(%s, %s, %s, %s)", (queue, "bench", 30, 1)
+        "SELECT run_id, task_id FROM absurd.claim_task(%s, %s, %s, %s)",
+        (queue, "bench", 30, 1),
     ).fetchone()
     assert claimed is not None and claimed[1] == task_id
     conn.execute(
         "SELECT absurd.set_task_checkpoint_state(%s, %s, %s, %s, %s, %s)",
         (queue, task_id, "step", json.dumps({"v": 1}), claimed[0], 30),
     )
-    conn.execute("SELECT absurd.complete_run(%s, %s, %s)", (queue, claimed[0], json.dumps(1)))
+    conn.execute(
+        "SELECT absurd.complete_run(%s, %s, %s)", (queue, claimed[0], json.dumps(1))
+    )
 
 
 def measure(conn: psycopg.Connection, samples: int) -> dict[tuple[str, str], float]:
@@ -177,7 +190,16 @@ def reset_reference(conn: psycopg.Connection) -> None:
 def vacuum(conn: psycopg.Connection) -> None:
     for queue in (QUEUE, REFERENCE):
         for prefix in ("t", "r", "c"):
-            conn.execute(sql.SQL("VACUUM (ANALYZE) absurd.{}").format(sql.Identifier(f"{prefix}_{queue}")))
+            conn.execute(
+                sql.SQL("VACUUM (ANALYZE) absurd.{}").format(
+                    sql.Identifier(f"{prefix}_{queue}")
+                )
+            )
+
+
+def with_values(text: str, values: list[str]) -> str:
+    """The statement with $1, $2, ... replaced by the given SQL expressions."""
+    return re.sub(r"\$(\d+)(?!\d)", lambda m: f"({values[int(m.group(1)) - 1]})", text)
 
 
 def plans(conn: psycopg.Connection) -> dict[str, str]:
@@ -189,9 +211,13 @@ def plans(conn: psycopg.Connection) -> dict[str, str]:
     out = {}
     now = conn.execute("SELECT quote_literal(absurd.current_time())").fetchone()[0]
     for name in PLANNED:
-        text = conn.execute("SELECT absurd.engine_query(%s, %s)", (QUEUE, name)).fetchone()[0]
-        values = [value.strip() for value in PLAN_ARGS[name].format(now=now).split(",")]
-        text = re.sub(r"\$(\d+)(?!\d)", lambda m: f"({values[int(m.group(1)) - 1]})", text)
+        text = conn.execute(
+            "SELECT absurd.engine_query(%s, %s)", (QUEUE, name)
+        ).fetchone()[0]
+        text = with_values(
+            text,
+            [value.strip() for value in PLAN_ARGS[name].format(now=now).split(",")],
+        )
         with conn.transaction(force_rollback=True):
             # The planner settings claim_task runs these with (its SET clauses).
             conn.execute(
@@ -199,7 +225,9 @@ def plans(conn: psycopg.Connection) -> dict[str, str]:
                      FROM pg_proc, unnest(proconfig) AS setting
                     WHERE oid = 'absurd.claim_task(text, text, integer, integer)'::regprocedure"""
             )
-            rows = conn.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ") + sql.SQL(text)).fetchall()
+            rows = conn.execute(
+                sql.SQL("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ") + sql.SQL(text)
+            ).fetchall()
         out[name] = "\n".join(row[0] for row in rows)
     return out
 
@@ -220,13 +248,21 @@ def sizes(conn: psycopg.Connection) -> str:
                  FROM pg_index i WHERE i.indrelid = %s::regclass ORDER BY 1""",
             (f"absurd.{sql.Identifier(table).as_string(conn)}",),
         ).fetchall()
-        listed = ", ".join(f"{name.removeprefix('absurd.')} {isize}" for name, isize in indexes)
+        listed = ", ".join(
+            f"{name.removeprefix('absurd.')} {isize}" for name, isize in indexes
+        )
         lines.append(f"{table}: {rows:,} rows, {size}; indexes: {listed}")
     return "\n".join(lines)
 
 
 def run(
-    dsn: str, wanted: list[int], samples: int, batch: int, jobs: int, with_vacuum: bool, sync_commit: bool
+    dsn: str,
+    wanted: list[int],
+    samples: int,
+    batch: int,
+    jobs: int,
+    with_vacuum: bool,
+    sync_commit: bool,
 ) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         if not sync_commit:
@@ -255,9 +291,15 @@ def run(
             results.append((n, medians, plans(conn), sizes(conn)))
 
     print()
-    print("Medians in ms. 'empty' is a second queue with no history, measured sample by sample in")
-    print("alternation with the full one; 'x empty' is full / empty at the same moments (the")
-    print(f"ratio that machine load cannot skew), 'x N=0' is full / the full queue's figure at N = {results[0][0]:,}.")
+    print(
+        "Medians in ms. 'empty' is a second queue with no history, measured sample by sample in"
+    )
+    print(
+        "alternation with the full one; 'x empty' is full / empty at the same moments (the"
+    )
+    print(
+        f"ratio that machine load cannot skew), 'x N=0' is full / the full queue's figure at N = {results[0][0]:,}."
+    )
     print()
     header = (
         f"{'finished tasks':>15} | {'poll empty':>10} {'poll full':>9} {'x empty':>7} {'x N=0':>6} |"
@@ -282,21 +324,45 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--dsn", default=DEFAULT_DSN, help=f"server to use (default {DEFAULT_DSN})")
-    where.add_argument("--embedded", action="store_true", help="use a private pgserver in a temp dir")
-    parser.add_argument("--sizes", default="0,100000,1000000", help="finished-task counts, comma separated")
-    parser.add_argument("--samples", type=int, default=200, help="samples per median (default 200)")
-    parser.add_argument("--batch", type=int, default=10000, help="tasks per fill transaction")
-    parser.add_argument("--fill-jobs", type=int, default=2, help="parallel fill connections (default 2)")
-    parser.add_argument("--no-vacuum", action="store_true", help="skip VACUUM (ANALYZE) after each fill")
-    parser.add_argument(
-        "--sync-commit", action="store_true", help="keep synchronous_commit on while measuring (adds disk flushes)"
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--keep", action="store_true", help=f"keep the {BENCH_DB} database")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--dsn", default=DEFAULT_DSN, help=f"server to use (default {DEFAULT_DSN})"
+    )
+    where.add_argument(
+        "--embedded", action="store_true", help="use a private pgserver in a temp dir"
+    )
+    parser.add_argument(
+        "--sizes",
+        default="0,100000,1000000",
+        help="finished-task counts, comma separated",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=200, help="samples per median (default 200)"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=10000, help="tasks per fill transaction"
+    )
+    parser.add_argument(
+        "--fill-jobs", type=int, default=2, help="parallel fill connections (default 2)"
+    )
+    parser.add_argument(
+        "--no-vacuum", action="store_true", help="skip VACUUM (ANALYZE) after each fill"
+    )
+    parser.add_argument(
+        "--sync-commit",
+        action="store_true",
+        help="keep synchronous_commit on while measuring (adds disk flushes)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help=f"keep the {BENCH_DB} database"
+    )
     args = parser.parse_args(argv)
-    wanted = sorted({int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip()})
+    wanted = sorted(
+        {int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip()}
+    )
 
     tmp = None
     server = None
@@ -309,8 +375,14 @@ def main(argv: list[str] | None = None) -> int:
         admin_dsn = server.get_uri("postgres")
     try:
         with psycopg.connect(admin_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(BENCH_DB)
+                )
+            )
+            admin.execute(
+                sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB))
+            )
         try:
             run(
                 with_db(admin_dsn, BENCH_DB),
@@ -325,7 +397,9 @@ def main(argv: list[str] | None = None) -> int:
             if not args.keep:
                 with psycopg.connect(admin_dsn, autocommit=True) as admin:
                     admin.execute(
-                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
+                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                            sql.Identifier(BENCH_DB)
+                        )
                     )
     finally:
         if server is not None:

@@ -27,7 +27,15 @@ STATEMENTS = {
     "cleanup_tasks": (
         "cleanup_tasks",
         "{now}, 10",
-        ["r_{q}_cai", "r_{q}_fai", "t_{q}_cai", "r_{q}_ti", "w_{q}_ti", "c_{q}_pkey", "t_{q}_pkey"],
+        [
+            "r_{q}_cai",
+            "r_{q}_fai",
+            "t_{q}_cai",
+            "r_{q}_ti",
+            "w_{q}_ti",
+            "c_{q}_pkey",
+            "t_{q}_pkey",
+        ],
     ),
     "cleanup_events": ("cleanup_events", "{now}, 10", ["e_{q}_eai", "e_{q}_pkey"]),
 }
@@ -95,12 +103,19 @@ def full_queue(conn, request) -> str:
     claim_one(conn, q)
     # As autovacuum would: the finished tasks' old row versions leave dead index entries.
     for prefix in ("t", "r", "c", "e", "w"):
-        conn.execute(sql.SQL("VACUUM (ANALYZE) absurd.{}").format(sql.Identifier(f"{prefix}_{q}")))
+        conn.execute(
+            sql.SQL("VACUUM (ANALYZE) absurd.{}").format(
+                sql.Identifier(f"{prefix}_{q}")
+            )
+        )
     return q
 
 
 def test_claim_task_pins_the_ordered_index_scan(conn):
-    assert dict(function_settings(conn, "claim_task")) == {"enable_bitmapscan": "off", "jit": "off"}
+    assert dict(function_settings(conn, "claim_task")) == {
+        "enable_bitmapscan": "off",
+        "jit": "off",
+    }
 
 
 def test_engine_statements_use_their_indexes_and_skip_history(conn, full_queue):
@@ -108,7 +123,9 @@ def test_engine_statements_use_their_indexes_and_skip_history(conn, full_queue):
     for name, (_, _, indexes) in STATEMENTS.items():
         plan = explain(conn, full_queue, name)
         for index in indexes:
-            quoted = conn.execute("SELECT quote_ident(%s)", (index.format(q=full_queue),)).fetchone()[0]
+            quoted = conn.execute(
+                "SELECT quote_ident(%s)", (index.format(q=full_queue),)
+            ).fetchone()[0]
             assert f" using {quoted} " in plan, f"{name}: {index} not used\n{plan}"
         assert "Seq Scan" not in plan, f"{name}:\n{plan}"
 
@@ -121,11 +138,15 @@ def test_engine_statements_use_their_indexes_and_skip_history(conn, full_queue):
     for name, condition in bounded_by.items():
         plan = explain(conn, full_queue, name, analyze=True)
         conditions = [line for line in plan.splitlines() if "Index Cond:" in line]
-        assert any(condition in line for line in conditions), f"{name}: scan not bounded\n{plan}"
+        assert any(condition in line for line in conditions), (
+            f"{name}: scan not bounded\n{plan}"
+        )
         # Buffers the execution touched (the top node's line carries the total; planning's
         # catalog reads are listed after "Planning:" and do not count). HISTORY finished
         # tasks fill about a hundred pages in each table; the live rows (one pending task,
         # one running) sit in a few, plus one root-to-leaf path per index.
         execution = plan.split("\nPlanning:")[0]
-        touched = max((int(n) for n in re.findall(r"shared hit=(\d+)", execution)), default=0)
+        touched = max(
+            (int(n) for n in re.findall(r"shared hit=(\d+)", execution)), default=0
+        )
         assert touched <= 16, f"{name} read {touched} pages\n{plan}"
