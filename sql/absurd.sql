@@ -30,6 +30,9 @@
 -- the step gets (false, NULL, true) instead of waiting again. Readers that filter on
 -- status = 'committed' (the official SDK's checkpoint preload) never see these rows.
 --
+-- Permanent failures (beyond upstream): fail_run with a reason holding "retryable": false
+-- fails the task at once, whatever attempts remain (absurd_tui's NonRetryableError).
+--
 -- Scale (issue 7): every per-queue statement on the hot path is served by an index that
 -- holds live rows only, so claim, sweeps and the task life cycle cost the same with a
 -- million finished tasks in the queue as with none. Each index says what it serves.
@@ -931,7 +934,11 @@ BEGIN
     EXECUTE format('DELETE FROM absurd.%I WHERE run_id = $1', 'w_' || p_queue_name)
     USING p_run_id;
 
-    IF v_max_attempts IS NOT NULL AND v_attempt + 1 > v_max_attempts THEN
+    -- Beyond upstream: a reason saying {"retryable": false} (a handler's permanent error,
+    -- such as bad input or a rejected credential) ends the task now, like exhausted
+    -- attempts; retry_task can still revive it. Other clients never send the key.
+    IF (v_max_attempts IS NOT NULL AND v_attempt + 1 > v_max_attempts)
+       OR coalesce(p_reason -> 'retryable' = 'false'::jsonb, false) THEN
         EXECUTE format($sql$
             UPDATE absurd.%I SET state = 'failed', last_attempt_run = $2 WHERE task_id = $1$sql$, t)
         USING v_task_id, p_run_id;

@@ -22,12 +22,12 @@ fail the task for good, with the reason.
 from __future__ import annotations
 
 import functools
-from typing import Any, NoReturn
+from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from ..sdk.client import Absurd
+from ..sdk.errors import NonRetryableError
 from ..sdk.errors import TimeoutError as EventTimeout
 from ..sdk.registry import TaskRegistration, TaskRegistry, default_registry
 from .conversation import (
@@ -55,8 +55,8 @@ DEFAULT_RETRY_STRATEGY = {"kind": "exponential", "base_seconds": 5, "factor": 2,
 """5 s, 10 s, 20 s ... capped at 5 minutes: about 25 minutes over the 9 retries."""
 
 
-class AgentFailure(Exception):
-    """The agent cannot go on, and retrying would fail the same way."""
+class AgentFailure(NonRetryableError):
+    """The agent cannot go on, and retrying would fail the same way: the task fails now."""
 
 
 def run_agent(params: Any, ctx: Any, tools: ToolRegistry | None = None) -> dict[str, Any]:
@@ -65,7 +65,7 @@ def run_agent(params: Any, ctx: Any, tools: ToolRegistry | None = None) -> dict[
     try:
         spec = AgentSpec.parse(params)
     except AgentParamsError as exc:
-        _fail_for_good(ctx, exc)
+        raise AgentFailure(str(exc)) from exc
     planner = Planner(ctx.task_id, spec)
 
     model_name = spec.model
@@ -90,7 +90,7 @@ def run_agent(params: Any, ctx: Any, tools: ToolRegistry | None = None) -> dict[
         try:
             turn = Turn.from_json(ctx.step(ITERATION_STEP, call_model))
         except ModelRejectedError as exc:
-            _fail_for_good(ctx, exc)
+            raise AgentFailure(str(exc)) from exc
         _check_step(ctx, expected)
         usage = usage + turn.usage
         messages.append(turn.message())
@@ -144,25 +144,6 @@ def _check_step(ctx: Any, expected: str | None) -> None:
     actual = getattr(ctx, "current_step", None)
     if expected is not None and actual is not None and actual != expected:
         raise AssertionError(f"agent step naming out of step: SDK used {actual!r}, planner expected {expected!r}")
-
-
-def _fail_for_good(ctx: Any, error: Exception) -> NoReturn:
-    """Fail the task without retries.
-
-    The SDK has no way yet for a handler to say "do not retry", and the engine decides
-    retries in fail_run from max_attempts alone. So the task's max_attempts is lowered
-    to this attempt before the error propagates: fail_run then records the failure,
-    with this message, as final. ``retry_task`` still works (it raises max_attempts).
-    """
-    queue = ctx.queue_name
-    ctx._conn.execute(
-        sql.SQL(
-            "UPDATE absurd.{} SET max_attempts = %s "
-            "WHERE task_id = %s AND (max_attempts IS NULL OR max_attempts > %s)"
-        ).format(sql.Identifier(f"t_{queue}")),
-        (ctx.attempt, ctx.task_id, ctx.attempt),
-    )
-    raise AgentFailure(str(error)) from error
 
 
 def register_agent(

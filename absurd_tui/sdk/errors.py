@@ -32,6 +32,16 @@ class TaskAbandoned(FailedTask):
     left to be reclaimed when its lease expires."""
 
 
+class NonRetryableError(Exception):
+    """Raise from a handler to fail the task now, without the attempts it has left.
+
+    For errors a retry cannot fix (invalid input, a rejected credential). The failure
+    reason carries ``"retryable": false``, which this project's engine honours; on an
+    upstream Absurd schema the key is ignored and the task retries as usual.
+    ``retry_task`` still revives such a task.
+    """
+
+
 class TimeoutError(Exception):
     """Waiting for an event or a task result took longer than the timeout."""
 

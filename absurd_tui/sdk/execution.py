@@ -33,6 +33,7 @@ from .errors import (
     CancelledTask,
     FailedTask,
     InvalidStepResult,
+    NonRetryableError,
     SuspendTask,
     TaskAbandoned,
     task_state_errors,
@@ -92,12 +93,15 @@ def serialize_error(err: BaseException) -> dict[str, Any]:
     )
     if formatted is not None and len(formatted) > MAX_TRACEBACK_CHARS:
         formatted = "...(truncated)...\n" + formatted[-MAX_TRACEBACK_CHARS:]
-    return {
+    reason = {
         "name": kind.__name__,
         "message": str(err),
         "traceback": formatted,
         "type": f"{kind.__module__}.{kind.__qualname__}",
     }
+    if isinstance(err, NonRetryableError):
+        reason["retryable"] = False
+    return reason
 
 
 def unknown_task_delay(run_id: str) -> int:

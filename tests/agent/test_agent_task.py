@@ -199,9 +199,9 @@ def test_an_authentication_error_fails_the_task_without_retries(conn, db_dsn, cl
             task = wait_for_state(conn, task_id, "failed", "completed")
         assert fake.turns() == [1]
     assert task.state == "failed"
-    assert len(task.runs) == 1 and task.max_attempts == 1
     reason = task.failure
-    assert reason["name"] == "AgentFailure"
+    assert len(task.runs) == 1, "a rejected credential must not be retried"
+    assert reason["name"] == "AgentFailure" and reason["retryable"] is False
     assert "401 authentication_error: invalid x-api-key" in reason["message"]
     assert "ANTHROPIC_API_KEY" in reason["message"] and TEST_KEY not in json.dumps(reason)
     transcript = load_transcript(conn, AGENT_QUEUE, task_id)
@@ -214,7 +214,7 @@ def test_params_that_cannot_run_fail_the_task_without_retries(conn, db_dsn):
     task_id = client.spawn(AGENT_TASK, {"prompt": "  "}, max_attempts=5, retry_strategy=FAST_RETRY)["task_id"]
     with running_workers(db_dsn):
         task = wait_for_state(conn, task_id, "failed", "completed")
-    assert len(task.runs) == 1
+    assert len(task.runs) == 1 and task.max_attempts == 5, "failed for good without touching max_attempts"
     assert 'The agent needs a non-empty "prompt" string' in task.failure["message"]
     with pytest.raises(ValueError, match='non-empty "prompt"'):
         spawn_agent(conn, "")

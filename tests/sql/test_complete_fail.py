@@ -401,3 +401,17 @@ def test_schedule_run_with_current_time_expressions_as_the_sdk_calls_it(conn, cl
     )
     assert run_row(conn, sleeper.run_id)["available_at"] == clock.now + timedelta(seconds=2.5)
     assert run_row(conn, deferred.run_id)["available_at"] == clock.now + timedelta(seconds=20)
+
+
+@pytest.mark.parametrize(("retryable", "expected"), [(False, "failed"), (True, "pending"), ("false", "pending")])
+def test_fail_run_with_retryable_false_fails_the_task_now(conn, clock, retryable, expected):
+    """Our extension: only the JSON boolean false ends the task despite attempts left."""
+    spawned = spawn(conn, max_attempts=5)
+    run = claim_one(conn)
+    fail(conn, run["run_id"], {"name": "Permanent", "message": "no", "retryable": retryable})
+    task = task_row(conn, spawned.task_id)
+    assert task["state"] == expected
+    assert task["max_attempts"] == 5
+    assert len(runs_of(conn, spawned.task_id)) == (1 if expected == "failed" else 2)
+    if expected == "failed":
+        assert task["last_attempt_run"] == run["run_id"]
