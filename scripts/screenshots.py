@@ -4,10 +4,11 @@
 
 Without --dsn it starts a throwaway embedded PostgreSQL. It creates a database
 ``absurd_screenshots``, installs the schema, spawns a mix of the demo tasks
-(scripts/demo_tasks.py), runs them on real embedded workers until each has reached
-the state it is meant to show (completed, failed, sleeping on a timer, waiting for an
-event, running), then drives the console headless at 160x45 and saves an SVG of each
-main screen. The database is dropped at the end.
+(scripts/demo_tasks.py) and an agent on the offline demo model, runs them on real
+embedded workers until each has reached the state it is meant to show (completed,
+failed, sleeping on a timer, waiting for an event, running, the agent asking its
+question), then drives the console headless at 160x45 and saves an SVG of each main
+screen. The database is dropped at the end.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -27,6 +29,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from absurd_tui.agent import AGENT_QUEUE, load_transcript, register_agent, spawn_agent  # noqa: E402
 from absurd_tui.db import schema  # noqa: E402
 from absurd_tui.db.dsn import describe  # noqa: E402
 from absurd_tui.runtime import WorkerPool  # noqa: E402
@@ -38,7 +41,8 @@ from absurd_tui.ui.source import LiveSource  # noqa: E402
 
 DBNAME = "absurd_screenshots"
 SIZE = (160, 45)
-QUEUES = ("default", "emails")
+QUEUES = ("default", "emails", AGENT_QUEUE)
+AGENT_PROMPT = "What should I pack for a day trip tomorrow? Check the time and the weather where I am going."
 
 
 def wait_for(what: str, condition, timeout: float = 30.0) -> None:
@@ -64,12 +68,17 @@ def seed(client: Absurd) -> dict[str, str]:
     return ids
 
 
+def _asking(conn: psycopg.Connection, agent_id: str) -> bool:
+    question = load_transcript(conn, AGENT_QUEUE, agent_id).pending_question
+    return question is not None and question.waiting_since is not None
+
+
 def state(client: Absurd, task_id: str, queue: str = "default") -> str | None:
     result = client.fetch_task_result(task_id, queue_name=queue)
     return result.state if result else None
 
 
-async def shoot(app: AbsurdApp, out: Path, failed_id: str) -> list[Path]:
+async def shoot(app: AbsurdApp, out: Path, failed_id: str, agent_id: str) -> list[Path]:
     saved: list[Path] = []
 
     async def settle(pilot, condition, what: str) -> None:
@@ -106,6 +115,19 @@ async def shoot(app: AbsurdApp, out: Path, failed_id: str) -> list[Path]:
         await pilot.press(*"resize-image")
         await pilot.pause(0.3)
         save("spawn-dialog")
+        await pilot.press("escape", "a")
+        await pilot.pause(0.3)
+        app.screen.query_one("#prompt").text = AGENT_PROMPT
+        await pilot.pause(0.3)
+        save("agent-dialog")
+        await pilot.press("escape")
+        app.open_task(AGENT_QUEUE, uuid.UUID(agent_id), "agent")
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, TaskDetailScreen) and app.screen.is_mounted and app.screen.view.transcript,
+            "transcript",
+        )
+        save("agent-transcript")
         await pilot.press("escape", "question_mark")
         await pilot.pause(0.3)
         save("help")
@@ -120,12 +142,14 @@ def run(server_dsn: str, out: Path) -> None:
     pool = None
     try:
         load_task_modules([str(ROOT / "scripts" / "demo_tasks.py")])
+        register_agent()
         with psycopg.connect(dsn, autocommit=True) as conn:
             schema.install(conn)
             client = Absurd(conn)
             for queue in QUEUES:
                 client.create_queue(queue)
             ids = seed(client)
+            agent_id = spawn_agent(conn, AGENT_PROMPT, model="demo")
             source = LiveSource(dsn, describe(dsn), registry=default_registry)
             app = AbsurdApp(source, worker_queues=QUEUES, refresh=0.5, theme="textual-dark")
             pool = WorkerPool(dsn, registry=default_registry, queues=QUEUES, concurrency=3,
@@ -135,11 +159,12 @@ def run(server_dsn: str, out: Path) -> None:
             wait_for("the failed charge", lambda: state(client, ids["failed"]) == "failed")
             wait_for("the timer", lambda: state(client, ids["timer"]) == "sleeping")
             wait_for("the event wait", lambda: state(client, ids["event"]) == "sleeping")
+            wait_for("the agent's question", lambda: _asking(conn, agent_id))
             # Something running while the pictures are taken.
             client.spawn("resize-image", {"name": "panorama.tif", "sizes": [64, 256, 1024, 4096], "pause": 20})
             wait_for("a running task", lambda: any(s.state == "running" for s in pool.statuses()))
             out.mkdir(parents=True, exist_ok=True)
-            saved = asyncio.run(shoot(app, out, ids["failed"]))
+            saved = asyncio.run(shoot(app, out, ids["failed"], agent_id))
             source.close()
         for path in saved:
             print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)

@@ -24,6 +24,8 @@ from .conftest import task_state, wait_until
 pytestmark = pytest.mark.anyio
 
 SIZE = (160, 45)
+SHORT = (160, 30)
+"""Short enough that the transcript overflows its view before the question."""
 HOSTILE = "[bold]x[/] \x1b[31mred\x1b[0m"
 
 
@@ -47,7 +49,7 @@ def shown(log: TranscriptLog, kind: str) -> str:
 async def test_new_agent_runs_asks_takes_the_answer_and_finishes(make_app, client, conn):
     client.create_queue("agents")
     app = make_app(queues=("default", "agents"), refresh=1.0)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SHORT) as pilot:
         await pilot.press("a")
         dialog = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, AgentDialog) else None, "dialog")
         assert dialog.query_one("#model", Select).value == "demo"
@@ -69,7 +71,14 @@ async def test_new_agent_runs_asks_takes_the_answer_and_finishes(make_app, clien
         ]
         assert "Which city should I check the weather for?" in shown(log, "waiting_human")
         task_id = detail.task_id
-        assert task_state(conn, task_id, "agents") == "sleeping"
+        # The question shows as soon as the model asks; the task then parks on the event.
+        await wait_until(pilot, lambda: task_state(conn, task_id, "agents") == "sleeping", "the task waiting")
+        # The log follows its end while the reader is there ...
+        assert app.focused is log
+        await wait_until(pilot, lambda: 0 < log.max_scroll_y == log.scroll_y, "the log at its end")
+        # ... and stays where they scrolled to read, while it grows.
+        await pilot.press("home")
+        await wait_until(pilot, lambda: log.scroll_y == 0, "scrolled to the top")
 
         await pilot.press("A")
         answer = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, AnswerDialog) else None, "answer")
@@ -80,6 +89,7 @@ async def test_new_agent_runs_asks_takes_the_answer_and_finishes(make_app, clien
         await pilot.press("enter")
         await wait_until(pilot, lambda: task_state(conn, task_id, "agents") == "completed", "completed", timeout=30)
         await wait_until(pilot, lambda: "final" in kinds(log), "the final answer")
+        assert log.scroll_y == 0
         assert answer not in app.screen_stack
         assert kinds(log)[6:] == [
             "tool_result", "assistant", "tool_call", "tool_result",  # the answer, then the weather

@@ -114,7 +114,9 @@ async def open_agent(pilot) -> None:
     await select_task(pilot, 39)
     await pilot.press("enter")
     app = pilot.app
-    await until(pilot, lambda: isinstance(app.screen, TaskDetailScreen) and app.screen.view.transcript, "transcript")
+    await until(
+        pilot, lambda: isinstance(app.screen, TaskDetailScreen) and app.screen.is_mounted and app.screen.view.transcript, "transcript"
+    )
 
 
 def test_agent_transcript_waiting_for_an_answer(snap_compare):
