@@ -7,7 +7,15 @@ from typing import Sequence
 
 from ..config import DEFAULT_QUEUE, Settings
 
-__all__ = ["run_tui"]
+__all__ = ["run_tui", "worker_queues"]
+
+
+def worker_queues(queues: Sequence[str] | None = None) -> list[str]:
+    """The queues the embedded workers serve: ``queues`` if given, else every queue a
+    registered task is on (the built-in agent's ``agents`` among them) and default."""
+    from ..sdk.registry import default_registry
+
+    return list(queues or sorted({*default_registry.queues(), DEFAULT_QUEUE}))
 
 
 def run_tui(
@@ -45,7 +53,7 @@ def run_tui(
         print(f"absurd-tui: {exc}", file=sys.stderr)
         return 1
 
-    serve = list(queues or sorted({*default_registry.queues(), DEFAULT_QUEUE}))
+    serve = worker_queues(queues)
     if not no_workers:
         # The queues the embedded workers serve must exist; creating one is idempotent.
         try:

@@ -43,7 +43,10 @@ def make_app(db_dsn, registry, client):
     """Build the app on this test's database; workers and sources are closed after."""
     made: list[tuple[AbsurdApp, WorkerPool | None, LiveSource]] = []
 
-    def make(*, workers: int = 2, refresh: float = 0.25, queues: tuple[str, ...] = ("default",)) -> AbsurdApp:
+    # The console's own default interval: NOTIFY drives most updates, and a faster
+    # tick keeps the process busy enough that every Pilot key press waits (up to 2 s)
+    # for it to go idle.
+    def make(*, workers: int = 2, refresh: float = 1.0, queues: tuple[str, ...] = ("default",)) -> AbsurdApp:
         source = LiveSource(db_dsn, "test-db", registry=registry)
         app = AbsurdApp(source, worker_queues=queues, refresh=refresh)
         pool = None

@@ -7,6 +7,8 @@ a final answer).
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 # tests/agent's stand-in for Open-Meteo (pytest puts tests/ on the import path).
@@ -48,7 +50,7 @@ def shown(log: TranscriptLog, kind: str) -> str:
 
 async def test_new_agent_runs_asks_takes_the_answer_and_finishes(make_app, client, conn):
     client.create_queue("agents")
-    app = make_app(queues=("default", "agents"), refresh=1.0)
+    app = make_app(queues=("default", "agents"))
     async with app.run_test(size=SHORT) as pilot:
         await pilot.press("a")
         dialog = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, AgentDialog) else None, "dialog")
@@ -107,7 +109,7 @@ async def test_new_agent_runs_asks_takes_the_answer_and_finishes(make_app, clien
 
 
 async def test_new_agent_dialog_refuses_bad_input_and_keeps_it(make_app, conn):
-    app = make_app(workers=0, refresh=5)
+    app = make_app(workers=0)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("a")
         dialog = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, AgentDialog) else None, "dialog")
@@ -132,3 +134,42 @@ async def test_new_agent_dialog_refuses_bad_input_and_keeps_it(make_app, conn):
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "dialog closed")
     assert conn.execute("SELECT count(*) FROM absurd.queues WHERE queue_name = 'agents'").fetchone()[0] == 0
+
+
+async def test_transcript_log_updates_by_entry_key():
+    from textual.app import App
+
+    from absurd_tui.agent import Entry
+    from absurd_tui.ui.widgets.transcript import EntryView
+
+    class LogApp(App):
+        def compose(self):
+            yield TranscriptLog()
+
+    now = datetime(2026, 1, 15, 12, tzinfo=timezone.utc)
+    prompt = Entry("prompt", "prompt", "Hi")
+    app = LogApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        log = app.query_one(TranscriptLog)
+        log.show([prompt, Entry("iteration/running", "running", "Iteration 1: waiting for the model")], now, {})
+        await pilot.pause()
+        first = log.entry_view("prompt")
+        running = str(log.entry_view("iteration/running").render())
+        assert running.startswith("● Working") and "waiting for the model" in running
+        turn = [
+            prompt,
+            Entry("iteration/0", "assistant", HOSTILE, iteration=1),
+            Entry("iteration/1", "tool_call", "current_time()", iteration=1, tool_name="current_time", tool_input={}),
+        ]
+        log.show(turn, now, {})
+        await pilot.pause()
+        # The entry already shown is kept (not re-mounted); the transient one is gone.
+        assert log.keys == ["prompt", "iteration/0", "iteration/1"]
+        assert log.entry_view("prompt") is first
+        assert [type(w) for w in log.children] == [EntryView] * 3
+        assert "\x1b" not in str(log.entry_view("iteration/0").render())
+        assert "[bold]x[/]" in str(log.entry_view("iteration/0").render())
+        # Out of order (never produced by a transcript): rebuilt rather than misordered.
+        log.show(list(reversed(turn)), now, {})
+        await pilot.pause()
+        assert [w.entry.key for w in log.children] == ["iteration/1", "iteration/0", "prompt"]
