@@ -39,6 +39,10 @@ def offline(monkeypatch):
         yield meteo
 
 
+def opened(app) -> bool:
+    return isinstance(app.screen, TaskDetailScreen) and app.screen.is_mounted
+
+
 def kinds(log: TranscriptLog) -> list[str]:
     return [log.entry_view(key).entry.kind for key in log.keys]
 
@@ -173,3 +177,34 @@ async def test_transcript_log_updates_by_entry_key():
         log.show(list(reversed(turn)), now, {})
         await pilot.pause()
         assert [w.entry.key for w in log.children] == ["iteration/1", "iteration/0", "prompt"]
+
+
+async def test_detail_finds_out_it_is_an_agent_and_answer_is_hidden_elsewhere():
+    from .demo_app import make_app as make_demo_app
+    from .fakes import tid
+
+    app = make_demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        # Opened without its name: the first load reveals an agent and shows its transcript.
+        app.push_screen(TaskDetailScreen("agents", tid(39)))
+        detail = await wait_until(
+            pilot,
+            lambda: app.screen if opened(app) and app.screen.view.transcript else None,
+            "the agent's transcript",
+        )
+        await pilot.pause()
+        tabs = detail.query_one("#detail-tabs")
+        assert tabs.active == "transcript-tab"
+        assert detail.check_action("answer_question", ()) is True
+        await pilot.press("escape")
+        # Not an agent: no Transcript tab, no Answer key, and A says why.
+        app.push_screen(TaskDetailScreen("default", tid(36), "charge-card"))
+        detail = await wait_until(
+            pilot,
+            lambda: app.screen if opened(app) and app.screen.view.detail else None,
+            "the task's detail",
+        )
+        assert detail.query_one("#detail-tabs").active == "overview"
+        assert detail.check_action("answer_question", ()) is False
+        await pilot.press("A")
+        assert any("not an agent task" in n.message for n in app._notifications)

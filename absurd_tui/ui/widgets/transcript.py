@@ -155,8 +155,10 @@ class TranscriptLog(VerticalScroll):
         self._order = wanted
         if added:
             self.mount_all(added)
-            if not self.is_anchored:
-                self.call_after_refresh(self._follow_when_overflowing)
+        if not self.is_anchored:
+            # Checked on every snapshot: new entries may not be laid out yet after one
+            # refresh, and the view can shrink (a smaller terminal) without new entries.
+            self.call_after_refresh(self._follow_when_overflowing)
 
     def _follow_when_overflowing(self) -> None:
         # Anchored while shorter than the view, the log would sit at the bottom of an
