@@ -18,7 +18,7 @@ from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Static, TabbedContent, TabPane
 
-from ...agent import AGENT_TASK, Transcript, transcript_from_detail
+from ...agent import AGENT_TASK, PendingQuestion, Transcript, transcript_from_detail
 from ...db.reads import CheckpointInfo, TaskDetail, short_id
 from ..actions import bindings, dimmed_action, why_not
 from ..text import (
@@ -172,10 +172,10 @@ class TaskDetailView(PollingView):
                 for wait in detail.waits
             ]
         )
-        self._apply_transcript(snapshot.transcript, now)
+        self._apply_transcript(snapshot.transcript, now, detail.checkpoints_truncated)
         self.screen.refresh_bindings()
 
-    def _apply_transcript(self, transcript: Transcript | None, now) -> None:
+    def _apply_transcript(self, transcript: Transcript | None, now, truncated: bool) -> None:
         self.transcript = transcript
         if transcript is None:
             return
@@ -186,7 +186,10 @@ class TaskDetailView(PollingView):
             tabs.show_tab("transcript-tab")
             tabs.active = "transcript-tab"
         colours = self.app.colours
-        self.query_one("#transcript-summary", Static).update(_transcript_summary(transcript, colours))
+        summary = _transcript_summary(transcript, colours)
+        if truncated:
+            summary.append(" · only the oldest checkpoints were read: the rest is not shown")
+        self.query_one("#transcript-summary", Static).update(summary)
         self.query_one("#transcript", TranscriptLog).show(transcript.entries, now, colours)
 
     @staticmethod
@@ -344,7 +347,7 @@ class TaskDetailScreen(Screen):
         return True
 
     @property
-    def pending_question(self):
+    def pending_question(self) -> PendingQuestion | None:
         transcript = self.view.transcript if self.is_mounted else None
         return transcript.pending_question if transcript is not None else None
 
