@@ -601,6 +601,11 @@ class MainScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#tasks", TasksTable).focus()
 
+    def on_screen_resume(self) -> None:
+        # Hidden views are not polled: back from a task's detail, catch up at once.
+        if self.tasks_view.loaded:
+            self.refresh_views()
+
     def action_targets(self) -> dict[str, Any]:
         """Which node runs each scope's actions now (for the command palette)."""
         active = self.query_one("#views", TabbedContent).active
