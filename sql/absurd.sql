@@ -1779,10 +1779,17 @@ $$;
 -- Retention: bounded batches, oldest first, through the indexes named in engine_query.
 -- ---------------------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION absurd.cleanup_tasks(p_queue_name text, p_ttl_seconds integer, p_limit integer DEFAULT 1000)
+-- One bounded batch of the engine query p_query_name ('cleanup_tasks' or 'cleanup_events'):
+-- rows finished at least p_ttl_seconds ago, oldest first, at most p_limit.
+CREATE OR REPLACE FUNCTION absurd.cleanup_batch(
+    p_queue_name text,
+    p_query_name text,
+    p_ttl_seconds integer,
+    p_limit integer
+)
 RETURNS integer
 LANGUAGE plpgsql
--- A batch touches at most p_limit tasks, so it must reach them through the indexes
+-- A batch touches at most p_limit rows, so it must reach them through the indexes
 -- whatever the row estimates say: never a scan of the whole history.
 SET enable_seqscan = off
 SET jit = off
@@ -1794,7 +1801,7 @@ BEGIN
     IF p_ttl_seconds IS NULL OR p_ttl_seconds < 0 THEN
         RAISE EXCEPTION 'TTL must be a non-negative number of seconds';
     END IF;
-    EXECUTE absurd.engine_query(q, 'cleanup_tasks')
+    EXECUTE absurd.engine_query(q, p_query_name)
     INTO v_deleted
     USING absurd.current_time() - make_interval(secs => p_ttl_seconds), greatest(coalesce(p_limit, 1000), 1);
     IF v_deleted > 0 THEN
@@ -1804,27 +1811,15 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION absurd.cleanup_tasks(p_queue_name text, p_ttl_seconds integer, p_limit integer DEFAULT 1000)
+RETURNS integer
+LANGUAGE sql
+AS $$ SELECT absurd.cleanup_batch(p_queue_name, 'cleanup_tasks', p_ttl_seconds, p_limit) $$;
+
 CREATE OR REPLACE FUNCTION absurd.cleanup_events(p_queue_name text, p_ttl_seconds integer, p_limit integer DEFAULT 1000)
 RETURNS integer
-LANGUAGE plpgsql
--- A batch touches at most p_limit tasks, so it must reach them through the indexes
--- whatever the row estimates say: never a scan of the whole history.
-SET enable_seqscan = off
-SET jit = off
-AS $$
-DECLARE
-    q text := absurd.validate_queue_name(p_queue_name);
-    v_deleted integer;
-BEGIN
-    IF p_ttl_seconds IS NULL OR p_ttl_seconds < 0 THEN
-        RAISE EXCEPTION 'TTL must be a non-negative number of seconds';
-    END IF;
-    EXECUTE absurd.engine_query(q, 'cleanup_events')
-    INTO v_deleted
-    USING absurd.current_time() - make_interval(secs => p_ttl_seconds), greatest(coalesce(p_limit, 1000), 1);
-    RETURN v_deleted;
-END;
-$$;
+LANGUAGE sql
+AS $$ SELECT absurd.cleanup_batch(p_queue_name, 'cleanup_events', p_ttl_seconds, p_limit) $$;
 
 -- One batch per queue, with each queue's own cleanup_ttl (whole seconds) and cleanup_limit.
 CREATE OR REPLACE FUNCTION absurd.cleanup_all_queues(p_queue_name text DEFAULT NULL)

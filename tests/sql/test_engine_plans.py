@@ -25,7 +25,7 @@ STATEMENTS = {
     "lease_sweep": ("claim_task", "{now}, 1", ["r_{q}_cei"]),
     "claim": ("claim_task", "{now}, 1", ["r_{q}_sai", "t_{q}_pkey"]),
     "cleanup_tasks": (
-        "cleanup_tasks",
+        "cleanup_batch",
         "{now}, 10",
         [
             "r_{q}_cai",
@@ -37,7 +37,7 @@ STATEMENTS = {
             "t_{q}_pkey",
         ],
     ),
-    "cleanup_events": ("cleanup_events", "{now}, 10", ["e_{q}_eai", "e_{q}_pkey"]),
+    "cleanup_events": ("cleanup_batch", "{now}, 10", ["e_{q}_eai", "e_{q}_pkey"]),
 }
 
 FILL = sql.SQL("""
