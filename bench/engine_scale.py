@@ -368,8 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     admin_dsn = args.dsn
     if args.embedded:
-        import pgserver
+        from absurd_tui.db.embedded import import_pgserver
 
+        pgserver = import_pgserver()
         tmp = Path(tempfile.mkdtemp(prefix="absurd-bench-"))
         server = pgserver.get_server(tmp / "pgdata", cleanup_mode="delete")
         admin_dsn = server.get_uri("postgres")

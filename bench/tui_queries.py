@@ -273,8 +273,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.dsn:
         return run(args.dsn, args.tasks, args.repeat, args.keep)
-    import pgserver
+    from absurd_tui.db.embedded import import_pgserver
 
+    pgserver = import_pgserver()
     tmp = Path(tempfile.mkdtemp(prefix="absurd-tui-bench-"))
     server = pgserver.get_server(tmp / "pgdata", cleanup_mode="delete")
     try:

@@ -183,8 +183,9 @@ def main() -> int:
     if args.dsn:
         run(args.dsn, args.out.resolve())
         return 0
-    import pgserver
+    from absurd_tui.db.embedded import import_pgserver
 
+    pgserver = import_pgserver()
     tmp = Path(tempfile.mkdtemp(prefix="absurd-tui-shots-"))
     server = pgserver.get_server(tmp / "pgdata", cleanup_mode="delete")
     try:

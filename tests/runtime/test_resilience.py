@@ -86,8 +86,9 @@ def own_server():
     opens up the directory's parents, which pytest (here or in a concurrent run) closes
     again to 0700.
     """
-    import pgserver
+    from absurd_tui.db.embedded import import_pgserver
 
+    pgserver = import_pgserver()
     base = Path(tempfile.mkdtemp(prefix="absurd-tui-restart-"))
     server = pgserver.get_server(base / "pgdata", cleanup_mode="delete")
     try:
@@ -98,8 +99,9 @@ def own_server():
 
 
 def test_a_database_restart_is_survived_without_losing_or_repeating_steps(own_server, make_pool):
-    import pgserver
+    from absurd_tui.db.embedded import import_pgserver
 
+    pgserver = import_pgserver()
     dsn = own_server.get_uri("postgres")
     with psycopg.connect(dsn, autocommit=True) as conn:
         schema.install(conn)
