@@ -643,6 +643,15 @@ def run_emit(args: argparse.Namespace, session: Session) -> int:
     if not args.event.strip():
         raise usage_error("The event name must not be empty.")
     session.require_queue(args.queue)
+    earlier = reads.event_emitted_at(session.connection(), args.queue, args.event)
+    if earlier is not None:
+        # The engine keeps the first payload of an event (first emit wins): say so
+        # rather than report an emit that changed nothing.
+        print(
+            f"{quote(args.event)} was already emitted on queue {quote(args.queue)} at "
+            f"{earlier:%Y-%m-%d %H:%M:%S %Z}; the first emit wins, so nothing changed."
+        )
+        return EXIT_OK
     session.client(args.queue).emit_event(args.event, payload, queue_name=args.queue)
     print(f"Emitted {quote(args.event)} on queue {quote(args.queue)}.")
     return EXIT_OK

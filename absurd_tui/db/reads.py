@@ -897,6 +897,17 @@ def emitted_events(conn: psycopg.Connection, queue: str | None = None, limit: in
     return events[:limit]
 
 
+def event_emitted_at(conn: psycopg.Connection, queue: str, event_name: str) -> datetime | None:
+    """When ``event_name`` was emitted on ``queue`` (primary key lookup); None if not yet."""
+    row = conn.execute(
+        sql.SQL("SELECT emitted_at FROM {} WHERE event_name = %s AND payload IS NOT NULL").format(
+            _ident("e", queue)
+        ),
+        (event_name,),
+    ).fetchone()
+    return row[0] if row else None
+
+
 # --------------------------------------------------------------------------- workers
 
 

@@ -118,6 +118,17 @@ def test_emit_stores_the_event(cli, conn, default_queue):
     assert payload == {"amount": 5}
 
 
+def test_a_second_emit_says_the_first_one_wins(cli, conn, default_queue):
+    assert cli("emit", "order-paid", "--payload", '{"amount": 5}').code == 0
+    again = cli("emit", "order-paid", "--payload", '{"amount": 7}')
+    assert again.code == 0, again
+    assert "already emitted" in again.out and "first emit wins" in again.out
+    payload = conn.execute(
+        "SELECT payload FROM absurd.e_default WHERE event_name = 'order-paid'"
+    ).fetchone()[0]
+    assert payload == {"amount": 5}
+
+
 def test_emit_bad_input_emits_nothing(cli, conn, default_queue):
     for args, needle in [
         (("--payload", "nope"), "--payload is not valid JSON"),
