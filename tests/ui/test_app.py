@@ -459,3 +459,15 @@ async def test_notifications_refresh_without_waiting_for_the_interval(make_app, 
         await wait_until(pilot, lambda: app.main_screen.tasks_view.loaded, "first load")
         task_id = client.spawn("steps", {"n": 1}).task_id
         await wait_until(pilot, lambda: shows(app, task_id, "pending"), "listed through NOTIFY", timeout=10)
+
+
+async def test_a_refresh_tick_while_the_screen_lacks_its_views_polls_nothing(make_app):
+    """The timer can fire while the main screen composes or tears down its tabs."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await screen.query_one("#views").remove()
+        assert screen.visible_views() == []
+        app.tick()
+        await pilot.pause()
+        assert app.is_running

@@ -617,7 +617,12 @@ class MainScreen(Screen):
         return targets
 
     def visible_views(self) -> list[PollingView]:
-        active = self.query_one("#views", TabbedContent).active
+        # The refresh timer may tick while this screen is still composing its children
+        # or already tearing them down: then there is nothing to poll.
+        tabbed = next(iter(self.query("#views").results(TabbedContent)), None)
+        if tabbed is None:
+            return []
+        active = tabbed.active
         return [view for view in self.query(PollingView) if view.id == active.replace("-tab", "-view")]
 
     def refresh_views(self) -> None:
