@@ -28,14 +28,15 @@ import signal
 import sys
 import threading
 import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .config import DEFAULT_QUEUE, DSN_ENV, resolve_settings
 from .agent import cli as agent_cli
+from .config import DEFAULT_QUEUE, DSN_ENV, resolve_settings
 from .db import dsn as dsn_text
 from .db import reads
 from .ui import text as screen
@@ -84,14 +85,14 @@ class Session:
         self._conn: psycopg.Connection | None = None
         self._closers: list[Callable[[], None]] = []
 
-    def database(self, *, install: bool = False) -> "Database":
+    def database(self, *, install: bool = False) -> Database:
         if self._database is None or install:
             from .db import open_database
 
             self._database = open_database(self.settings, install=install)
         return self._database
 
-    def connection(self) -> "psycopg.Connection":
+    def connection(self) -> psycopg.Connection:
         """One autocommit connection for this command's reads."""
         if self._conn is None:
             self._conn = self.database().connect()
@@ -140,7 +141,7 @@ class Session:
             closer = self._closers.pop()
             try:
                 closer()
-            except Exception:  # noqa: BLE001 - closing after the command's own outcome
+            except Exception:
                 log.debug("error while closing", exc_info=True)
 
 
@@ -190,7 +191,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
             widths[i] = max(widths[i], cell_len(text))
 
     def line(values: Sequence[str]) -> str:
-        padded = (v + " " * (w - cell_len(v)) for v, w in zip(values, widths))
+        padded = (v + " " * (w - cell_len(v)) for v, w in zip(values, widths, strict=False))
         return "  ".join(padded).rstrip()
 
     return "\n".join([line(headers), *(line(row) for row in cells)])
@@ -398,7 +399,7 @@ def run_queue_list(args: argparse.Namespace, session: Session) -> int:
     if not summaries:
         note(f"No queues yet. Create one with: {PROG} queue create NAME")
         return EXIT_OK
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     print(
         table(
             ["QUEUE", *(s.upper() for s in reads.STATES), "CLAIMABLE", "OLDEST WAITING"],
@@ -757,7 +758,7 @@ def run_tasks(args: argparse.Namespace, session: Session) -> int:
     if not page.rows:
         note(f"No tasks ({flt.describe()}).")
         return EXIT_OK
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     print(
         table(
             ["ID", "QUEUE", "NAME", "STATE", "ATTEMPT", "STEP", "UPDATED", "WORKER"],
@@ -1004,7 +1005,7 @@ def run_workers(args: argparse.Namespace, session: Session) -> int:
     if not seen:
         note("No worker is running a task right now.")
         return EXIT_OK
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     print(
         table(
             ["WORKER", "QUEUES", "RUNNING", "LAST CLAIM", "LEASE ENDS"],
@@ -1033,25 +1034,43 @@ def configure_worker(parser: argparse.ArgumentParser) -> None:
         "like, on any machines that reach the database: claims never overlap."
     )
     parser.add_argument(
-        "--queue", "-q", dest="queues", action="append", metavar="Q",
+        "--queue",
+        "-q",
+        dest="queues",
+        action="append",
+        metavar="Q",
         help="serve this existing queue (repeatable; default: 'default' and the queues "
         "of the registered tasks, created if missing)",
     )
     parser.add_argument(
-        "--concurrency", "-c", type=positive_int, default=4, metavar="N",
+        "--concurrency",
+        "-c",
+        type=positive_int,
+        default=4,
+        metavar="N",
         help="worker threads (default: %(default)s)",
     )
     parser.add_argument(
-        "--tasks", "-t", action="append", default=[], metavar="MODULE",
+        "--tasks",
+        "-t",
+        action="append",
+        default=[],
+        metavar="MODULE",
         help="import a module (dotted name or .py file) that registers tasks; repeatable",
     )
     parser.add_argument(
-        "--claim-timeout", type=positive_int, default=60, metavar="S",
+        "--claim-timeout",
+        type=positive_int,
+        default=60,
+        metavar="S",
         help="lease in seconds, renewed while a task runs; the tasks of a worker that "
         "dies are reclaimed this long after its last renewal (default: %(default)s)",
     )
     parser.add_argument(
-        "--grace", type=non_negative_float, default=30.0, metavar="S",
+        "--grace",
+        type=non_negative_float,
+        default=30.0,
+        metavar="S",
         help="on SIGINT/SIGTERM, wait this long for running tasks to finish (default: %(default)s)",
     )
 
@@ -1241,16 +1260,23 @@ def _global_options(*, top_level: bool) -> argparse.ArgumentParser:
     default = None if top_level else argparse.SUPPRESS
     group = parser.add_argument_group("database and logging")
     group.add_argument(
-        "--dsn", default=default, metavar="DSN",
+        "--dsn",
+        default=default,
+        metavar="DSN",
         help="PostgreSQL connection string (default: $ABSURD_DATABASE_URL, else the "
         "embedded server)",
     )
     group.add_argument(
-        "--data-dir", default=default, metavar="DIR",
+        "--data-dir",
+        default=default,
+        metavar="DIR",
         help="where the embedded server keeps its data (default: your user data directory)",
     )
     group.add_argument(
-        "-v", "--verbose", action="count", default=0 if top_level else argparse.SUPPRESS,
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if top_level else argparse.SUPPRESS,
         help="log more (-vv for debug); errors then include their traceback",
     )
     return parser
@@ -1280,22 +1306,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     console = parser.add_argument_group("console options (when no command is given)")
     console.add_argument(
-        "--workers", dest="tui_workers", type=at_least(0), metavar="N",
+        "--workers",
+        dest="tui_workers",
+        type=at_least(0),
+        metavar="N",
         help="embedded worker threads (default: 2)",
     )
     console.add_argument(
-        "--queue", dest="tui_queues", action="append", metavar="Q",
+        "--queue",
+        dest="tui_queues",
+        action="append",
+        metavar="Q",
         help="queue the workers serve (repeatable)",
     )
     console.add_argument(
-        "--tasks", dest="tui_tasks", action="append", metavar="MODULE",
+        "--tasks",
+        dest="tui_tasks",
+        action="append",
+        metavar="MODULE",
         help="module (or .py file) that registers tasks (repeatable)",
     )
     console.add_argument(
         "--no-workers", action="store_true", help="watch and steer only; run no workers"
     )
     console.add_argument(
-        "--refresh", type=non_negative_float, metavar="S",
+        "--refresh",
+        type=non_negative_float,
+        metavar="S",
         help="seconds between refreshes (default: 1)",
     )
     parser.set_defaults(run=run_console, command=None)
@@ -1401,7 +1438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILED
-    except Exception as exc:  # noqa: BLE001 - every error becomes one paragraph, see _classify
+    except Exception as exc:
         code, message = _classify(exc, session)
         return _fail(message, code, exc if args.verbose else None)
     finally:
@@ -1446,5 +1483,3 @@ def _connection_lost(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError) and (
         code is None or code.startswith("08") or code.startswith("57P0")
     )
-
-

@@ -7,9 +7,9 @@ embedded PostgreSQL server kept in the data directory.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import platformdirs
 

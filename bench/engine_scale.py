@@ -121,17 +121,13 @@ def fill(dsn: str, have: int, want: int, batch: int, jobs: int) -> None:
                         flush=True,
                     )
 
-    threads = [
-        threading.Thread(target=worker, args=(batches[i::jobs],)) for i in range(jobs)
-    ]
+    threads = [threading.Thread(target=worker, args=(batches[i::jobs],)) for i in range(jobs)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     if done != want:
-        raise RuntimeError(
-            f"fill stopped at {done:,} of {want:,} tasks (see the error above)"
-        )
+        raise RuntimeError(f"fill stopped at {done:,} of {want:,} tasks (see the error above)")
 
 
 def poll(conn: psycopg.Connection, queue: str) -> None:
@@ -155,9 +151,7 @@ def cycle(conn: psycopg.Connection, queue: str) -> None:
         "SELECT absurd.set_task_checkpoint_state(%s, %s, %s, %s, %s, %s)",
         (queue, task_id, "step", json.dumps({"v": 1}), claimed[0], 30),
     )
-    conn.execute(
-        "SELECT absurd.complete_run(%s, %s, %s)", (queue, claimed[0], json.dumps(1))
-    )
+    conn.execute("SELECT absurd.complete_run(%s, %s, %s)", (queue, claimed[0], json.dumps(1)))
 
 
 def measure(conn: psycopg.Connection, samples: int) -> dict[tuple[str, str], float]:
@@ -191,9 +185,7 @@ def vacuum(conn: psycopg.Connection) -> None:
     for queue in (QUEUE, REFERENCE):
         for prefix in ("t", "r", "c"):
             conn.execute(
-                sql.SQL("VACUUM (ANALYZE) absurd.{}").format(
-                    sql.Identifier(f"{prefix}_{queue}")
-                )
+                sql.SQL("VACUUM (ANALYZE) absurd.{}").format(sql.Identifier(f"{prefix}_{queue}"))
             )
 
 
@@ -211,9 +203,7 @@ def plans(conn: psycopg.Connection) -> dict[str, str]:
     out = {}
     now = conn.execute("SELECT quote_literal(absurd.current_time())").fetchone()[0]
     for name in PLANNED:
-        text = conn.execute(
-            "SELECT absurd.engine_query(%s, %s)", (QUEUE, name)
-        ).fetchone()[0]
+        text = conn.execute("SELECT absurd.engine_query(%s, %s)", (QUEUE, name)).fetchone()[0]
         text = with_values(
             text,
             [value.strip() for value in PLAN_ARGS[name].format(now=now).split(",")],
@@ -248,9 +238,7 @@ def sizes(conn: psycopg.Connection) -> str:
                  FROM pg_index i WHERE i.indrelid = %s::regclass ORDER BY 1""",
             (f"absurd.{sql.Identifier(table).as_string(conn)}",),
         ).fetchall()
-        listed = ", ".join(
-            f"{name.removeprefix('absurd.')} {isize}" for name, isize in indexes
-        )
+        listed = ", ".join(f"{name.removeprefix('absurd.')} {isize}" for name, isize in indexes)
         lines.append(f"{table}: {rows:,} rows, {size}; indexes: {listed}")
     return "\n".join(lines)
 
@@ -291,12 +279,8 @@ def run(
             results.append((n, medians, plans(conn), sizes(conn)))
 
     print()
-    print(
-        "Medians in ms. 'empty' is a second queue with no history, measured sample by sample in"
-    )
-    print(
-        "alternation with the full one; 'x empty' is full / empty at the same moments (the"
-    )
+    print("Medians in ms. 'empty' is a second queue with no history, measured sample by sample in")
+    print("alternation with the full one; 'x empty' is full / empty at the same moments (the")
     print(
         f"ratio that machine load cannot skew), 'x N=0' is full / the full queue's figure at N = {results[0][0]:,}."
     )
@@ -328,9 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--dsn", default=DEFAULT_DSN, help=f"server to use (default {DEFAULT_DSN})"
-    )
+    where.add_argument("--dsn", default=DEFAULT_DSN, help=f"server to use (default {DEFAULT_DSN})")
     where.add_argument(
         "--embedded", action="store_true", help="use a private pgserver in a temp dir"
     )
@@ -339,12 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         default="0,100000,1000000",
         help="finished-task counts, comma separated",
     )
-    parser.add_argument(
-        "--samples", type=int, default=200, help="samples per median (default 200)"
-    )
-    parser.add_argument(
-        "--batch", type=int, default=10000, help="tasks per fill transaction"
-    )
+    parser.add_argument("--samples", type=int, default=200, help="samples per median (default 200)")
+    parser.add_argument("--batch", type=int, default=10000, help="tasks per fill transaction")
     parser.add_argument(
         "--fill-jobs", type=int, default=2, help="parallel fill connections (default 2)"
     )
@@ -356,13 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep synchronous_commit on while measuring (adds disk flushes)",
     )
-    parser.add_argument(
-        "--keep", action="store_true", help=f"keep the {BENCH_DB} database"
-    )
+    parser.add_argument("--keep", action="store_true", help=f"keep the {BENCH_DB} database")
     args = parser.parse_args(argv)
-    wanted = sorted(
-        {int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip()}
-    )
+    wanted = sorted({int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip()})
 
     tmp = None
     server = None
@@ -377,13 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with psycopg.connect(admin_dsn, autocommit=True) as admin:
             admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(BENCH_DB)
-                )
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
             )
-            admin.execute(
-                sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB))
-            )
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
         try:
             run(
                 with_db(admin_dsn, BENCH_DB),

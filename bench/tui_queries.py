@@ -20,8 +20,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import psycopg
 from psycopg import sql
@@ -29,9 +29,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from absurd_tui.db import reads, schema  # noqa: E402
-from absurd_tui.db.reads import TaskFilter  # noqa: E402
-from absurd_tui.ui.source import LiveSource  # noqa: E402
+from absurd_tui.db import reads, schema
+from absurd_tui.db.reads import TaskFilter
+from absurd_tui.ui.source import LiveSource
 
 QUEUE = "bench"
 DBNAME = "absurd_bench_tui"
@@ -158,7 +158,9 @@ def seed(conn: psycopg.Connection, total: int) -> None:
     )
     conn.execute("DROP TABLE seed")
     for table in ("t", "r", "c", "w", "e"):
-        conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier("absurd", f"{table}_{QUEUE}")))
+        conn.execute(
+            sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier("absurd", f"{table}_{QUEUE}"))
+        )
     print(f"seeded {total:,} tasks in {time.perf_counter() - start:.1f} s")
 
 
@@ -178,7 +180,9 @@ def run(dsn: str, total: int, repeat: int, keep: bool = False) -> int:
         exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DBNAME,)).fetchone()
         fresh = not (keep and exists)
         if fresh:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DBNAME)))
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DBNAME))
+            )
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DBNAME)))
     bench_dsn = make_conninfo(**{**server, "dbname": DBNAME})
     failed = True
@@ -190,7 +194,11 @@ def run(dsn: str, total: int, repeat: int, keep: bool = False) -> int:
         # A half-seeded database is no use to a later --keep run either.
         if not keep or (failed and fresh):
             with psycopg.connect(dsn, autocommit=True) as admin:
-                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DBNAME)))
+                admin.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(DBNAME)
+                    )
+                )
 
 
 def _measure(bench_dsn: str, fresh: bool, total: int, repeat: int) -> int:
@@ -201,52 +209,95 @@ def _measure(bench_dsn: str, fresh: bool, total: int, repeat: int) -> int:
         else:
             print(f"reusing the seeded database {DBNAME} (--keep)")
         page = reads.list_tasks(conn, TaskFilter(queue=QUEUE), limit=100)
-        deep = reads.list_tasks(conn, TaskFilter(queue=QUEUE), limit=100, after=page.rows[50].task_id)
+        deep = reads.list_tasks(
+            conn, TaskFilter(queue=QUEUE), limit=100, after=page.rows[50].task_id
+        )
         some = deep.rows[10]
         waiting = reads.pending_waits(conn)[0]
         summaries = reads.queue_summaries(conn)
 
         queries: list[tuple[str, Callable[[], object]]] = [
-            ("queue summaries (counts by state, claimable, lag)", lambda: reads.queue_summaries(conn)),
-            ("task page, newest 100 (count from summaries)",
-             lambda: reads.list_tasks(conn, TaskFilter(queue=QUEUE), 100, summaries=summaries)),
-            ("task page, all queues", lambda: reads.list_tasks(conn, TaskFilter(), 100, summaries=summaries)),
-            ("task page 2 (keyset, after a key)",
-             lambda: reads.list_tasks(conn, TaskFilter(queue=QUEUE), 100, after=page.next_after, summaries=summaries)),
+            (
+                "queue summaries (counts by state, claimable, lag)",
+                lambda: reads.queue_summaries(conn),
+            ),
+            (
+                "task page, newest 100 (count from summaries)",
+                lambda: reads.list_tasks(conn, TaskFilter(queue=QUEUE), 100, summaries=summaries),
+            ),
+            (
+                "task page, all queues",
+                lambda: reads.list_tasks(conn, TaskFilter(), 100, summaries=summaries),
+            ),
+            (
+                "task page 2 (keyset, after a key)",
+                lambda: reads.list_tasks(
+                    conn, TaskFilter(queue=QUEUE), 100, after=page.next_after, summaries=summaries
+                ),
+            ),
         ]
         for state in reads.STATES:
-            queries.append((
-                f"task page, state {state}",
-                lambda s=state: reads.list_tasks(conn, TaskFilter(queue=QUEUE, state=s), 100, summaries=summaries),
-            ))
+            queries.append(
+                (
+                    f"task page, state {state}",
+                    lambda s=state: reads.list_tasks(
+                        conn, TaskFilter(queue=QUEUE, state=s), 100, summaries=summaries
+                    ),
+                )
+            )
         queries += [
-            ("task page, name prefix 'charge' (no count)",
-             lambda: reads.list_tasks(conn, TaskFilter(queue=QUEUE, name="charge"), 100, count=False)),
-            ("match count, name prefix 'charge' (capped, every 5 s)",
-             lambda: reads.count_tasks(conn, TaskFilter(queue=QUEUE, name="charge"))),
-            ("task page, search by id prefix",
-             lambda: reads.list_tasks(conn, TaskFilter(queue=QUEUE, search=str(some.task_id)[:18]), 100, count=False)),
-            ("task detail (runs, checkpoints, waits)",
-             lambda: reads.task_detail(conn, QUEUE, some.task_id)),
+            (
+                "task page, name prefix 'charge' (no count)",
+                lambda: reads.list_tasks(
+                    conn, TaskFilter(queue=QUEUE, name="charge"), 100, count=False
+                ),
+            ),
+            (
+                "match count, name prefix 'charge' (capped, every 5 s)",
+                lambda: reads.count_tasks(conn, TaskFilter(queue=QUEUE, name="charge")),
+            ),
+            (
+                "task page, search by id prefix",
+                lambda: reads.list_tasks(
+                    conn, TaskFilter(queue=QUEUE, search=str(some.task_id)[:18]), 100, count=False
+                ),
+            ),
+            (
+                "task detail (runs, checkpoints, waits)",
+                lambda: reads.task_detail(conn, QUEUE, some.task_id),
+            ),
             ("pending waits (events view)", lambda: reads.pending_waits(conn)),
             ("emitted events (events view)", lambda: reads.emitted_events(conn)),
             ("workers seen (workers view)", lambda: reads.workers_seen(conn)),
-            ("find task by id prefix (CLI show)", lambda: reads.find_task(conn, str(waiting.task_id)[:20])),
+            (
+                "find task by id prefix (CLI show)",
+                lambda: reads.find_task(conn, str(waiting.task_id)[:20]),
+            ),
         ]
         source = LiveSource(bench_dsn, "bench")
         short = reads.short_id(some.task_id)
         queries += [
-            ("tasks refresh as the console does it (summaries + page)",
-             lambda: source.tasks(TaskFilter(), 100, None, True)),
-            ("tasks refresh, search by a short id (resolved once)",
-             lambda: source.tasks(TaskFilter(queue=QUEUE, search=short), 100, None, True)),
+            (
+                "tasks refresh as the console does it (summaries + page)",
+                lambda: source.tasks(TaskFilter(), 100, None, True),
+            ),
+            (
+                "tasks refresh, search by a short id (resolved once)",
+                lambda: source.tasks(TaskFilter(queue=QUEUE, search=short), 100, None, True),
+            ),
         ]
         slow_searches: list[tuple[str, Callable[[], object]]] = [
-            ("resolving a short id (id tail; no index serves it)",
-             lambda: reads.tasks_with_id_tail(conn, short, QUEUE)),
+            (
+                "resolving a short id (id tail; no index serves it)",
+                lambda: reads.tasks_with_id_tail(conn, short, QUEUE),
+            ),
             ("find task by id tail (CLI show)", lambda: reads.find_task(conn, short)),
-            ("task page, rare name prefix (no index on task_name)",
-             lambda: reads.list_tasks(conn, TaskFilter(queue=QUEUE, name="no-such-task"), 100, count=False)),
+            (
+                "task page, rare name prefix (no index on task_name)",
+                lambda: reads.list_tasks(
+                    conn, TaskFilter(queue=QUEUE, name="no-such-task"), 100, count=False
+                ),
+            ),
         ]
         print(f"\n{'query':<60}{'median ms':>11}{'max ms':>10}")
         over = 0
@@ -259,17 +310,24 @@ def _measure(bench_dsn: str, fresh: bool, total: int, repeat: int) -> int:
         for name, fn in slow_searches:
             median, worst = timed(fn, 3)
             print(f"{name:<60}{median:>11.2f}{worst:>10.2f}")
-    print(f"\n{len(queries) - over} of {len(queries)} refresh queries under {GOAL_MS:.0f} ms (median)")
+    print(
+        f"\n{len(queries) - over} of {len(queries)} refresh queries under {GOAL_MS:.0f} ms (median)"
+    )
     return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dsn", help="a server's maintenance DSN (default: a throwaway embedded server)")
+    parser.add_argument(
+        "--dsn", help="a server's maintenance DSN (default: a throwaway embedded server)"
+    )
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=15)
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the seeded database, and reuse it if it exists (with --dsn)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the seeded database, and reuse it if it exists (with --dsn)",
+    )
     args = parser.parse_args()
     if args.dsn:
         return run(args.dsn, args.tasks, args.repeat, args.keep)

@@ -17,13 +17,21 @@ def resize_image(params, ctx):
     image = ctx.step("fetch", lambda: {"bytes": 48_213, "name": params.get("name", "photo.jpg")})
     for size in params.get("sizes", [64, 256, 1024]):
         ctx.step("resize", lambda size=size: (time.sleep(params.get("pause", 0.2)), f"{size}px")[1])
-    return ctx.step("upload", lambda: {"uploaded": image["name"], "sizes": len(params.get("sizes", [1, 2, 3]))})
+    return ctx.step(
+        "upload", lambda: {"uploaded": image["name"], "sizes": len(params.get("sizes", [1, 2, 3]))}
+    )
 
 
 @register_task("send-welcome-email", queue="emails")
 def send_welcome_email(params, ctx):
     body = ctx.step("render", lambda: f"Welcome, {params.get('user', 'friend')}!")
-    ctx.step("send", lambda: (time.sleep(params.get("pause", 0.1)), {"to": params.get("email"), "chars": len(body)})[1])
+    ctx.step(
+        "send",
+        lambda: (
+            time.sleep(params.get("pause", 0.1)),
+            {"to": params.get("email"), "chars": len(body)},
+        )[1],
+    )
     return {"sent": True}
 
 

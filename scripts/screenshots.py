@@ -42,7 +42,9 @@ from absurd_tui.ui.source import LiveSource  # noqa: E402
 DBNAME = "absurd_screenshots"
 SIZE = (160, 45)
 QUEUES = ("default", "emails", AGENT_QUEUE)
-AGENT_PROMPT = "What should I pack for a day trip tomorrow? Check the time and the weather where I am going."
+AGENT_PROMPT = (
+    "What should I pack for a day trip tomorrow? Check the time and the weather where I am going."
+)
 
 
 def wait_for(what: str, condition, timeout: float = 30.0) -> None:
@@ -59,7 +61,9 @@ def seed(client: Absurd) -> dict[str, str]:
         client.spawn("resize-image", {"name": name, "sizes": [64, 256, 1024], "pause": 0.05 * i})
     for user in ("Ada", "Grace", "Edsger"):
         client.spawn("send-welcome-email", {"user": user, "email": f"{user.lower()}@example.com"})
-    ids["failed"] = client.spawn("charge-card", {"order": 41, "amount": 1999, "decline": True}).task_id
+    ids["failed"] = client.spawn(
+        "charge-card", {"order": 41, "amount": 1999, "decline": True}
+    ).task_id
     client.spawn("charge-card", {"order": 42, "amount": 500})
     ids["timer"] = client.spawn("nightly-report", {"seconds": 6 * 3600}).task_id
     ids["event"] = client.spawn("approve-order", {"order": 7}).task_id
@@ -93,12 +97,20 @@ async def shoot(app: AbsurdApp, out: Path, failed_id: str, agent_id: str) -> lis
         saved.append(Path(app.save_screenshot(f"{name}.svg", str(out))))
 
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot, lambda: isinstance(app.screen, MainScreen) and app.screen.tasks_view.loaded, "tasks")
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, MainScreen) and app.screen.tasks_view.loaded,
+            "tasks",
+        )
         save("tasks")
         table = app.main_screen.query_one("#tasks")
         table.select_key(f"default/{failed_id}")
         await pilot.press("enter")
-        await settle(pilot, lambda: isinstance(app.screen, TaskDetailScreen) and app.screen.view.detail, "detail")
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, TaskDetailScreen) and app.screen.view.detail,
+            "detail",
+        )
         save("task-detail")
         app.screen.query_one("#detail-tabs").active = "runs-tab"
         await pilot.pause(0.3)
@@ -124,7 +136,11 @@ async def shoot(app: AbsurdApp, out: Path, failed_id: str, agent_id: str) -> lis
         app.open_task(AGENT_QUEUE, uuid.UUID(agent_id), "agent")
         await settle(
             pilot,
-            lambda: isinstance(app.screen, TaskDetailScreen) and app.screen.is_mounted and app.screen.view.transcript,
+            lambda: (
+                isinstance(app.screen, TaskDetailScreen)
+                and app.screen.is_mounted
+                and app.screen.view.transcript
+            ),
             "transcript",
         )
         save("agent-transcript")
@@ -136,7 +152,9 @@ async def shoot(app: AbsurdApp, out: Path, failed_id: str, agent_id: str) -> lis
 
 def run(server_dsn: str, out: Path) -> None:
     with psycopg.connect(server_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DBNAME)))
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DBNAME))
+        )
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DBNAME)))
     dsn = make_conninfo(**{**conninfo_to_dict(server_dsn), "dbname": DBNAME})
     pool = None
@@ -152,8 +170,14 @@ def run(server_dsn: str, out: Path) -> None:
             agent_id = spawn_agent(conn, AGENT_PROMPT, model="demo")
             source = LiveSource(dsn, describe(dsn), registry=default_registry)
             app = AbsurdApp(source, worker_queues=QUEUES, refresh=0.5, theme="textual-dark")
-            pool = WorkerPool(dsn, registry=default_registry, queues=QUEUES, concurrency=3,
-                              poll_interval=0.2, on_status=app.on_worker_status)
+            pool = WorkerPool(
+                dsn,
+                registry=default_registry,
+                queues=QUEUES,
+                concurrency=3,
+                poll_interval=0.2,
+                on_status=app.on_worker_status,
+            )
             app.worker_pool = pool
             pool.start()
             wait_for("the failed charge", lambda: state(client, ids["failed"]) == "failed")
@@ -161,7 +185,10 @@ def run(server_dsn: str, out: Path) -> None:
             wait_for("the event wait", lambda: state(client, ids["event"]) == "sleeping")
             wait_for("the agent's question", lambda: _asking(conn, agent_id))
             # Something running while the pictures are taken.
-            client.spawn("resize-image", {"name": "panorama.tif", "sizes": [64, 256, 1024, 4096], "pause": 20})
+            client.spawn(
+                "resize-image",
+                {"name": "panorama.tif", "sizes": [64, 256, 1024, 4096], "pause": 20},
+            )
             wait_for("a running task", lambda: any(s.state == "running" for s in pool.statuses()))
             out.mkdir(parents=True, exist_ok=True)
             saved = asyncio.run(shoot(app, out, ids["failed"], agent_id))
@@ -172,12 +199,16 @@ def run(server_dsn: str, out: Path) -> None:
         if pool is not None:
             pool.stop(timeout=1)
         with psycopg.connect(server_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DBNAME)))
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DBNAME))
+            )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dsn", help="a server's maintenance DSN (default: a throwaway embedded server)")
+    parser.add_argument(
+        "--dsn", help="a server's maintenance DSN (default: a throwaway embedded server)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
     args = parser.parse_args()
     if args.dsn:

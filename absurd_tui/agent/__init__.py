@@ -33,7 +33,14 @@ from .task import (
     spawn_agent,
 )
 from .tools import ToolRegistry, ToolResult, default_tools, tool
-from .transcript import Entry, PendingQuestion, Transcript, build_transcript, load_transcript, transcript_from_detail
+from .transcript import (
+    Entry,
+    PendingQuestion,
+    Transcript,
+    build_transcript,
+    load_transcript,
+    transcript_from_detail,
+)
 
 __all__ = [
     "AGENT_QUEUE",

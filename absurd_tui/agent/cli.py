@@ -17,12 +17,20 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from ..config import Settings
 from .conversation import MAX_ITERATIONS_LIMIT
 from .models import API_KEY_ENV, DEMO_LABEL, has_api_key, is_demo, model_label
-from .task import AGENT_QUEUE, AGENT_TASK, agent_params, answer_question, register_agent, spawn_agent
+from .task import (
+    AGENT_QUEUE,
+    AGENT_TASK,
+    agent_params,
+    answer_question,
+    register_agent,
+    spawn_agent,
+)
 from .transcript import Entry, PendingQuestion, Transcript, load_transcript
 
 PROG = "absurd-tui"
@@ -49,25 +57,39 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("prompt", metavar="PROMPT", help="what to ask the agent")
     parser.add_argument(
-        "--model", "-m", metavar="M",
+        "--model",
+        "-m",
+        metavar="M",
         help="'demo' (offline, scripted) or a Claude model such as claude-haiku-4-5 "
         f"(default: claude-haiku-4-5 when {API_KEY_ENV} is set, else demo)",
     )
     parser.add_argument(
-        "--max-iterations", "-n", type=_iterations, metavar="N",
+        "--max-iterations",
+        "-n",
+        type=_iterations,
+        metavar="N",
         help="stop after N model turns (default: 20)",
     )
     parser.add_argument("--system", metavar="TEXT", help="a system prompt for the model")
     parser.add_argument(
-        "--queue", "-q", default=AGENT_QUEUE, metavar="Q",
+        "--queue",
+        "-q",
+        default=AGENT_QUEUE,
+        metavar="Q",
         help="queue to spawn on (default: %(default)s; workers must serve it with the agent registered)",
     )
     parser.add_argument(
-        "--tasks", "-t", action="append", default=[], metavar="MODULE",
+        "--tasks",
+        "-t",
+        action="append",
+        default=[],
+        metavar="MODULE",
         help="with --follow: import a module (or .py file) that registers tools or tasks; repeatable",
     )
     parser.add_argument(
-        "--follow", "-f", action="store_true",
+        "--follow",
+        "-f",
+        action="store_true",
         help="run a worker for the queue in this process and stream the agent's transcript "
         "until it ends, answering its questions from standard input (the worker also runs "
         "other tasks waiting in that queue)",
@@ -125,7 +147,9 @@ def _check_args(args: argparse.Namespace) -> None:
             "runs the agent in this process. Set it, or use --model demo."
         )
     if args.tasks and not args.follow:
-        raise AgentCommandError("--tasks only applies with --follow (it loads tools into this process's worker).")
+        raise AgentCommandError(
+            "--tasks only applies with --follow (it loads tools into this process's worker)."
+        )
 
 
 def _run(args: argparse.Namespace, database: Any, stdin: TextIO, stdout: TextIO) -> int:
@@ -145,7 +169,12 @@ def _run(args: argparse.Namespace, database: Any, stdin: TextIO, stdout: TextIO)
                 f"Unknown queue {args.queue!r}. Create it with: {PROG} queue create {_shell(args.queue)}"
             )
         try:
-            params = agent_params(args.prompt, model=args.model, max_iterations=args.max_iterations, system=args.system)
+            params = agent_params(
+                args.prompt,
+                model=args.model,
+                max_iterations=args.max_iterations,
+                system=args.system,
+            )
             task_id = spawn_agent(conn, params.pop("prompt"), queue=args.queue, **params)
         except ValueError as exc:
             # Bad params or queue name: refused before anything was written.
@@ -218,7 +247,7 @@ def _follow(
     database: Any,
     queue: str,
     task_id: str,
-    printer: "TranscriptPrinter",
+    printer: TranscriptPrinter,
     stdin: TextIO,
     stdout: TextIO,
     poll_seconds: float,
@@ -228,7 +257,9 @@ def _follow(
         while True:
             transcript = load_transcript(conn, queue, task_id)
             if transcript is None:
-                raise AgentCommandError(f"The task {task_id} disappeared from queue {queue!r}.", EXIT_FAILED)
+                raise AgentCommandError(
+                    f"The task {task_id} disappeared from queue {queue!r}.", EXIT_FAILED
+                )
             printer.show(transcript)
             if transcript.finished:
                 return EXIT_OK if transcript.state == "completed" else EXIT_FAILED
@@ -239,7 +270,7 @@ def _follow(
                     print(
                         "\nStandard input closed: the agent keeps waiting for an answer. Give it later "
                         f"in the console, or with: {PROG} emit {_shell(question.event_name)} "
-                        f"--queue {_shell(queue)} --payload '{{\"answer\": \"...\"}}'",
+                        f'--queue {_shell(queue)} --payload \'{{"answer": "..."}}\'',
                         file=stdout,
                         flush=True,
                     )
@@ -288,13 +319,15 @@ class TranscriptPrinter:
 
     def show(self, transcript: Transcript) -> None:
         if not self.header_done:
-            self._write(f"Agent task {transcript.task_id} on queue {transcript.queue}, model {transcript.model_label}")
+            self._write(
+                f"Agent task {transcript.task_id} on queue {transcript.queue}, model {transcript.model_label}"
+            )
             self.header_done = True
         stable = transcript.stable_entries
-        for entry in stable[self.printed:]:
+        for entry in stable[self.printed :]:
             self._write(format_entry(entry))
         self.printed = max(self.printed, len(stable))
-        trailing = transcript.entries[len(stable):]
+        trailing = transcript.entries[len(stable) :]
         if trailing:
             entry = trailing[0]
             marker = (entry.key, entry.text)

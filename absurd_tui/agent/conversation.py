@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Literal
 
 from .tools import ASK_HUMAN, SLEEP, ToolResult
 
@@ -48,7 +49,15 @@ DEFAULT_MAX_TOKENS = 4096
 DEFAULT_MAX_SLEEP_SECONDS = 3600
 
 PARAM_KEYS = frozenset(
-    {"prompt", "model", "max_iterations", "system", "max_tokens", "ask_human_timeout", "max_sleep_seconds"}
+    {
+        "prompt",
+        "model",
+        "max_iterations",
+        "system",
+        "max_tokens",
+        "ask_human_timeout",
+        "max_sleep_seconds",
+    }
 )
 
 
@@ -93,7 +102,7 @@ class AgentSpec:
     max_sleep_seconds: float = DEFAULT_MAX_SLEEP_SECONDS
 
     @classmethod
-    def parse(cls, params: Any) -> "AgentSpec":
+    def parse(cls, params: Any) -> AgentSpec:
         if not isinstance(params, Mapping):
             raise AgentParamsError(
                 'The agent needs params as a JSON object, e.g. {"prompt": "What time is it?"}'
@@ -109,14 +118,18 @@ class AgentSpec:
             raise AgentParamsError('The agent needs a non-empty "prompt" string')
         model = params.get("model")
         if model is not None and (not isinstance(model, str) or not model.strip()):
-            raise AgentParamsError('"model" must be a model name such as "claude-haiku-4-5" or "demo"')
+            raise AgentParamsError(
+                '"model" must be a model name such as "claude-haiku-4-5" or "demo"'
+            )
         system = params.get("system")
         if system is not None and not isinstance(system, str):
             raise AgentParamsError('"system" must be a string')
         return cls(
             prompt=prompt,
             model=model.strip() if model else None,
-            max_iterations=_int_param(params, "max_iterations", DEFAULT_MAX_ITERATIONS, 1, MAX_ITERATIONS_LIMIT),
+            max_iterations=_int_param(
+                params, "max_iterations", DEFAULT_MAX_ITERATIONS, 1, MAX_ITERATIONS_LIMIT
+            ),
             system=system or None,
             max_tokens=_int_param(params, "max_tokens", DEFAULT_MAX_TOKENS, 1, 1_000_000),
             ask_human_timeout=_int_param(params, "ask_human_timeout", None, 1, 10**9),
@@ -124,7 +137,9 @@ class AgentSpec:
         )
 
 
-def _int_param(params: Mapping[str, Any], key: str, default: int | None, low: int, high: int) -> Any:
+def _int_param(
+    params: Mapping[str, Any], key: str, default: int | None, low: int, high: int
+) -> Any:
     value = params.get(key)
     if value is None:
         return default
@@ -137,7 +152,12 @@ def _number_param(params: Mapping[str, Any], key: str, default: float) -> float:
     value = params.get(key)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
         raise AgentParamsError(f'"{key}" must be a non-negative number of seconds')
     return value
 
@@ -154,14 +174,16 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
 
-    def __add__(self, other: "Usage") -> "Usage":
-        return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens)
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
+        )
 
     def to_json(self) -> dict[str, int]:
         return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
 
     @classmethod
-    def from_json(cls, value: Any) -> "Usage":
+    def from_json(cls, value: Any) -> Usage:
         value = value if isinstance(value, Mapping) else {}
         return cls(int(value.get("input_tokens") or 0), int(value.get("output_tokens") or 0))
 
@@ -185,7 +207,7 @@ class Turn:
         }
 
     @classmethod
-    def from_json(cls, value: Any) -> "Turn":
+    def from_json(cls, value: Any) -> Turn:
         if not isinstance(value, Mapping) or not isinstance(value.get("content"), list):
             raise ValueError(f"not an agent iteration checkpoint: {value!r:.200}")
         return cls(
@@ -198,7 +220,9 @@ class Turn:
     @property
     def text(self) -> str:
         return "\n\n".join(
-            block["text"] for block in self.content if block.get("type") == "text" and block.get("text")
+            block["text"]
+            for block in self.content
+            if block.get("type") == "text" and block.get("text")
         )
 
     @property
@@ -297,8 +321,12 @@ class Planner:
         timeout = args.get("timeout_seconds", self.spec.ask_human_timeout)
         if not isinstance(question, str) or not question.strip():
             return self._invalid(call, 'ask_human needs a non-empty "question" string.')
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 1):
-            return self._invalid(call, '"timeout_seconds" must be a whole number of seconds, at least 1.')
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 1
+        ):
+            return self._invalid(
+                call, '"timeout_seconds" must be a whole number of seconds, at least 1.'
+            )
         self._questions += 1
         return PlannedTool(
             call,
@@ -315,15 +343,23 @@ class Planner:
         seconds = args.get("seconds")
         reason = args.get("reason")
         limit = self.spec.max_sleep_seconds
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not math.isfinite(seconds)
+        ):
             return self._invalid(call, 'sleep needs "seconds", a number.')
         if not 0 <= seconds <= limit:
             return self._invalid(call, f'"seconds" must be between 0 and {limit:g}.')
         reason = reason.strip() if isinstance(reason, str) and reason.strip() else "no reason given"
-        return PlannedTool(call, "sleep", SLEEP_STEP, self._names.next(SLEEP_STEP), seconds=seconds, reason=reason)
+        return PlannedTool(
+            call, "sleep", SLEEP_STEP, self._names.next(SLEEP_STEP), seconds=seconds, reason=reason
+        )
 
     def _invalid(self, call: ToolCall, error: str) -> PlannedTool:
-        return PlannedTool(call, "invalid", None, None, error=f"Invalid input for {call.name}: {error}")
+        return PlannedTool(
+            call, "invalid", None, None, error=f"Invalid input for {call.name}: {error}"
+        )
 
 
 def tool_results_message(results: Iterable[ToolResult]) -> dict[str, Any]:

@@ -13,8 +13,9 @@ time, so the agent task stops for good with the reason.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Protocol
 
 from .conversation import Turn, Usage
 
@@ -95,13 +96,18 @@ def model_options(env: Mapping[str, str] | None = None) -> list[ModelOption]:
     keyed = has_api_key(env)
     demo = ModelOption(DEMO_MODEL, DEMO_LABEL, True, "scripted, no key and no network needed")
     claude = [
-        ModelOption(name, name, keyed, "Anthropic API" if keyed else f"unavailable: {API_KEY_ENV} is not set")
+        ModelOption(
+            name,
+            name,
+            keyed,
+            "Anthropic API" if keyed else f"unavailable: {API_KEY_ENV} is not set",
+        )
         for name in CLAUDE_MODELS
     ]
-    return claude + [demo] if keyed else [demo] + claude
+    return [*claude, demo] if keyed else [demo, *claude]
 
 
-def make_model(name: str, env: Mapping[str, str] | None = None) -> "Model":
+def make_model(name: str, env: Mapping[str, str] | None = None) -> Model:
     if is_demo(name):
         return DemoModel()
     return AnthropicModel(name, env=env)
@@ -171,9 +177,13 @@ class AnthropicModel:
                 f"Could not reach the Anthropic API at {where}: {self._scrub(str(exc))}"
             ) from None
         except anthropic.APIResponseValidationError as exc:
-            raise TransientModelError(f"The Anthropic API returned an unexpected response: {self._scrub(str(exc))}") from None
+            raise TransientModelError(
+                f"The Anthropic API returned an unexpected response: {self._scrub(str(exc))}"
+            ) from None
         except anthropic.AnthropicError as exc:
-            raise ModelRejectedError(f"The Anthropic client failed: {self._scrub(str(exc))}") from None
+            raise ModelRejectedError(
+                f"The Anthropic client failed: {self._scrub(str(exc))}"
+            ) from None
         usage = getattr(message, "usage", None)
         return Turn(
             content=tuple(_block_json(block) for block in message.content),
@@ -188,7 +198,9 @@ class AnthropicModel:
     def _status_error(self, exc: Any) -> ModelError:
         status = getattr(exc, "status_code", None)
         kind = getattr(exc, "type", None) or "error"
-        detail = self._scrub(getattr(exc, "api_message", None) or getattr(exc, "message", None) or str(exc))
+        detail = self._scrub(
+            getattr(exc, "api_message", None) or getattr(exc, "message", None) or str(exc)
+        )
         request_id = getattr(exc, "request_id", None)
         suffix = f" (request id {request_id})" if request_id else ""
         if status in _TRANSIENT_STATUSES or (isinstance(status, int) and status >= 500):
@@ -200,7 +212,9 @@ class AnthropicModel:
             hint = f" The key in {API_KEY_ENV} may lack access to this model or feature."
         elif status == 404:
             hint = f" Is {self.name!r} a model name your account can use?"
-        return ModelRejectedError(f"Anthropic API rejected the request: {status} {kind}: {detail}{suffix}.{hint}")
+        return ModelRejectedError(
+            f"Anthropic API rejected the request: {status} {kind}: {detail}{suffix}.{hint}"
+        )
 
     def _scrub(self, text: str) -> str:
         """Never let the key reach a failure reason (stored in the database, shown in the UI)."""
@@ -247,10 +261,19 @@ class DemoModel:
     ) -> Turn:
         turn = 1 + sum(1 for message in messages if message.get("role") == "assistant")
         results = _tool_results(messages)
-        prompt = messages[0]["content"] if messages and isinstance(messages[0].get("content"), str) else ""
+        prompt = (
+            messages[0]["content"]
+            if messages and isinstance(messages[0].get("content"), str)
+            else ""
+        )
 
         def call(text: str, tool: str, tool_input: dict[str, Any]) -> Turn:
-            block = {"type": "tool_use", "id": f"demo_tool_{turn}", "name": tool, "input": tool_input}
+            block = {
+                "type": "tool_use",
+                "id": f"demo_tool_{turn}",
+                "name": tool,
+                "input": tool_input,
+            }
             return Turn(({"type": "text", "text": text}, block), "tool_use", Usage(), DEMO_MODEL)
 
         if turn == 1:
@@ -261,7 +284,11 @@ class DemoModel:
                 {"timezone": "UTC"},
             )
         if turn == 2:
-            return call("Now I need something only you can tell me.", "ask_human", {"question": self.QUESTION})
+            return call(
+                "Now I need something only you can tell me.",
+                "ask_human",
+                {"question": self.QUESTION},
+            )
         if turn == 3:
             city = self._city(results.get("demo_tool_2"))
             return call(f"Looking up the weather in {city}.", "get_weather", {"location": city})
@@ -271,7 +298,12 @@ class DemoModel:
                 "sleep",
                 {"seconds": self.SLEEP_SECONDS, "reason": "demonstrating a durable sleep"},
             )
-        return Turn(({"type": "text", "text": self._answer(prompt, results)},), "end_turn", Usage(), DEMO_MODEL)
+        return Turn(
+            ({"type": "text", "text": self._answer(prompt, results)},),
+            "end_turn",
+            Usage(),
+            DEMO_MODEL,
+        )
 
     def _city(self, answer: tuple[str, bool] | None) -> str:
         if answer is None or answer[1]:
@@ -279,7 +311,7 @@ class DemoModel:
         text = answer[0]
         prefix = "The person answered:"
         if text.startswith(prefix):
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
         text = " ".join(text.split())
         return text[:80] or self.FALLBACK_CITY
 
@@ -298,11 +330,15 @@ class DemoModel:
         else:
             lines.append(f"- You asked for the weather in {city}.")
         if weather_error:
-            lines.append(f"- The weather lookup failed, which I can report but not fix: {weather_text}")
+            lines.append(
+                f"- The weather lookup failed, which I can report but not fix: {weather_text}"
+            )
         else:
             lines.append(f"- Weather: {weather_text}")
         lines.append(f"- I then slept durably for {self.SLEEP_SECONDS} seconds.")
-        lines.append("Each step above is a checkpoint: a crash at any point resumes here without redoing them.")
+        lines.append(
+            "Each step above is a checkpoint: a crash at any point resumes here without redoing them."
+        )
         return "\n".join(lines)
 
 

@@ -82,7 +82,9 @@ def run_agent(params: Any, ctx: Any, tools: ToolRegistry | None = None) -> dict[
         nonlocal model
         # Built on first use: a run that replays only checkpointed turns needs no key.
         model = model if model is not None else make_model(model_name)
-        turn = model.respond(system=spec.system, messages=messages, tools=tool_specs, max_tokens=spec.max_tokens)
+        turn = model.respond(
+            system=spec.system, messages=messages, tools=tool_specs, max_tokens=spec.max_tokens
+        )
         return turn.to_json()
 
     for number in range(1, spec.max_iterations + 1):
@@ -105,7 +107,9 @@ def run_agent(params: Any, ctx: Any, tools: ToolRegistry | None = None) -> dict[
     raise AssertionError("unreachable: the loop returns on its last iteration")
 
 
-def _result(answer: str | None, iterations: int, usage: Usage, model: str, stop: str) -> dict[str, Any]:
+def _result(
+    answer: str | None, iterations: int, usage: Usage, model: str, stop: str
+) -> dict[str, Any]:
     return {
         "answer": answer,
         "iterations": iterations,
@@ -120,12 +124,16 @@ def _run_tool(ctx: Any, planned: PlannedTool, tools: ToolRegistry) -> ToolResult
     if planned.kind == "invalid":
         return planned.invalid_result()
     if planned.kind == "function":
-        stored = ctx.step(planned.base_step, lambda: tools.call(call.id, call.name, call.input).to_json())
+        stored = ctx.step(
+            planned.base_step, lambda: tools.call(call.id, call.name, call.input).to_json()
+        )
         _check_step(ctx, planned.step)
         return ToolResult(call.id, str(stored["content"]), bool(stored.get("is_error")))
     if planned.kind == "ask_human":
         try:
-            payload = ctx.await_event(planned.event_name, step_name=ASK_HUMAN_STEP, timeout=planned.timeout)
+            payload = ctx.await_event(
+                planned.event_name, step_name=ASK_HUMAN_STEP, timeout=planned.timeout
+            )
         except EventTimeout:
             _check_step(ctx, planned.step)
             return planned.timeout_result()
@@ -143,7 +151,9 @@ def _check_step(ctx: Any, expected: str | None) -> None:
     ever named them differently, transcripts would silently lose turns, so stop."""
     actual = getattr(ctx, "current_step", None)
     if expected is not None and actual is not None and actual != expected:
-        raise AssertionError(f"agent step naming out of step: SDK used {actual!r}, planner expected {expected!r}")
+        raise AssertionError(
+            f"agent step naming out of step: SDK used {actual!r}, planner expected {expected!r}"
+        )
 
 
 def register_agent(
@@ -162,9 +172,13 @@ def register_agent(
     """
     registry = registry if registry is not None else default_registry
     existing = registry.get(AGENT_TASK)
-    if existing is not None and getattr(existing.handler, "func", existing.handler) is run_agent:
-        if (queue is None or existing.queue == queue) and tools is None:
-            return existing
+    if (
+        existing is not None
+        and getattr(existing.handler, "func", existing.handler) is run_agent
+        and (queue is None or existing.queue == queue)
+        and tools is None
+    ):
+        return existing
     handler = run_agent if tools is None else functools.partial(run_agent, tools=tools)
     return registry.register(
         AGENT_TASK,
@@ -210,7 +224,9 @@ def spawn_agent(
     The queue is created if missing. A worker must serve that queue with the agent
     registered for it (``register_agent(queue=...)``); the default is ``agents``.
     """
-    params = agent_params(prompt, model=model, max_iterations=max_iterations, system=system, **extra)
+    params = agent_params(
+        prompt, model=model, max_iterations=max_iterations, system=system, **extra
+    )
     registry = TaskRegistry()
     register_agent(registry, queue=queue)
     client = Absurd(conn, queue_name=queue, registry=registry)

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import weather
@@ -70,7 +71,11 @@ class Tool:
 
     def spec(self) -> dict[str, Any]:
         """The tool as the Messages API expects it in ``tools``."""
-        return {"name": self.name, "description": self.description, "input_schema": dict(self.input_schema)}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "input_schema": dict(self.input_schema),
+        }
 
 
 @dataclass(frozen=True)
@@ -85,11 +90,17 @@ class ToolResult:
         return {"tool_use_id": self.tool_use_id, "content": self.content, "is_error": self.is_error}
 
     @classmethod
-    def from_json(cls, value: Mapping[str, Any]) -> "ToolResult":
-        return cls(str(value["tool_use_id"]), str(value["content"]), bool(value.get("is_error", False)))
+    def from_json(cls, value: Mapping[str, Any]) -> ToolResult:
+        return cls(
+            str(value["tool_use_id"]), str(value["content"]), bool(value.get("is_error", False))
+        )
 
     def block(self) -> dict[str, Any]:
-        block: dict[str, Any] = {"type": "tool_result", "tool_use_id": self.tool_use_id, "content": self.content}
+        block: dict[str, Any] = {
+            "type": "tool_result",
+            "tool_use_id": self.tool_use_id,
+            "content": self.content,
+        }
         if self.is_error:
             block["is_error"] = True
         return block
@@ -110,7 +121,9 @@ class ToolRegistry:
         """Register ``fn`` as a tool; registering the same function again is a no-op."""
         name = name or fn.__name__
         description = (description or (fn.__doc__ or "").strip()).strip()
-        schema = dict(input_schema) if input_schema is not None else {"type": "object", "properties": {}}
+        schema = (
+            dict(input_schema) if input_schema is not None else {"type": "object", "properties": {}}
+        )
         _check_definition(name, description, schema)
         if name in WAITING_TOOLS:
             raise ValueError(f"tool name {name!r} is reserved for the built-in waiting tool")
@@ -139,15 +152,19 @@ class ToolRegistry:
         found = self._tools.get(name)
         if found is None:
             known = ", ".join(self.names()) or "none"
-            return ToolResult(tool_use_id, f"Unknown tool {name!r}. Available tools: {known}.", is_error=True)
+            return ToolResult(
+                tool_use_id, f"Unknown tool {name!r}. Available tools: {known}.", is_error=True
+            )
         if found.fn is None:
-            raise ValueError(f"{name!r} is a waiting tool; the agent task carries it out, not the registry")
+            raise ValueError(
+                f"{name!r} is a waiting tool; the agent task carries it out, not the registry"
+            )
         problem = input_problem(found.input_schema, tool_input)
         if problem:
             return ToolResult(tool_use_id, f"Invalid input for {name}: {problem}", is_error=True)
         try:
             value = found.fn(**tool_input)
-        except Exception as exc:  # noqa: BLE001 - any tool failure is reported to the model, by design
+        except Exception as exc:
             message = str(exc) or exc.__class__.__name__
             return ToolResult(tool_use_id, f"{name} failed: {message}", is_error=True)
         return ToolResult(tool_use_id, result_text(value))
@@ -162,7 +179,10 @@ def result_text(value: Any) -> str:
         except (TypeError, ValueError):
             text = str(value)
     if len(text) > MAX_RESULT_CHARS:
-        text = text[:MAX_RESULT_CHARS] + f"\n[truncated: {len(text) - MAX_RESULT_CHARS} more characters]"
+        text = (
+            text[:MAX_RESULT_CHARS]
+            + f"\n[truncated: {len(text) - MAX_RESULT_CHARS} more characters]"
+        )
     return text
 
 
@@ -204,7 +224,9 @@ def _check_definition(name: str, description: str, schema: Mapping[str, Any]) ->
     if not description:
         raise ValueError(f"tool {name!r} needs a description (a docstring or description=...)")
     if not isinstance(schema, Mapping) or schema.get("type") != "object":
-        raise ValueError(f"the input schema of tool {name!r} must be a JSON schema of type 'object'")
+        raise ValueError(
+            f"the input schema of tool {name!r} must be a JSON schema of type 'object'"
+        )
     try:
         json.dumps(schema)
     except (TypeError, ValueError) as exc:
@@ -212,13 +234,15 @@ def _check_definition(name: str, description: str, schema: Mapping[str, Any]) ->
 
 
 def current_time(timezone_name: str | None = None) -> dict[str, str]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     result = {"utc": now.isoformat(timespec="seconds")}
     if timezone_name:
         try:
             zone = ZoneInfo(timezone_name)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {timezone_name!r}; use an IANA name such as 'Europe/Paris'") from exc
+            raise ValueError(
+                f"unknown time zone {timezone_name!r}; use an IANA name such as 'Europe/Paris'"
+            ) from exc
         result["timezone"] = timezone_name
         result["local"] = now.astimezone(zone).isoformat(timespec="seconds")
     return result
@@ -254,7 +278,10 @@ def register_builtins(registry: ToolRegistry) -> None:
             "type": "object",
             "properties": {
                 "seconds": {"type": "number", "description": "How long to sleep, in seconds."},
-                "reason": {"type": "string", "description": "Why you are sleeping, shown to the person watching."},
+                "reason": {
+                    "type": "string",
+                    "description": "Why you are sleeping, shown to the person watching.",
+                },
             },
             "required": ["seconds", "reason"],
         },
@@ -266,7 +293,10 @@ def register_builtins(registry: ToolRegistry) -> None:
         input_schema={
             "type": "object",
             "properties": {
-                "location": {"type": "string", "description": "A city or place name, e.g. 'Paris' or 'Kyoto'."}
+                "location": {
+                    "type": "string",
+                    "description": "A city or place name, e.g. 'Paris' or 'Kyoto'.",
+                }
             },
             "required": ["location"],
         },
@@ -278,7 +308,10 @@ def register_builtins(registry: ToolRegistry) -> None:
         input_schema={
             "type": "object",
             "properties": {
-                "timezone": {"type": "string", "description": "Optional IANA time zone, e.g. 'Asia/Tokyo'."}
+                "timezone": {
+                    "type": "string",
+                    "description": "Optional IANA time zone, e.g. 'Asia/Tokyo'.",
+                }
             },
         },
     )

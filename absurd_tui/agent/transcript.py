@@ -15,9 +15,10 @@ replaces.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable, Literal, Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import psycopg
 
@@ -136,7 +137,7 @@ def build_transcript(
     task's registered event waits; ``failure`` is the failure reason when the task
     failed; ``last_error`` the message of the latest failed attempt while it retries.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     task_id = str(task_id)
     timed_out = frozenset(timed_out)
     waits_by_step = {wait.step: wait for wait in waits}
@@ -170,7 +171,15 @@ def build_transcript(
             try:
                 turn = Turn.from_json(checkpoints[step])
             except ValueError as exc:
-                entries.append(Entry(step, "error", f"Unreadable checkpoint {step}: {exc}", iteration=number, step=step))
+                entries.append(
+                    Entry(
+                        step,
+                        "error",
+                        f"Unreadable checkpoint {step}: {exc}",
+                        iteration=number,
+                        step=step,
+                    )
+                )
                 break
             iterations = number
             usage = usage + turn.usage
@@ -189,7 +198,15 @@ def build_transcript(
                     break
                 kind = block.get("type")
                 if kind == "text" and block.get("text"):
-                    entries.append(Entry(f"{step}/{index}", "assistant", block["text"], iteration=number, step=step))
+                    entries.append(
+                        Entry(
+                            f"{step}/{index}",
+                            "assistant",
+                            block["text"],
+                            iteration=number,
+                            step=step,
+                        )
+                    )
                 elif kind == "tool_use":
                     call = calls[call_index]
                     call_index += 1
@@ -239,7 +256,12 @@ def build_transcript(
                 break
             if stop_walk:
                 break
-        if not entries_done and state == "completed" and isinstance(result, Mapping) and result.get("answer"):
+        if (
+            not entries_done
+            and state == "completed"
+            and isinstance(result, Mapping)
+            and result.get("answer")
+        ):
             entries.append(Entry("result", "final", str(result["answer"])))
 
     if state == "failed":
@@ -297,7 +319,9 @@ def _tool_outcome(
     if planned.kind == "function":
         if step in checkpoints and isinstance(checkpoints[step], Mapping):
             stored = checkpoints[step]
-            return result_entry(ToolResult(call.id, str(stored.get("content")), bool(stored.get("is_error")))), None
+            return result_entry(
+                ToolResult(call.id, str(stored.get("content")), bool(stored.get("is_error")))
+            ), None
         if state not in LIVE_STATES:
             return None, None
         text = f"Running tool {call.name}"
@@ -344,7 +368,9 @@ def _tool_outcome(
         if state not in LIVE_STATES:
             return None, None
         text = f"Sleeping {planned.seconds:g} s: {planned.reason}"
-        return Entry(key, "sleeping", text, iteration=number, tool_name=call.name, step=step, until=wake), None
+        return Entry(
+            key, "sleeping", text, iteration=number, tool_name=call.name, step=step, until=wake
+        ), None
     raise AssertionError(f"unknown tool kind {planned.kind!r}")
 
 
@@ -380,10 +406,12 @@ def _timestamp(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+        parsed = datetime.fromisoformat(
+            value.replace("Z", "+00:00") if value.endswith("Z") else value
+        )
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _failure_text(failure: Any) -> str:
@@ -449,7 +477,9 @@ _SNAPSHOT_SQL = """
 """
 
 
-def load_transcript(conn: psycopg.Connection, queue: str, task_id: str | uuid.UUID) -> Transcript | None:
+def load_transcript(
+    conn: psycopg.Connection, queue: str, task_id: str | uuid.UUID
+) -> Transcript | None:
     """Read one agent task and build its transcript (None if there is no such task)."""
     from psycopg import sql
 
@@ -468,7 +498,13 @@ def load_transcript(conn: psycopg.Connection, queue: str, task_id: str | uuid.UU
     failures = [run["failure"] for run in runs if run.get("failure") is not None]
     if state == "failed" and failures:
         failure = failures[-1]
-    elif state in LIVE_STATES and runs and runs[-1]["attempt"] > 1 and not runs[-1]["started"] and failures:
+    elif (
+        state in LIVE_STATES
+        and runs
+        and runs[-1]["attempt"] > 1
+        and not runs[-1]["started"]
+        and failures
+    ):
         # A retry run that has not started yet: the previous attempt's failure is why.
         last_error = _failure_text(failures[-1])
     return build_transcript(

@@ -89,7 +89,9 @@ def get_weather(location: str) -> dict[str, Any]:
     try:
         latitude, longitude = float(place["latitude"]), float(place["longitude"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise WeatherError(f"the geocoding service returned no coordinates for {location!r}") from exc
+        raise WeatherError(
+            f"the geocoding service returned no coordinates for {location!r}"
+        ) from exc
 
     weather = _get_json(
         f"{forecast}/v1/forecast",
@@ -114,7 +116,9 @@ def get_weather(location: str) -> dict[str, Any]:
     code = current.get("weather_code")
     return {
         "location": ", ".join(
-            str(part) for part in (place.get("name"), place.get("admin1"), place.get("country")) if part
+            str(part)
+            for part in (place.get("name"), place.get("admin1"), place.get("country"))
+            if part
         ),
         "latitude": latitude,
         "longitude": longitude,
@@ -132,16 +136,22 @@ def get_weather(location: str) -> dict[str, Any]:
 
 def _get_json(url: str, query: dict[str, Any]) -> Any:
     full = f"{url}?{urllib.parse.urlencode(query)}"
-    request = urllib.request.Request(full, headers={"Accept": "application/json", "User-Agent": "absurd-tui"})
+    request = urllib.request.Request(
+        full, headers={"Accept": "application/json", "User-Agent": "absurd-tui"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
             body = response.read(MAX_RESPONSE_BYTES + 1)
     except urllib.error.HTTPError as exc:
         raise WeatherError(f"the weather service answered HTTP {exc.code} ({exc.reason})") from exc
     except urllib.error.URLError as exc:
-        raise WeatherError(f"the weather service could not be reached ({exc.reason}); the machine may be offline") from exc
+        raise WeatherError(
+            f"the weather service could not be reached ({exc.reason}); the machine may be offline"
+        ) from exc
     except TimeoutError as exc:
-        raise WeatherError(f"the weather service did not answer within {TIMEOUT_SECONDS:g} seconds") from exc
+        raise WeatherError(
+            f"the weather service did not answer within {TIMEOUT_SECONDS:g} seconds"
+        ) from exc
     except OSError as exc:
         raise WeatherError(f"the weather service could not be reached ({exc})") from exc
     if len(body) > MAX_RESPONSE_BYTES:

@@ -37,7 +37,9 @@ class Database:
     def connect(self, *, autocommit: bool = True, **kwargs) -> psycopg.Connection:
         return connect(self.dsn, autocommit=autocommit, **kwargs)
 
-    def pool(self, *, min_size: int = 1, max_size: int = 4, name: str | None = None) -> ConnectionPool:
+    def pool(
+        self, *, min_size: int = 1, max_size: int = 4, name: str | None = None
+    ) -> ConnectionPool:
         """A pool of autocommit connections; the caller closes it."""
         return ConnectionPool(
             self.dsn,

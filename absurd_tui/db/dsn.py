@@ -10,7 +10,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 def parse(dsn: str) -> dict[str, str]:
     try:
         return {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
-    except Exception:  # noqa: BLE001 - an unparsable DSN is described as such below
+    except Exception:
         return {}
 
 

@@ -24,9 +24,10 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -63,7 +64,7 @@ class Count:
     estimated: bool = False
     """True when the figure comes from planner statistics, not a count."""
 
-    def __add__(self, other: "Count") -> "Count":
+    def __add__(self, other: Count) -> Count:
         return Count(
             self.value + other.value,
             capped=self.capped or other.capped,
@@ -326,8 +327,7 @@ def pretty(value: Any) -> str:
 
 def queue_names(conn: psycopg.Connection) -> list[str]:
     return [
-        row[0]
-        for row in conn.execute("SELECT queue_name FROM absurd.queues ORDER BY queue_name")
+        row[0] for row in conn.execute("SELECT queue_name FROM absurd.queues ORDER BY queue_name")
     ]
 
 
@@ -381,9 +381,7 @@ def _live_counts(conn: psycopg.Connection, queue: str) -> dict[str, Count]:
     # read only the live part of the run table however many finished tasks there are.
     runs = _ident("r", queue)
     return {
-        state: _capped_count(
-            conn, sql.SQL("SELECT 1 FROM {} WHERE " + predicate).format(runs), ()
-        )
+        state: _capped_count(conn, sql.SQL("SELECT 1 FROM {} WHERE " + predicate).format(runs), ())
         for state, predicate in _LIVE_RUNS.items()
     }
 
@@ -410,14 +408,18 @@ def _terminal_counts(conn: psycopg.Connection, queue: str) -> dict[str, Count]:
     # when it was never analysed). Costs a plan, not a scan.
     return {
         state: Count(
-            _planner_rows(conn, sql.SQL("SELECT 1 FROM {} WHERE state = %s").format(tasks), (state,)),
+            _planner_rows(
+                conn, sql.SQL("SELECT 1 FROM {} WHERE state = %s").format(tasks), (state,)
+            ),
             estimated=True,
         )
         for state in TERMINAL_STATES
     }
 
 
-def queue_summary(conn: psycopg.Connection, queue: str, created_at: datetime | None = None) -> QueueSummary:
+def queue_summary(
+    conn: psycopg.Connection, queue: str, created_at: datetime | None = None
+) -> QueueSummary:
     counts = {**_live_counts(conn, queue), **_terminal_counts(conn, queue)}
     runs = _ident("r", queue)
     now = _db_now(conn)
@@ -468,7 +470,11 @@ def _id_bounds(prefix: str) -> tuple[uuid.UUID, uuid.UUID] | None:
 def _suffix(text: str) -> str | None:
     """The hex tail to match for a short id (as ``short_id`` shows), if it is one."""
     digits = text.strip().lower()
-    if len(digits) < MIN_SUFFIX_DIGITS or len(digits) > 32 or not re.fullmatch(r"[0-9a-f]+", digits):
+    if (
+        len(digits) < MIN_SUFFIX_DIGITS
+        or len(digits) > 32
+        or not re.fullmatch(r"[0-9a-f]+", digits)
+    ):
         return None
     return digits
 
@@ -525,9 +531,11 @@ def _task_where(
         params.append(flt.state)
         if via_runs:
             clauses.append(
-                sql.SQL("t.task_id IN (SELECT r.task_id FROM {} AS r WHERE r." + _RUNS_IN_STATE[flt.state] + ")").format(
-                    _ident("r", queue)
-                )
+                sql.SQL(
+                    "t.task_id IN (SELECT r.task_id FROM {} AS r WHERE r."
+                    + _RUNS_IN_STATE[flt.state]
+                    + ")"
+                ).format(_ident("r", queue))
             )
     if flt.name:
         clauses.append(sql.SQL("t.task_name LIKE %s"))
@@ -652,7 +660,9 @@ def count_tasks(
                 break
             where, params = _task_where(queue, flt, None, via_runs=via_runs, search_part=part)
             total = total + _capped_count(
-                conn, sql.SQL("SELECT 1 FROM {} AS t WHERE {}").format(_ident("t", queue), where), params
+                conn,
+                sql.SQL("SELECT 1 FROM {} AS t WHERE {}").format(_ident("t", queue), where),
+                params,
             )
     if total.value > COUNT_CAP:
         return Count(COUNT_CAP, capped=True)
@@ -694,7 +704,9 @@ def list_task_ids(conn: psycopg.Connection, flt: TaskFilter, limit: int = 100_00
     refs: dict[uuid.UUID, TaskRef] = {}
     for queue in _queues(conn, flt.queue):
         for part in _search_parts(flt):
-            where, params = _task_where(queue, flt, None, via_runs=flt.state in _LIVE_RUNS, search_part=part)
+            where, params = _task_where(
+                queue, flt, None, via_runs=flt.state in _LIVE_RUNS, search_part=part
+            )
             stmt = sql.SQL(
                 "SELECT t.task_id, t.task_name, t.state FROM {} AS t WHERE {} ORDER BY t.task_id DESC LIMIT %s"
             ).format(_ident("t", queue), where)
@@ -706,7 +718,9 @@ def list_task_ids(conn: psycopg.Connection, flt: TaskFilter, limit: int = 100_00
 # --------------------------------------------------------------------------- one task
 
 
-def task_detail(conn: psycopg.Connection, queue: str, task_id: uuid.UUID | str) -> TaskDetail | None:
+def task_detail(
+    conn: psycopg.Connection, queue: str, task_id: uuid.UUID | str
+) -> TaskDetail | None:
     """Everything about one task: its row, runs, checkpoints in order, pending waits."""
     task_id = uuid.UUID(str(task_id))
     if queue not in queue_names(conn):
@@ -825,7 +839,9 @@ def find_task(conn: psycopg.Connection, ref: str, queue: str | None = None) -> T
             f"or its last {SHORT_ID_DIGITS} digits as shown in tables."
         )
     queues = _queues(conn, queue)
-    matches = _find_in(conn, queues, sql.SQL("task_id BETWEEN %s AND %s ORDER BY task_id"), list(bounds))
+    matches = _find_in(
+        conn, queues, sql.SQL("task_id BETWEEN %s AND %s ORDER BY task_id"), list(bounds)
+    )
     tail = _suffix(text)
     if not matches and tail is not None:
         matches = tasks_with_id_tail(conn, tail, queue)
@@ -841,7 +857,9 @@ def find_task(conn: psycopg.Connection, ref: str, queue: str | None = None) -> T
     return matches[0]
 
 
-def tasks_with_id_tail(conn: psycopg.Connection, tail: str, queue: str | None = None) -> list[TaskRef]:
+def tasks_with_id_tail(
+    conn: psycopg.Connection, tail: str, queue: str | None = None
+) -> list[TaskRef]:
     """Tasks whose id ends with ``tail`` (as ``short_id`` shows), at most 5.
 
     No index serves this: it reads the task tables (about half a second for a
@@ -868,7 +886,9 @@ def _find_in(
 # --------------------------------------------------------------------------- events
 
 
-def pending_waits(conn: psycopg.Connection, queue: str | None = None, limit: int = 500) -> list[WaitInfo]:
+def pending_waits(
+    conn: psycopg.Connection, queue: str | None = None, limit: int = 500
+) -> list[WaitInfo]:
     """Tasks waiting for an event now, oldest wait first (w_<q> holds only live waits)."""
     waits: list[WaitInfo] = []
     for name in _queues(conn, queue):
@@ -883,7 +903,9 @@ def pending_waits(conn: psycopg.Connection, queue: str | None = None, limit: int
     return waits[:limit]
 
 
-def emitted_events(conn: psycopg.Connection, queue: str | None = None, limit: int = 100) -> list[EventInfo]:
+def emitted_events(
+    conn: psycopg.Connection, queue: str | None = None, limit: int = 100
+) -> list[EventInfo]:
     """Emitted events, newest first. NULL payload rows are await sentinels, not emits."""
     events: list[EventInfo] = []
     for name in _queues(conn, queue):
@@ -922,9 +944,7 @@ def workers_seen(conn: psycopg.Connection) -> list[WorkerSeen]:
         ).format(_ident("r", name))
         for worker, running, last_claim, lease in conn.execute(stmt):
             key = worker or "(unknown)"
-            entry = seen.setdefault(
-                key, {"queues": [], "running": 0, "last": None, "lease": None}
-            )
+            entry = seen.setdefault(key, {"queues": [], "running": 0, "last": None, "lease": None})
             entry["queues"].append(name)
             entry["running"] += running
             entry["last"] = _latest(entry["last"], last_claim)
@@ -954,15 +974,15 @@ def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
 
 
 __all__ = [
+    "LIVE_STATES",
+    "STATES",
+    "TERMINAL_STATES",
     "AmbiguousTaskId",
     "CheckpointInfo",
     "Count",
     "EventInfo",
-    "LIVE_STATES",
     "QueueSummary",
     "RunInfo",
-    "STATES",
-    "TERMINAL_STATES",
     "TaskDetail",
     "TaskFilter",
     "TaskNotFound",

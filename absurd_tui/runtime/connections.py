@@ -35,7 +35,7 @@ def close_quietly(conn: psycopg.Connection | None) -> None:
         return
     try:
         conn.close()
-    except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is gone either way
+    except Exception:
         pass
 
 
@@ -85,7 +85,12 @@ class OutageLog:
     def down(self, reason: str, retry_in: float) -> None:
         if not self._down:
             self._down = True
-            self._logger.warning("%s lost its database connection (%s); retrying in %.1f s", self._what, reason, retry_in)
+            self._logger.warning(
+                "%s lost its database connection (%s); retrying in %.1f s",
+                self._what,
+                reason,
+                retry_in,
+            )
         else:
             self._logger.debug("%s still disconnected (%s)", self._what, reason)
 

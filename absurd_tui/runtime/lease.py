@@ -51,7 +51,9 @@ class _Held:
 
 
 class LeaseKeeper:
-    def __init__(self, dsn: str, claim_timeout: int, *, name: str = "absurd-tui lease keeper") -> None:
+    def __init__(
+        self, dsn: str, claim_timeout: int, *, name: str = "absurd-tui lease keeper"
+    ) -> None:
         self._dsn = dsn
         self._claim_timeout = claim_timeout
         self._interval = max(MIN_INTERVAL, claim_timeout / 3)
@@ -149,11 +151,15 @@ class LeaseKeeper:
                 return False
             code = sqlstate(err)
             if code == CANCELLED_SQLSTATE:
-                log.info("Task %s was cancelled; telling it to stop at its next step", held.claimed.task_id)
+                log.info(
+                    "Task %s was cancelled; telling it to stop at its next step",
+                    held.claimed.task_id,
+                )
                 held.control.stop(CancelledTask("Task has been cancelled"))
             elif code == FAILED_SQLSTATE:
                 log.info(
-                    "Run %s lost its claim (the engine failed it); telling it to stop quietly", run_id
+                    "Run %s lost its claim (the engine failed it); telling it to stop quietly",
+                    run_id,
                 )
                 held.control.stop(FailedTask(f'Run "{run_id}" has already failed'))
             else:

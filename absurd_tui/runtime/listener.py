@@ -48,7 +48,9 @@ class NotifyListener:
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="absurd-tui listener", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name="absurd-tui listener", daemon=True
+            )
             self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:

@@ -179,7 +179,9 @@ class WorkerPool:
             raise ValueError("concurrency must be >= 0")
         with self._wakeup:
             self._target = int(concurrency)
-            for index in [i for i in self._statuses if i >= self._target and i not in self._workers]:
+            for index in [
+                i for i in self._statuses if i >= self._target and i not in self._workers
+            ]:
                 del self._statuses[index]
             if self._started and not self._stop.is_set():
                 self._spawn_missing_threads()
@@ -327,7 +329,9 @@ class _Worker:
         self.backoff = Backoff(pool._stop, maximum=pool.reconnect_max_delay)
         self.outage = OutageLog(log, f"Worker {worker_id}")
         self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._run, name=f"absurd-tui worker {index}", daemon=True)
+        self.thread = threading.Thread(
+            target=self._run, name=f"absurd-tui worker {index}", daemon=True
+        )
 
     # -- status --------------------------------------------------------------------
 
@@ -335,7 +339,9 @@ class _Worker:
         if state != self.status.state or "task_id" in fields:
             fields.setdefault("since", utcnow())
         if state != "running" and state != "disconnected":
-            fields.update(task_id=None, task_name=None, queue=None, step=None, run_id=None, attempt=None)
+            fields.update(
+                task_id=None, task_name=None, queue=None, step=None, run_id=None, attempt=None
+            )
         new = self.status.with_changes(state=state, **fields)
         if new != self.status:
             self.status = new
@@ -427,7 +433,9 @@ class _Worker:
                 if is_connection_error(err, self.conn):
                     self._drop_connection(err)
                     return None
-                log.error("Claiming from queue %r failed: %s", queue, describe_error(err, self.pool.dsn))
+                log.error(
+                    "Claiming from queue %r failed: %s", queue, describe_error(err, self.pool.dsn)
+                )
                 continue
             self.pool._note_queue_present(queue)
             if claimed:
@@ -522,7 +530,12 @@ class _Worker:
         elif outcome is Outcome.COMPLETED:
             log.info("Task %r %s completed in %.2f s", name, task_id, elapsed)
         elif outcome is Outcome.SUSPENDED:
-            log.info("Task %r %s suspended after %.2f s (sleeping or awaiting an event)", name, task_id, elapsed)
+            log.info(
+                "Task %r %s suspended after %.2f s (sleeping or awaiting an event)",
+                name,
+                task_id,
+                elapsed,
+            )
         elif outcome is Outcome.CANCELLED:
             log.info("Task %r %s was cancelled; stopped", name, task_id)
         elif outcome is Outcome.LOST:

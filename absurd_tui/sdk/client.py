@@ -112,14 +112,20 @@ class Absurd:
         # Reentrant: a handler run by work_batch on this client may call the client.
         self._conn_lock = threading.RLock()
         self._worker_stop = threading.Event()
-        source = conn_or_dsn_or_pool if conn_or_dsn_or_pool is not None else default_connection_url()
+        source = (
+            conn_or_dsn_or_pool if conn_or_dsn_or_pool is not None else default_connection_url()
+        )
         if isinstance(source, str):
             self._dsn: str | None = source
             self._pool = ConnectionPool(
                 source,
                 min_size=1,
                 max_size=max(1, pool_size),
-                kwargs={"autocommit": True, "application_name": "absurd-tui client", "connect_timeout": 5},
+                kwargs={
+                    "autocommit": True,
+                    "application_name": "absurd-tui client",
+                    "connect_timeout": 5,
+                },
                 check=ConnectionPool.check_connection,
                 name="absurd-tui-client",
                 timeout=15,
@@ -255,7 +261,9 @@ class Absurd:
         if not policy:
             return
         with self.connection() as conn:
-            conn.execute("SELECT absurd.set_queue_policy(%s, %s::jsonb)", (queue, json.dumps(policy)))
+            conn.execute(
+                "SELECT absurd.set_queue_policy(%s, %s::jsonb)", (queue, json.dumps(policy))
+            )
 
     def get_queue_policy(self, queue_name: str | None = None) -> dict[str, Any] | None:
         """The queue's policy row (intervals as timedelta), or None if no such queue."""
@@ -364,7 +372,9 @@ class Absurd:
             task_id=str(row[0]), run_id=str(row[1]), attempt=row[2], created=bool(row[3])
         )
 
-    def emit_event(self, event_name: str, payload: Any = None, queue_name: str | None = None) -> None:
+    def emit_event(
+        self, event_name: str, payload: Any = None, queue_name: str | None = None
+    ) -> None:
         """Emit an event on a queue: wakes every task waiting for it, and is returned at
         once to any later wait. The first emit of a name wins; later ones do nothing."""
         validate_event_name(event_name)
@@ -406,7 +416,9 @@ class Absurd:
             ).fetchone()
         if row is None:
             raise RuntimeError("absurd.retry_task returned no row")
-        return RetryTaskResult(task_id=str(row[0]), run_id=str(row[1]), attempt=row[2], created=bool(row[3]))
+        return RetryTaskResult(
+            task_id=str(row[0]), run_id=str(row[1]), attempt=row[2], created=bool(row[3])
+        )
 
     def fetch_task_result(
         self, task_id: str | uuid.UUID, queue_name: str | None = None

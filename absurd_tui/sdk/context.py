@@ -180,8 +180,10 @@ class TaskContext:
         ctx._current_step = None
         # Other SDKs may store any JSON as headers; only an object becomes a mapping.
         headers = claimed.headers
-        ctx._headers = MappingProxyType(dict(headers)) if isinstance(headers, dict) else (
-            MappingProxyType({}) if headers is None else headers
+        ctx._headers = (
+            MappingProxyType(dict(headers))
+            if isinstance(headers, dict)
+            else (MappingProxyType({}) if headers is None else headers)
         )
         ctx._run_state_query = sql.SQL(
             """
@@ -399,8 +401,10 @@ class TaskContext:
         ):
             self._wake_event = None
             raise TimeoutError(timed_out_message)
-        columns = "should_suspend, payload, timed_out" if self._features.await_event_timed_out else (
-            "should_suspend, payload"
+        columns = (
+            "should_suspend, payload, timed_out"
+            if self._features.await_event_timed_out
+            else ("should_suspend, payload")
         )
         self._control.check()
         with task_state_errors():
@@ -408,7 +412,14 @@ class TaskContext:
                 sql.SQL("SELECT {} FROM absurd.await_event(%s, %s, %s, %s, %s, %s)").format(
                     sql.SQL(columns)
                 ),
-                (self._queue, self.task_id, self.run_id, checkpoint_name, event_name, timeout_seconds),
+                (
+                    self._queue,
+                    self.task_id,
+                    self.run_id,
+                    checkpoint_name,
+                    event_name,
+                    timeout_seconds,
+                ),
             ).fetchone()
         if row is None:
             raise RuntimeError(f'absurd.await_event returned no row for "{checkpoint_name}"')
@@ -536,7 +547,14 @@ class TaskContext:
         with task_state_errors():
             self._conn.execute(
                 "SELECT absurd.set_task_checkpoint_state(%s, %s, %s, %s, %s, %s)",
-                (self._queue, self.task_id, checkpoint_name, text, self.run_id, self._claim_timeout),
+                (
+                    self._queue,
+                    self.task_id,
+                    checkpoint_name,
+                    text,
+                    self.run_id,
+                    self._claim_timeout,
+                ),
             )
         self._cache[checkpoint_name] = json.loads(text)
 
@@ -559,9 +577,12 @@ def _event_timeout(timeout: float | None) -> int | None:
         return None
     if isinstance(timeout, timedelta):
         timeout = timeout.total_seconds()
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout):
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+    ):
         raise ValueError(f"timeout must be a number of seconds, not {timeout!r}")
     if timeout < 0:
         raise ValueError("timeout must be non-negative")
     return math.ceil(timeout)
-

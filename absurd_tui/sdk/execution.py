@@ -77,9 +77,11 @@ def claim_tasks(
     claim_timeout: int,
     qty: int = 1,
 ) -> list[ClaimedTask]:
-    rows = conn.cursor(row_factory=dict_row).execute(
-        CLAIM_SQL, (queue_name, worker_id, claim_timeout, qty)
-    ).fetchall()
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(CLAIM_SQL, (queue_name, worker_id, claim_timeout, qty))
+        .fetchall()
+    )
     return [ClaimedTask.from_row(queue_name, row) for row in rows]
 
 
@@ -119,7 +121,12 @@ def fail_run(conn: psycopg.Connection, claimed: ClaimedTask, err: BaseException)
     with task_state_errors():
         conn.execute(
             "SELECT absurd.fail_run(%s, %s, %s, %s)",
-            (claimed.queue_name, claimed.run_id, jsonvalue.dumps(serialize_error(err), path="error"), None),
+            (
+                claimed.queue_name,
+                claimed.run_id,
+                jsonvalue.dumps(serialize_error(err), path="error"),
+                None,
+            ),
         )
 
 
@@ -231,7 +238,9 @@ def _execute(
         current_context_var.reset(token)
 
 
-def _record_failure(conn: psycopg.Connection, claimed: ClaimedTask, err: BaseException) -> ExecutionResult:
+def _record_failure(
+    conn: psycopg.Connection, claimed: ClaimedTask, err: BaseException
+) -> ExecutionResult:
     try:
         fail_run(conn, claimed, err)
     except CancelledTask:

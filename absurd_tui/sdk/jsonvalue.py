@@ -55,7 +55,9 @@ def _check(item: Any, where: str, ancestors: set[int]) -> str | None:
                         f"{where} has the key {key!r} of type {_type_name(key)}; JSON object "
                         "keys must be strings"
                     )
-                problem = _check(child, f"{where}[{json.dumps(key, ensure_ascii=False)}]", ancestors)
+                problem = _check(
+                    child, f"{where}[{json.dumps(key, ensure_ascii=False)}]", ancestors
+                )
                 if problem:
                     return problem
         else:
@@ -68,7 +70,9 @@ def _check(item: Any, where: str, ancestors: set[int]) -> str | None:
     return None
 
 
-def dumps(value: Any, *, path: str, error: type[NotJSONError] = NotJSONError, context: str = "") -> str:
+def dumps(
+    value: Any, *, path: str, error: type[NotJSONError] = NotJSONError, context: str = ""
+) -> str:
     """JSON text for ``value``, or ``error`` naming the first non-JSON part."""
     problem = find_non_json(value, path)
     if problem is not None:

@@ -14,7 +14,9 @@ def validate_queue_name(queue_name: Any) -> str:
     if not isinstance(queue_name, str):
         raise ValueError(f"Queue name must be a string, not {type(queue_name).__name__}")
     if len(queue_name.encode("utf-8")) > MAX_QUEUE_NAME_BYTES:
-        raise ValueError(f'Queue name "{queue_name}" is too long (max {MAX_QUEUE_NAME_BYTES} bytes).')
+        raise ValueError(
+            f'Queue name "{queue_name}" is too long (max {MAX_QUEUE_NAME_BYTES} bytes).'
+        )
     return queue_name
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..config import DEFAULT_QUEUE, Settings
 
@@ -62,7 +62,9 @@ def run_tui(
                 for name in serve:
                     client.create_queue(name)
         except (DatabaseError, ValueError, psycopg.Error) as exc:
-            print(f"absurd-tui: cannot prepare the queues {', '.join(serve)}: {exc}", file=sys.stderr)
+            print(
+                f"absurd-tui: cannot prepare the queues {', '.join(serve)}: {exc}", file=sys.stderr
+            )
             return 1
 
     source = LiveSource(database.dsn, database.label, registry=default_registry)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 from textual import work
@@ -89,7 +90,7 @@ class AbsurdApp(App):
         self.workers_paused = False
         self.refresh_interval = refresh
         self.listen = listen
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
         self.monotonic = monotonic or time.monotonic
         self.theme = theme
         self.colours: dict[str, str] = {}
@@ -110,11 +111,19 @@ class AbsurdApp(App):
         variables = self.get_css_variables()
         background = Color.parse(variables.get("background", "#000000"))
         colours = {}
-        for name in ("success", "error", "warning", "accent", "secondary", "primary",
-                     "foreground", "foreground-muted"):
+        for name in (
+            "success",
+            "error",
+            "warning",
+            "accent",
+            "secondary",
+            "primary",
+            "foreground",
+            "foreground-muted",
+        ):
             try:
                 colour = Color.parse(variables[name])
-            except Exception:  # noqa: BLE001 - a theme without this colour: use the default
+            except Exception:
                 continue
             colours[name] = (background + colour).hex6 if colour.a < 1 else colour.hex6
         self.colours = colours
@@ -142,7 +151,11 @@ class AbsurdApp(App):
         try:
             self.worker_pool.start()
         except (DatabaseError, psycopg.Error) as exc:
-            self.notify(f"Embedded workers could not start: {error_text(exc)}", severity="error", markup=False)
+            self.notify(
+                f"Embedded workers could not start: {error_text(exc)}",
+                severity="error",
+                markup=False,
+            )
         self.post_message(WorkersChanged())
 
     def on_worker_status(self, *_: Any) -> None:
@@ -199,9 +212,12 @@ class AbsurdApp(App):
 
     def tick(self) -> None:
         self._update_worker_state()
-        if not self.connection.connected and self.connection.retry_at is not None:
-            if self.monotonic() < self.connection.retry_at:
-                return
+        if (
+            not self.connection.connected
+            and self.connection.retry_at is not None
+            and self.monotonic() < self.connection.retry_at
+        ):
+            return
         screen = self._base_screen()
         if screen is not None and screen.is_mounted:
             screen.refresh_views()
@@ -330,7 +346,12 @@ class AbsurdApp(App):
             self.call_from_thread(self.report_unavailable, exc)
             return
         except (ActionError, DatabaseError, psycopg.Error, ValueError) as exc:
-            self.notify(f"{description} failed: {error_text(exc)}", title="Refused", severity="error", markup=False)
+            self.notify(
+                f"{description} failed: {error_text(exc)}",
+                title="Refused",
+                severity="error",
+                markup=False,
+            )
             return
         self.notify(done(result), markup=False)
         self.call_from_thread(self.request_refresh)
@@ -356,11 +377,15 @@ class AbsurdApp(App):
                 return
             self.run_command(
                 f"Spawning {request.task_name}",
-                lambda: self.source.spawn(request.queue, request.task_name, request.params, request.max_attempts),
+                lambda: self.source.spawn(
+                    request.queue, request.task_name, request.params, request.max_attempts
+                ),
                 lambda task_id: f"Spawned {request.task_name} on {request.queue}: {task_id}",
             )
 
-        self.push_screen(SpawnDialog(types, self.known_queues, self._current_queue() or "default"), submitted)
+        self.push_screen(
+            SpawnDialog(types, self.known_queues, self._current_queue() or "default"), submitted
+        )
 
     def action_new_agent(self) -> None:
         registered = {t.name: t.queue for t in self.source.task_types()}
@@ -373,7 +398,9 @@ class AbsurdApp(App):
                 return
             self.run_command(
                 "Starting the agent",
-                lambda: self.source.spawn_agent(request.queue, request.prompt, request.model, request.max_iterations),
+                lambda: self.source.spawn_agent(
+                    request.queue, request.prompt, request.model, request.max_iterations
+                ),
                 lambda task_id: f"Agent started on {request.queue}: {task_id}",
                 lambda task_id: self.open_task(request.queue, task_id, AGENT_TASK),
             )
@@ -432,7 +459,9 @@ class AbsurdApp(App):
         if self.main_screen is not None:
             self.main_screen.workers_view.show_embedded()
         self.notify(
-            "Workers paused: running steps finish, nothing new is claimed." if paused else "Workers resumed.",
+            "Workers paused: running steps finish, nothing new is claimed."
+            if paused
+            else "Workers resumed.",
             markup=False,
         )
 
@@ -472,10 +501,21 @@ class AbsurdApp(App):
         """Open a task's detail; ``task_name``, when known, picks its first tab."""
         self.push_screen(TaskDetailScreen(queue, task_id, task_name))
 
-    def retry_task(self, queue: str, task_id: uuid.UUID, name: str, attempts: int,
-                   max_attempts: int | None, state: str) -> None:
+    def retry_task(
+        self,
+        queue: str,
+        task_id: uuid.UUID,
+        name: str,
+        attempts: int,
+        max_attempts: int | None,
+        state: str,
+    ) -> None:
         if state != "failed":
-            self.notify(f"Only failed tasks can be retried; this one is {state}.", severity="warning", markup=False)
+            self.notify(
+                f"Only failed tasks can be retried; this one is {state}.",
+                severity="warning",
+                markup=False,
+            )
             return
 
         def submitted(request: RetryRequest | None) -> None:
@@ -483,19 +523,27 @@ class AbsurdApp(App):
                 return
             self.run_command(
                 f"Retrying {short_id(task_id)}",
-                lambda: self.source.retry(queue, task_id, spawn_new=request.spawn_new, max_attempts=request.max_attempts),
+                lambda: self.source.retry(
+                    queue, task_id, spawn_new=request.spawn_new, max_attempts=request.max_attempts
+                ),
                 lambda new_id: (
-                    f"Retried {name} as new task {new_id}" if request.spawn_new
+                    f"Retried {name} as new task {new_id}"
+                    if request.spawn_new
                     else f"Retrying {name} ({short_id(task_id)}), up to {request.max_attempts} attempts"
                 ),
             )
 
-        self.push_screen(RetryDialog(f"{name}  {task_id}  ({queue})", attempts, max_attempts), submitted)
+        self.push_screen(
+            RetryDialog(f"{name}  {task_id}  ({queue})", attempts, max_attempts), submitted
+        )
 
     def cancel_task(self, queue: str, task_id: uuid.UUID, name: str, state: str) -> None:
         if state not in ("pending", "running", "sleeping"):
-            self.notify(f"Only pending, running or sleeping tasks can be cancelled; this one is {state}.",
-                        severity="warning", markup=False)
+            self.notify(
+                f"Only pending, running or sleeping tasks can be cancelled; this one is {state}.",
+                severity="warning",
+                markup=False,
+            )
             return
 
         def confirmed(yes: bool | None) -> None:
@@ -533,8 +581,11 @@ class AbsurdApp(App):
         try:
             plan = self.source.plan_bulk(operation, flt)
         except (DatabaseError, psycopg.Error) as exc:
-            self.notify(f"Could not list the tasks to {operation}: {error_text(exc)}. Nothing was changed.",
-                        severity="error", markup=False)
+            self.notify(
+                f"Could not list the tasks to {operation}: {error_text(exc)}. Nothing was changed.",
+                severity="error",
+                markup=False,
+            )
             return
         self.call_from_thread(self._confirm_bulk, plan)
 
@@ -543,7 +594,9 @@ class AbsurdApp(App):
         kind = "failed" if plan.operation == "retry" else "pending, running or sleeping"
         count = len(plan.tasks)
         if count == 0:
-            self.notify(f"No {kind} tasks match {plan.flt.describe()}.", severity="warning", markup=False)
+            self.notify(
+                f"No {kind} tasks match {plan.flt.describe()}.", severity="warning", markup=False
+            )
             return
         more = " (the first 100,000; run it again for the rest)" if plan.truncated else ""
         noun = "task" if count == 1 else "tasks"
@@ -561,7 +614,9 @@ class AbsurdApp(App):
                 return
             if count > 100:
                 self.notify(f"{verb} of {count:,} {noun} started.", markup=False)
-            self.run_command(f"{verb} of {count:,} {noun}", lambda: self.source.run_bulk(plan), report)
+            self.run_command(
+                f"{verb} of {count:,} {noun}", lambda: self.source.run_bulk(plan), report
+            )
 
         self.push_screen(
             ConfirmDialog(

@@ -40,7 +40,9 @@ class ActionsProvider(Provider):
 
     async def discover(self) -> Hits:
         for spec, node in self._targets():
-            yield DiscoveryHit(self._title(spec), partial(node.run_action, spec.action), help=spec.description)
+            yield DiscoveryHit(
+                self._title(spec), partial(node.run_action, spec.action), help=spec.description
+            )
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -48,4 +50,9 @@ class ActionsProvider(Provider):
             title = self._title(spec)
             score = matcher.match(f"{title} {spec.description}")
             if score > 0:
-                yield Hit(score, matcher.highlight(title), partial(node.run_action, spec.action), help=spec.description)
+                yield Hit(
+                    score,
+                    matcher.highlight(title),
+                    partial(node.run_action, spec.action),
+                    help=spec.description,
+                )

@@ -7,8 +7,9 @@ fields are checked as the user types and the error position is shown under them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from rich.text import Text
 from textual import on
@@ -144,7 +145,9 @@ class SpawnDialog(Dialog):
     TITLE_TEXT = "Spawn a task"
     ok_label = "Spawn"
 
-    def __init__(self, task_types: Sequence[TaskType], queues: Sequence[str], default_queue: str = "default"):
+    def __init__(
+        self, task_types: Sequence[TaskType], queues: Sequence[str], default_queue: str = "default"
+    ):
         super().__init__()
         self.task_types = {t.name: t for t in task_types}
         self.queues = list(queues)
@@ -162,7 +165,9 @@ class SpawnDialog(Dialog):
                 id="task-name",
             )
             hint = ", ".join(names) if names else "none (start absurd-tui with --tasks MODULE)"
-            yield Static(plain(f"Registered here: {hint}", single_line=False), classes="dialog-hint")
+            yield Static(
+                plain(f"Registered here: {hint}", single_line=False), classes="dialog-hint"
+            )
             yield Label("Queue")
             yield Input(
                 self.initial_queue,
@@ -176,10 +181,18 @@ class SpawnDialog(Dialog):
             )
             yield Static("", id="params-status", classes="json-status")
             yield Label("Max attempts")
-            yield Input("", placeholder="the task's default", id="max-attempts", type="integer", compact=True)
+            yield Input(
+                "",
+                placeholder="the task's default",
+                id="max-attempts",
+                type="integer",
+                compact=True,
+            )
 
     def on_mount(self) -> None:
-        _json_status(self.query_one("#params", TextArea), self.query_one("#params-status", Static), "{}")
+        _json_status(
+            self.query_one("#params", TextArea), self.query_one("#params-status", Static), "{}"
+        )
         self.query_one("#task-name", Input).focus()
 
     @on(TextArea.Changed, "#params")
@@ -201,7 +214,9 @@ class SpawnDialog(Dialog):
             raise ValueError("Give a queue.")
         registered = self.task_types.get(name)
         if registered is not None and registered.queue != queue:
-            raise ValueError(f"Task {name!r} is registered on queue {registered.queue!r}, not {queue!r}.")
+            raise ValueError(
+                f"Task {name!r} is registered on queue {registered.queue!r}, not {queue!r}."
+            )
         text = self.query_one("#params", TextArea).text
         try:
             # Handlers read their params as an object: no params means {} here.
@@ -236,8 +251,13 @@ class AgentDialog(Dialog):
         first = next((o.name for o in self.models.values() if o.available), next(iter(self.models)))
         with VerticalScroll(classes="dialog-body"):
             yield Label("Prompt")
-            yield TextArea("", id="prompt", soft_wrap=True, compact=True,
-                           placeholder="What should the agent do?")
+            yield TextArea(
+                "",
+                id="prompt",
+                soft_wrap=True,
+                compact=True,
+                placeholder="What should the agent do?",
+            )
             yield Label("Model")
             yield Select(
                 [(self._model_prompt(o), o.name) for o in self.models.values()],
@@ -248,8 +268,13 @@ class AgentDialog(Dialog):
             )
             yield Static("", id="model-note", classes="dialog-hint")
             yield Label("Max iterations")
-            yield Input("", placeholder="20 (model turns before it must stop)", id="max-iterations",
-                        type="integer", compact=True)
+            yield Input(
+                "",
+                placeholder="20 (model turns before it must stop)",
+                id="max-iterations",
+                type="integer",
+                compact=True,
+            )
             yield Label("Queue")
             yield Input(
                 self.initial_queue,
@@ -287,8 +312,10 @@ class AgentDialog(Dialog):
         if not queue or queue in self.served_queues:
             text = "Run here by the embedded workers." if queue else ""
         elif self.served_queues:
-            text = (f"No embedded worker runs agents on {queue!r}: a worker that registers the "
-                    "agent for that queue must pick it up.")
+            text = (
+                f"No embedded worker runs agents on {queue!r}: a worker that registers the "
+                "agent for that queue must pick it up."
+            )
         else:
             text = "No embedded workers: a worker process must pick it up (absurd-tui worker)."
         note.update(plain(text, single_line=False))
@@ -303,9 +330,13 @@ class AgentDialog(Dialog):
         if option is None:
             raise ValueError("Choose a model.")
         if not option.available:
-            raise ValueError(f"{option.label} is {option.note}. Choose {self._fallback()}, "
-                             "or restart absurd-tui with the key set.")
-        max_iterations = _positive_int(self.query_one("#max-iterations", Input).value, "Max iterations")
+            raise ValueError(
+                f"{option.label} is {option.note}. Choose {self._fallback()}, "
+                "or restart absurd-tui with the key set."
+            )
+        max_iterations = _positive_int(
+            self.query_one("#max-iterations", Input).value, "Max iterations"
+        )
         if max_iterations is not None and max_iterations > MAX_ITERATIONS_LIMIT:
             raise ValueError(f"Max iterations must be at most {MAX_ITERATIONS_LIMIT}.")
         queue = self.query_one("#queue", Input).value.strip()
@@ -336,9 +367,15 @@ class AnswerDialog(Dialog):
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(classes="dialog-body"):
             yield Label("The agent asks")
-            yield Static(plain(self.question.question, single_line=False), classes="dialog-subject", id="question")
+            yield Static(
+                plain(self.question.question, single_line=False),
+                classes="dialog-subject",
+                id="question",
+            )
             yield Label("Your answer")
-            yield Input("", placeholder="type the answer, Enter sends it", id="answer", compact=True)
+            yield Input(
+                "", placeholder="type the answer, Enter sends it", id="answer", compact=True
+            )
             hint = f"Sent as event {self.question.event_name} on queue {self.question.queue}; the first answer wins."
             if self.timeout:
                 hint += f" The agent stops waiting {self.timeout}."
@@ -371,7 +408,9 @@ class EmitDialog(Dialog):
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(classes="dialog-body"):
             yield Label("Event name")
-            yield Input(self.initial_event, placeholder="e.g. order-42.paid", id="event-name", compact=True)
+            yield Input(
+                self.initial_event, placeholder="e.g. order-42.paid", id="event-name", compact=True
+            )
             yield Label("Queue")
             yield Input(
                 self.initial_queue,
@@ -380,7 +419,9 @@ class EmitDialog(Dialog):
                 compact=True,
             )
             yield Label("Payload (JSON)")
-            yield TextArea("", id="payload", soft_wrap=True, compact=True, placeholder='{"key": "value"}')
+            yield TextArea(
+                "", id="payload", soft_wrap=True, compact=True, placeholder='{"key": "value"}'
+            )
             yield Static("", id="payload-status", classes="json-status")
             yield Static(
                 "Events are emitted once: a second emit of the same name is ignored.",
@@ -388,7 +429,9 @@ class EmitDialog(Dialog):
             )
 
     def on_mount(self) -> None:
-        _json_status(self.query_one("#payload", TextArea), self.query_one("#payload-status", Static))
+        _json_status(
+            self.query_one("#payload", TextArea), self.query_one("#payload-status", Static)
+        )
         target = "#payload" if self.initial_event else "#event-name"
         self.query_one(target).focus()
 
@@ -458,7 +501,11 @@ class ConfirmDialog(Dialog):
         self.ok_label = confirm
 
     def compose_body(self) -> ComposeResult:
-        message = self.message if isinstance(self.message, Text) else plain(self.message, single_line=False)
+        message = (
+            self.message
+            if isinstance(self.message, Text)
+            else plain(self.message, single_line=False)
+        )
         yield Static(message, classes="dialog-body dialog-message")
 
     def on_mount(self) -> None:

@@ -18,10 +18,11 @@ import queue as queue_module
 import threading
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from typing import Any, Iterator, Protocol, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import psycopg
 
@@ -96,7 +97,9 @@ class TaskType:
 class DataSource(Protocol):
     label: str
 
-    def tasks(self, flt: TaskFilter, limit: int, after: uuid.UUID | None, count: bool) -> TasksSnapshot: ...
+    def tasks(
+        self, flt: TaskFilter, limit: int, after: uuid.UUID | None, count: bool
+    ) -> TasksSnapshot: ...
     def events(self) -> EventsSnapshot: ...
     def workers_seen(self) -> tuple[WorkerSeen, ...]: ...
     def task_detail(self, queue: str, task_id: uuid.UUID) -> TaskDetail | None: ...
@@ -104,9 +107,13 @@ class DataSource(Protocol):
     def task_types(self) -> list[TaskType]: ...
     def spawn(self, queue: str, name: str, params: Any, max_attempts: int | None) -> uuid.UUID: ...
     def emit(self, queue: str, event_name: str, payload: Any) -> None: ...
-    def retry(self, queue: str, task_id: uuid.UUID, *, spawn_new: bool, max_attempts: int | None) -> uuid.UUID: ...
+    def retry(
+        self, queue: str, task_id: uuid.UUID, *, spawn_new: bool, max_attempts: int | None
+    ) -> uuid.UUID: ...
     def cancel(self, queue: str, task_id: uuid.UUID) -> None: ...
-    def spawn_agent(self, queue: str, prompt: str, model: str, max_iterations: int | None) -> uuid.UUID: ...
+    def spawn_agent(
+        self, queue: str, prompt: str, model: str, max_iterations: int | None
+    ) -> uuid.UUID: ...
     def answer(self, queue: str, event_name: str, text: str) -> None: ...
     def plan_bulk(self, operation: str, flt: TaskFilter) -> BulkPlan: ...
     def run_bulk(self, plan: BulkPlan) -> BulkResult: ...
@@ -177,7 +184,9 @@ class LiveSource:
     def listen(self, channels: Sequence[str]) -> psycopg.Connection:
         """A dedicated connection LISTENing on ``channels``; the caller owns it."""
         conn = connect(
-            self.dsn, autocommit=True, connect_timeout=self._connect_timeout,
+            self.dsn,
+            autocommit=True,
+            connect_timeout=self._connect_timeout,
             application_name="absurd-tui:listen",
         )
         for channel in channels:
@@ -186,7 +195,9 @@ class LiveSource:
 
     # -- reads
 
-    def tasks(self, flt: TaskFilter, limit: int, after: uuid.UUID | None, count: bool) -> TasksSnapshot:
+    def tasks(
+        self, flt: TaskFilter, limit: int, after: uuid.UUID | None, count: bool
+    ) -> TasksSnapshot:
         with self.connection() as conn:
             flt = self._resolve_short_id(conn, flt)
             queues = tuple(reads.queue_summaries(conn))
@@ -267,7 +278,9 @@ class LiveSource:
         with self._client(queue) as client:
             client.emit_event(event_name, payload, queue_name=queue)
 
-    def retry(self, queue: str, task_id: uuid.UUID, *, spawn_new: bool, max_attempts: int | None) -> uuid.UUID:
+    def retry(
+        self, queue: str, task_id: uuid.UUID, *, spawn_new: bool, max_attempts: int | None
+    ) -> uuid.UUID:
         with self._client(queue) as client:
             result = client.retry_task(
                 task_id, max_attempts=max_attempts, spawn_new=spawn_new, queue_name=queue
@@ -278,13 +291,17 @@ class LiveSource:
         with self._client(queue) as client:
             client.cancel_task(task_id, queue_name=queue)
 
-    def spawn_agent(self, queue: str, prompt: str, model: str, max_iterations: int | None) -> uuid.UUID:
+    def spawn_agent(
+        self, queue: str, prompt: str, model: str, max_iterations: int | None
+    ) -> uuid.UUID:
         if queue not in (AGENT_QUEUE, self._agent_queue()):
             # Like the CLI: the agent's own queue is created on demand, any other must exist.
             self._require_queue(queue)
         with self.connection() as conn:
             try:
-                task_id = spawn_agent(conn, prompt, model=model, max_iterations=max_iterations, queue=queue)
+                task_id = spawn_agent(
+                    conn, prompt, model=model, max_iterations=max_iterations, queue=queue
+                )
             except psycopg.OperationalError:
                 raise
             except (psycopg.Error, ValueError) as exc:
@@ -368,13 +385,14 @@ def parse_json(text: str) -> Any:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 __all__ = [
     "ActionError",
     "BulkPlan",
     "BulkResult",
+    "Count",
     "DataSource",
     "DatabaseUnavailable",
     "EventsSnapshot",
@@ -384,5 +402,4 @@ __all__ = [
     "bulk_states",
     "parse_json",
     "utcnow",
-    "Count",
 ]

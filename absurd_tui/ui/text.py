@@ -34,7 +34,9 @@ def clean(value: Any, *, single_line: bool = False) -> str:
     return text
 
 
-def plain(value: Any, style: str = "", *, single_line: bool = True, limit: int | None = None) -> Text:
+def plain(
+    value: Any, style: str = "", *, single_line: bool = True, limit: int | None = None
+) -> Text:
     """User data as inert text: no markup, no escape sequences; cut to ``limit`` chars."""
     text = clean(value, single_line=single_line)
     if limit is not None and len(text) > limit:

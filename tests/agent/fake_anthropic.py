@@ -14,9 +14,10 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,16 @@ def tool_use(tool_id: str, name: str, tool_input: dict[str, Any]) -> dict[str, A
     return {"type": "tool_use", "id": tool_id, "name": name, "input": tool_input}
 
 
-def reply(*content: dict[str, Any], stop_reason: str | None = None, input_tokens: int = 10, output_tokens: int = 5) -> Reply:
+def reply(
+    *content: dict[str, Any],
+    stop_reason: str | None = None,
+    input_tokens: int = 10,
+    output_tokens: int = 5,
+) -> Reply:
     if stop_reason is None:
-        stop_reason = "tool_use" if any(block["type"] == "tool_use" for block in content) else "end_turn"
+        stop_reason = (
+            "tool_use" if any(block["type"] == "tool_use" for block in content) else "end_turn"
+        )
     return Reply(tuple(content), stop_reason, input_tokens, output_tokens)
 
 
@@ -86,7 +94,11 @@ class Recorded:
         last = self.messages[-1]
         if last["role"] != "user" or not isinstance(last["content"], list):
             return {}
-        return {block["tool_use_id"]: block for block in last["content"] if block.get("type") == "tool_result"}
+        return {
+            block["tool_use_id"]: block
+            for block in last["content"]
+            if block.get("type") == "tool_result"
+        }
 
 
 class FakeAnthropic:
@@ -98,14 +110,16 @@ class FakeAnthropic:
         self.requests: list[Recorded] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-anthropic", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="fake-anthropic", daemon=True
+        )
 
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "FakeAnthropic":
+    def start(self) -> FakeAnthropic:
         self._thread.start()
         return self
 
@@ -117,7 +131,7 @@ class FakeAnthropic:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "FakeAnthropic":
+    def __enter__(self) -> FakeAnthropic:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -131,11 +145,15 @@ class FakeAnthropic:
         with self._lock:
             return [r.turn for r in self.requests]
 
-    def wait_for(self, condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    def wait_for(
+        self, condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition"
+    ) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; requests so far: turns {self.turns()}")
+                raise AssertionError(
+                    f"timed out waiting for {what}; requests so far: turns {self.turns()}"
+                )
             time.sleep(0.02)
 
     def _next(self, turn: int) -> Reply | Error | Hold:
@@ -160,11 +178,19 @@ class FakeAnthropic:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if self.path.split("?")[0] != "/v1/messages":
-                    self._send(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
+                    self._send(
+                        404,
+                        {
+                            "type": "error",
+                            "error": {"type": "not_found_error", "message": self.path},
+                        },
+                    )
                     return
                 turn = 1 + sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
                 with fake._lock:
-                    fake.requests.append(Recorded(turn, body, {k.lower(): v for k, v in self.headers.items()}))
+                    fake.requests.append(
+                        Recorded(turn, body, {k.lower(): v for k, v in self.headers.items()})
+                    )
                 item = fake._next(turn)
                 if isinstance(item, Hold):
                     item.held.set()
@@ -174,7 +200,10 @@ class FakeAnthropic:
                     if isinstance(item, Error):
                         self._send(
                             item.status,
-                            {"type": "error", "error": {"type": item.kind, "message": item.message}},
+                            {
+                                "type": "error",
+                                "error": {"type": item.kind, "message": item.message},
+                            },
                         )
                     else:
                         self._send(
@@ -187,7 +216,10 @@ class FakeAnthropic:
                                 "content": list(item.content),
                                 "stop_reason": item.stop_reason,
                                 "stop_sequence": None,
-                                "usage": {"input_tokens": item.input_tokens, "output_tokens": item.output_tokens},
+                                "usage": {
+                                    "input_tokens": item.input_tokens,
+                                    "output_tokens": item.output_tokens,
+                                },
                             },
                         )
                 except (BrokenPipeError, ConnectionResetError):

@@ -9,7 +9,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 PLACES = {
-    "paris": {"name": "Paris", "latitude": 48.85341, "longitude": 2.3488, "country": "France", "admin1": "Ile-de-France"},
+    "paris": {
+        "name": "Paris",
+        "latitude": 48.85341,
+        "longitude": 2.3488,
+        "country": "France",
+        "admin1": "Ile-de-France",
+    },
 }
 
 
@@ -19,14 +25,16 @@ class FakeOpenMeteo:
         self.requests: list[tuple[str, dict[str, list[str]]]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-open-meteo", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="fake-open-meteo", daemon=True
+        )
 
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> "FakeOpenMeteo":
+    def __enter__(self) -> FakeOpenMeteo:
         self._thread.start()
         return self
 
@@ -50,7 +58,9 @@ class FakeOpenMeteo:
                     self._send(200, {"results": [place]} if place else {"generationtime_ms": 0.1})
                 elif url.path == "/v1/forecast":
                     if fake.forecast_status != 200:
-                        self._send(fake.forecast_status, {"error": True, "reason": "stand-in failure"})
+                        self._send(
+                            fake.forecast_status, {"error": True, "reason": "stand-in failure"}
+                        )
                         return
                     self._send(
                         200,

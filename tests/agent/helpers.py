@@ -27,7 +27,9 @@ def agent_registry(queue: str = AGENT_QUEUE) -> TaskRegistry:
 
 
 @contextmanager
-def running_workers(dsn: str, *, claim_timeout: int = 30, queue: str = AGENT_QUEUE) -> Iterator[WorkerPool]:
+def running_workers(
+    dsn: str, *, claim_timeout: int = 30, queue: str = AGENT_QUEUE
+) -> Iterator[WorkerPool]:
     pool = WorkerPool(
         dsn,
         registry=agent_registry(queue),
@@ -77,14 +79,27 @@ def _rows(conn: psycopg.Connection, table: str, query: str, task_id: str) -> lis
 
 
 def detail(conn: psycopg.Connection, task_id: str) -> AgentTask:
-    [task] = _rows(conn, "t", "SELECT state, completed_payload, max_attempts FROM absurd.{} WHERE task_id = %s", task_id)
+    [task] = _rows(
+        conn,
+        "t",
+        "SELECT state, completed_payload, max_attempts FROM absurd.{} WHERE task_id = %s",
+        task_id,
+    )
     runs = _rows(
-        conn, "r", "SELECT attempt, state, failure_reason FROM absurd.{} WHERE task_id = %s ORDER BY attempt", task_id
+        conn,
+        "r",
+        "SELECT attempt, state, failure_reason FROM absurd.{} WHERE task_id = %s ORDER BY attempt",
+        task_id,
     )
     checkpoints = _rows(
-        conn, "c", "SELECT checkpoint_name, state FROM absurd.{} WHERE task_id = %s AND status = 'committed'", task_id
+        conn,
+        "c",
+        "SELECT checkpoint_name, state FROM absurd.{} WHERE task_id = %s AND status = 'committed'",
+        task_id,
     )
-    waits = _rows(conn, "w", "SELECT step_name, event_name FROM absurd.{} WHERE task_id = %s", task_id)
+    waits = _rows(
+        conn, "w", "SELECT step_name, event_name FROM absurd.{} WHERE task_id = %s", task_id
+    )
     return AgentTask(
         state=task["state"],
         result=task["completed_payload"],
@@ -95,7 +110,9 @@ def detail(conn: psycopg.Connection, task_id: str) -> AgentTask:
     )
 
 
-def wait_for_state(conn: psycopg.Connection, task_id: str, *states: str, timeout: float = 30.0) -> AgentTask:
+def wait_for_state(
+    conn: psycopg.Connection, task_id: str, *states: str, timeout: float = 30.0
+) -> AgentTask:
     return wait_for(
         lambda: (d := detail(conn, task_id)).state in states and d,
         timeout,

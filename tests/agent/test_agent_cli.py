@@ -26,7 +26,9 @@ def offline(monkeypatch):
     monkeypatch.delenv("ABSURD_TUI_WEATHER_URL", raising=False)
 
 
-def test_follow_streams_the_demo_and_answers_from_stdin(settings, conn, offline, monkeypatch, capsys):
+def test_follow_streams_the_demo_and_answers_from_stdin(
+    settings, conn, offline, monkeypatch, capsys
+):
     # The first line is empty: the prompt is repeated rather than sending an empty answer.
     monkeypatch.setattr("sys.stdin", io.StringIO("\nLyon\n"))
     code = run_agent_command(parse("Plan a picnic.\x1b[2J", "--follow"), settings)
@@ -59,7 +61,9 @@ def test_follow_streams_the_demo_and_answers_from_stdin(settings, conn, offline,
     assert detail(conn, task_id).state == "completed"
 
 
-def test_follow_with_stdin_closed_leaves_the_agent_waiting(settings, conn, offline, monkeypatch, capsys):
+def test_follow_with_stdin_closed_leaves_the_agent_waiting(
+    settings, conn, offline, monkeypatch, capsys
+):
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     code = run_agent_command(parse("Plan a picnic.", "--follow"), settings)
     out = capsys.readouterr().out
@@ -69,19 +73,31 @@ def test_follow_with_stdin_closed_leaves_the_agent_waiting(settings, conn, offli
     assert "Standard input closed: the agent keeps waiting for an answer" in out
     assert f"absurd-tui emit '{event}' --queue agents" in out
     # The task is parked on its question (possibly after the worker finished suspending).
-    task = wait_for(lambda: (d := detail(conn, task_id)).waits and d, what="the wait to be registered")
+    task = wait_for(
+        lambda: (d := detail(conn, task_id)).waits and d, what="the wait to be registered"
+    )
     assert task.state == "sleeping" and task.waits[0]["event_name"] == event
 
 
 def test_spawn_without_follow_prints_only_the_task_id(settings, conn, offline, capsys):
-    code = run_agent_command(parse("Summarise the news.", "--max-iterations", "3", "--system", "Be terse."), settings)
+    code = run_agent_command(
+        parse("Summarise the news.", "--max-iterations", "3", "--system", "Be terse."), settings
+    )
     captured = capsys.readouterr()
     assert code == 0
     [task_id] = captured.out.split()
     assert "with model demo (offline)" in captured.err
-    row = conn.execute("SELECT params, state, max_attempts, retry_strategy FROM absurd.t_agents WHERE task_id = %s", (task_id,)).fetchone()
+    row = conn.execute(
+        "SELECT params, state, max_attempts, retry_strategy FROM absurd.t_agents WHERE task_id = %s",
+        (task_id,),
+    ).fetchone()
     params, state, max_attempts, retry = row
-    assert params == {"prompt": "Summarise the news.", "model": "demo", "max_iterations": 3, "system": "Be terse."}
+    assert params == {
+        "prompt": "Summarise the news.",
+        "model": "demo",
+        "max_iterations": 3,
+        "system": "Be terse.",
+    }
     assert state == "pending" and max_attempts == 10 and retry["kind"] == "exponential"
 
 
@@ -89,7 +105,10 @@ def test_spawn_without_follow_prints_only_the_task_id(settings, conn, offline, c
     ("argv", "message"),
     [
         (["   "], "The prompt is empty"),
-        (["Hi", "--model", "claude-haiku-4-5", "--follow"], "needs ANTHROPIC_API_KEY, which is not set here"),
+        (
+            ["Hi", "--model", "claude-haiku-4-5", "--follow"],
+            "needs ANTHROPIC_API_KEY, which is not set here",
+        ),
         (["Hi", "--queue", "nowhere"], "Unknown queue 'nowhere'"),
         (["Hi", "--tasks", "x"], "--tasks only applies with --follow"),
     ],

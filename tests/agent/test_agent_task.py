@@ -104,7 +104,13 @@ def test_a_conversation_with_tool_use(conn, db_dsn, claude_env, monkeypatch):
 
     transcript = load_transcript(conn, AGENT_QUEUE, task_id)
     assert [e.kind for e in transcript.entries] == [
-        "prompt", "assistant", "tool_call", "tool_result", "tool_call", "tool_result", "final",
+        "prompt",
+        "assistant",
+        "tool_call",
+        "tool_result",
+        "tool_call",
+        "tool_result",
+        "final",
     ]
     assert transcript.entries[-1].text == "It is 7.5 °C and overcast in Paris."
     assert transcript.finished and transcript.iterations == 2
@@ -164,9 +170,14 @@ def test_ask_human_timeout_tells_the_model_no_answer_came(conn, db_dsn, claude_e
         result = fake.requests[1].tool_results()["toolu_q"]
     assert task.state == "completed"
     assert result["is_error"] is True
-    assert result["content"] == "No answer came within 1 second; the person did not reply to: Still there?"
+    assert (
+        result["content"]
+        == "No answer came within 1 second; the person did not reply to: Still there?"
+    )
     transcript = load_transcript(conn, AGENT_QUEUE, task_id)
-    assert [(e.kind, e.is_error) for e in transcript.entries if e.kind == "tool_result"] == [("tool_result", True)]
+    assert [(e.kind, e.is_error) for e in transcript.entries if e.kind == "tool_result"] == [
+        ("tool_result", True)
+    ]
 
 
 def test_rate_limits_and_server_errors_retry_the_iteration(conn, db_dsn, claude_env):
@@ -211,10 +222,14 @@ def test_an_authentication_error_fails_the_task_without_retries(conn, db_dsn, cl
 def test_params_that_cannot_run_fail_the_task_without_retries(conn, db_dsn):
     client = Absurd(conn, queue_name=AGENT_QUEUE, registry=agent_registry())
     client.create_queue(AGENT_QUEUE)
-    task_id = client.spawn(AGENT_TASK, {"prompt": "  "}, max_attempts=5, retry_strategy=FAST_RETRY)["task_id"]
+    task_id = client.spawn(AGENT_TASK, {"prompt": "  "}, max_attempts=5, retry_strategy=FAST_RETRY)[
+        "task_id"
+    ]
     with running_workers(db_dsn):
         task = wait_for_state(conn, task_id, "failed", "completed")
-    assert len(task.runs) == 1 and task.max_attempts == 5, "failed for good without touching max_attempts"
+    assert len(task.runs) == 1 and task.max_attempts == 5, (
+        "failed for good without touching max_attempts"
+    )
     assert 'The agent needs a non-empty "prompt" string' in task.failure["message"]
     with pytest.raises(ValueError, match='non-empty "prompt"'):
         spawn_agent(conn, "")
@@ -256,11 +271,22 @@ def test_the_demo_model_end_to_end(conn, db_dsn, monkeypatch):
     assert task.state == "completed", task.failure
     values = task.checkpoints
     assert values["model"] == "demo"
-    assert {"iteration", "tool:current_time", "ask_human", "tool:get_weather", "sleep", "iteration#5"} <= set(values)
+    assert {
+        "iteration",
+        "tool:current_time",
+        "ask_human",
+        "tool:get_weather",
+        "sleep",
+        "iteration#5",
+    } <= set(values)
     answer = task.result["answer"]
     assert "not Claude" in answer and "Plan a picnic." in answer and "weather in Lyon" in answer
     assert "could not be reached" in answer  # the weather tool's offline error, reported
     assert task.result["model"] == "demo" and task.result["iterations"] == 5
     final = load_transcript(conn, AGENT_QUEUE, task_id)
-    assert [e.kind for e in final.entries] == ["prompt"] + ["assistant", "tool_call", "tool_result"] * 4 + ["final"]
+    assert [e.kind for e in final.entries] == ["prompt"] + [
+        "assistant",
+        "tool_call",
+        "tool_result",
+    ] * 4 + ["final"]
     assert final.entries[-1].text == answer

@@ -18,8 +18,21 @@ from absurd_tui.agent.conversation import (
 def test_params_defaults_and_validation():
     spec = AgentSpec.parse({"prompt": "Hi"})
     assert (spec.prompt, spec.model, spec.max_iterations, spec.system) == ("Hi", None, 20, None)
-    full = AgentSpec.parse({"prompt": "Hi", "model": " demo ", "max_iterations": 3, "system": "S", "ask_human_timeout": 60})
-    assert (full.model, full.max_iterations, full.system, full.ask_human_timeout) == ("demo", 3, "S", 60)
+    full = AgentSpec.parse(
+        {
+            "prompt": "Hi",
+            "model": " demo ",
+            "max_iterations": 3,
+            "system": "S",
+            "ask_human_timeout": 60,
+        }
+    )
+    assert (full.model, full.max_iterations, full.system, full.ask_human_timeout) == (
+        "demo",
+        3,
+        "S",
+        60,
+    )
 
     cases = [
         (None, "JSON object"),
@@ -41,7 +54,12 @@ def test_params_defaults_and_validation():
 
 def test_step_names_follow_the_sdk_numbering():
     names = StepNames()
-    assert [names.next("iteration"), names.next("tool:x"), names.next("iteration"), names.next("iteration")] == [
+    assert [
+        names.next("iteration"),
+        names.next("tool:x"),
+        names.next("iteration"),
+        names.next("iteration"),
+    ] == [
         "iteration",
         "tool:x",
         "iteration#2",
@@ -50,10 +68,16 @@ def test_step_names_follow_the_sdk_numbering():
 
 
 def test_planner_names_steps_and_answer_events_in_order():
-    planner = Planner("T1", AgentSpec.parse({"prompt": "p", "ask_human_timeout": 30, "max_sleep_seconds": 60}))
+    planner = Planner(
+        "T1", AgentSpec.parse({"prompt": "p", "ask_human_timeout": 30, "max_sleep_seconds": 60})
+    )
     assert planner.iteration_step() == "iteration"
     weather = planner.tool(ToolCall("a", "get_weather", {"location": "Paris"}))
-    assert (weather.kind, weather.base_step, weather.step) == ("function", "tool:get_weather", "tool:get_weather")
+    assert (weather.kind, weather.base_step, weather.step) == (
+        "function",
+        "tool:get_weather",
+        "tool:get_weather",
+    )
     ask = planner.tool(ToolCall("b", "ask_human", {"question": " Which city? "}))
     assert (ask.kind, ask.step, ask.event_name, ask.question, ask.timeout) == (
         "ask_human",
@@ -66,7 +90,11 @@ def test_planner_names_steps_and_answer_events_in_order():
     again = planner.tool(ToolCall("c", "get_weather", {"location": "Rome"}))
     assert again.step == "tool:get_weather#2"
     second = planner.tool(ToolCall("d", "ask_human", {"question": "Sure?", "timeout_seconds": 5}))
-    assert (second.step, second.event_name, second.timeout) == ("ask_human#2", "agent:T1:answer#2", 5)
+    assert (second.step, second.event_name, second.timeout) == (
+        "ask_human#2",
+        "agent:T1:answer#2",
+        5,
+    )
     nap = planner.tool(ToolCall("e", "sleep", {"seconds": 1.5, "reason": "waiting"}))
     assert (nap.kind, nap.step, nap.seconds, nap.reason) == ("sleep", "sleep", 1.5, "waiting")
     assert nap.sleep_result().content == "Slept for 1.5 seconds (waiting)."
@@ -82,7 +110,10 @@ def test_planner_names_steps_and_answer_events_in_order():
         assert (planned.kind, planned.step) == ("invalid", None)
         result = planned.invalid_result()
         assert result.is_error and message in result.content and result.tool_use_id == call.id
-    assert planner.tool(ToolCall("j", "ask_human", {"question": "Last?"})).event_name == "agent:T1:answer#3"
+    assert (
+        planner.tool(ToolCall("j", "ask_human", {"question": "Last?"})).event_name
+        == "agent:T1:answer#3"
+    )
     assert planner.tool(ToolCall("k", "sleep", {"seconds": 0, "reason": "r"})).step == "sleep#2"
 
 
@@ -101,7 +132,12 @@ def test_register_agent_is_idempotent_and_keeps_a_moved_agent():
 
     registry = TaskRegistry()
     first = register_agent(registry)
-    assert (first.name, first.queue, first.handler, first.default_max_attempts) == ("agent", "agents", run_agent, 10)
+    assert (first.name, first.queue, first.handler, first.default_max_attempts) == (
+        "agent",
+        "agents",
+        run_agent,
+        10,
+    )
     assert register_agent(registry) is first
     moved = register_agent(registry, queue="mine")
     assert moved.queue == "mine"

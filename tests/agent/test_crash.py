@@ -13,7 +13,7 @@ from absurd_tui.agent.task import AGENT_QUEUE, spawn_agent
 from absurd_tui.agent.transcript import load_transcript
 
 from .fake_anthropic import FakeAnthropic, Hold, reply, text, tool_use
-from .helpers import FAST_RETRY, TEST_KEY, detail, running_workers, wait_for, wait_for_state
+from .helpers import FAST_RETRY, TEST_KEY, detail, running_workers, wait_for_state
 
 WORKER = Path(__file__).with_name("agent_worker.py")
 PROJECT = Path(__file__).resolve().parents[2]
@@ -27,13 +27,25 @@ def test_a_killed_worker_resumes_after_the_last_checkpointed_turn(conn, db_dsn, 
     third = Hold(then=reply(text("(never delivered)")))
     script = {
         1: [reply(text("First the time."), tool_use("toolu_1", "current_time", {}))],
-        2: [reply(text("Now the weather."), tool_use("toolu_2", "get_weather", {"location": "Oslo"}))],
-        3: [third, reply(text("The time once more."), tool_use("toolu_3", "current_time", {"timezone": "Europe/Oslo"}))],
+        2: [
+            reply(
+                text("Now the weather."), tool_use("toolu_2", "get_weather", {"location": "Oslo"})
+            )
+        ],
+        3: [
+            third,
+            reply(
+                text("The time once more."),
+                tool_use("toolu_3", "current_time", {"timezone": "Europe/Oslo"}),
+            ),
+        ],
         4: [reply(text("Done: it is dark in Oslo."))],
     }
     with FakeAnthropic(script) as fake:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
-        task_id = spawn_agent(conn, "Tell me about Oslo.", model="claude-haiku-4-5", retry_strategy=FAST_RETRY)
+        task_id = spawn_agent(
+            conn, "Tell me about Oslo.", model="claude-haiku-4-5", retry_strategy=FAST_RETRY
+        )
         env = {**os.environ, "PYTHONPATH": str(PROJECT)}
         doomed = subprocess.Popen(
             [sys.executable, str(WORKER), db_dsn, str(CLAIM_TIMEOUT)],
@@ -45,7 +57,12 @@ def test_a_killed_worker_resumes_after_the_last_checkpointed_turn(conn, db_dsn, 
         try:
             assert third.held.wait(60), f"turn 3 never requested; turns {fake.turns()}"
             before = detail(conn, task_id)
-            assert set(before.checkpoints) == {"iteration", "tool:current_time", "iteration#2", "tool:get_weather"}
+            assert set(before.checkpoints) == {
+                "iteration",
+                "tool:current_time",
+                "iteration#2",
+                "tool:get_weather",
+            }
             assert before.state == "running"
             doomed.send_signal(signal.SIGKILL)
             doomed.wait(10)

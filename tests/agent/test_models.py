@@ -28,34 +28,59 @@ USER = [{"role": "user", "content": "What is the weather in Paris?"}]
 
 
 def claude(fake: FakeAnthropic, key: str = KEY) -> AnthropicModel:
-    return AnthropicModel("claude-haiku-4-5", env={"ANTHROPIC_API_KEY": key, "ANTHROPIC_BASE_URL": fake.base_url})
+    return AnthropicModel(
+        "claude-haiku-4-5", env={"ANTHROPIC_API_KEY": key, "ANTHROPIC_BASE_URL": fake.base_url}
+    )
 
 
 def respond(model, messages=USER, system="Be brief."):
-    return model.respond(system=system, messages=messages, tools=default_tools.specs(), max_tokens=256)
+    return model.respond(
+        system=system, messages=messages, tools=default_tools.specs(), max_tokens=256
+    )
 
 
 def test_a_tool_use_turn_round_trips_through_the_real_client():
-    script = {1: [reply(text("Checking."), tool_use("toolu_1", "get_weather", {"location": "Paris"}), input_tokens=42, output_tokens=7)]}
+    script = {
+        1: [
+            reply(
+                text("Checking."),
+                tool_use("toolu_1", "get_weather", {"location": "Paris"}),
+                input_tokens=42,
+                output_tokens=7,
+            )
+        ]
+    }
     with FakeAnthropic(script) as fake:
         turn = respond(claude(fake))
         [request] = fake.requests
     assert turn.stop_reason == "tool_use"
     assert turn.content == (
         {"type": "text", "text": "Checking."},
-        {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"location": "Paris"}},
+        {
+            "type": "tool_use",
+            "id": "toolu_1",
+            "name": "get_weather",
+            "input": {"location": "Paris"},
+        },
     )
     assert (turn.usage.input_tokens, turn.usage.output_tokens) == (42, 7)
     assert turn.model == "claude-haiku-4-5"
     assert Turn.from_json(turn.to_json()) == turn
     # Older clients send x-api-key, 2.x a bearer token: either way, our key.
-    sent = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+    sent = request.headers.get("x-api-key") or request.headers.get(
+        "authorization", ""
+    ).removeprefix("Bearer ")
     assert sent == KEY
     assert request.body["model"] == "claude-haiku-4-5"
     assert request.body["system"] == "Be brief."
     assert request.body["max_tokens"] == 256
     assert request.body["messages"] == USER
-    assert {t["name"] for t in request.body["tools"]} >= {"ask_human", "sleep", "get_weather", "current_time"}
+    assert {t["name"] for t in request.body["tools"]} >= {
+        "ask_human",
+        "sleep",
+        "get_weather",
+        "current_time",
+    }
 
 
 @pytest.mark.parametrize("status", [429, 500, 503, 529])
@@ -69,7 +94,11 @@ def test_retryable_errors_are_transient_and_not_retried_by_the_client(status):
 
 @pytest.mark.parametrize(
     ("status", "hint"),
-    [(401, "Check ANTHROPIC_API_KEY"), (400, "rejected the request: 400 invalid_request_error"), (404, "model name")],
+    [
+        (401, "Check ANTHROPIC_API_KEY"),
+        (400, "rejected the request: 400 invalid_request_error"),
+        (404, "model name"),
+    ],
 )
 def test_permanent_errors_are_rejections(status, hint):
     with FakeAnthropic({1: [error(status, message=f"bad key {KEY}")]}) as fake:
@@ -85,7 +114,10 @@ def test_unreachable_endpoint_is_transient():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    model = AnthropicModel("claude-haiku-4-5", env={"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}"})
+    model = AnthropicModel(
+        "claude-haiku-4-5",
+        env={"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}"},
+    )
     with pytest.raises(TransientModelError, match="Could not reach the Anthropic API"):
         respond(model)
 
@@ -105,7 +137,10 @@ def test_model_choice_and_labels():
     assert model_label("claude-sonnet-4-5") == "claude-sonnet-4-5"
     assert isinstance(make_model("demo"), DemoModel)
     offline = model_options({})
-    assert [(o.name, o.available) for o in offline][:2] == [("demo", True), ("claude-haiku-4-5", False)]
+    assert [(o.name, o.available) for o in offline][:2] == [
+        ("demo", True),
+        ("claude-haiku-4-5", False),
+    ]
     assert "ANTHROPIC_API_KEY is not set" in offline[1].note
     keyed = model_options({"ANTHROPIC_API_KEY": "k"})
     assert keyed[0].name == "claude-haiku-4-5" and all(o.available for o in keyed)
@@ -131,7 +166,9 @@ def test_demo_model_script_is_deterministic_and_honest():
 
     answer(first, '{"utc": "2026-11-26T15:00:00+00:00"}')
     second = respond(demo, messages)
-    assert [(c.name, c.input) for c in second.tool_calls] == [("ask_human", {"question": DemoModel.QUESTION})]
+    assert [(c.name, c.input) for c in second.tool_calls] == [
+        ("ask_human", {"question": DemoModel.QUESTION})
+    ]
     answer(second, "The person answered: Lyon")
     third = respond(demo, messages)
     assert [(c.name, c.input) for c in third.tool_calls] == [("get_weather", {"location": "Lyon"})]

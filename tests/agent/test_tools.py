@@ -39,7 +39,11 @@ def test_user_tool_is_offered_and_called(registry):
     result = registry.call("toolu_1", "add", {"a": 2, "b": 3.5})
     assert (result.tool_use_id, result.is_error) == ("toolu_1", False)
     assert json.loads(result.content) == {"sum": 5.5}
-    assert result.block() == {"type": "tool_result", "tool_use_id": "toolu_1", "content": '{"sum": 5.5}'}
+    assert result.block() == {
+        "type": "tool_result",
+        "tool_use_id": "toolu_1",
+        "content": '{"sum": 5.5}',
+    }
 
 
 def test_bad_input_and_failures_become_error_results(registry):
@@ -61,7 +65,11 @@ def test_bad_input_and_failures_become_error_results(registry):
     assert raised.is_error and raised.content == "explode failed: disk on fire"
     assert raised.block()["is_error"] is True
     unknown = registry.call("t", "nope", {})
-    assert unknown.is_error and "Unknown tool 'nope'" in unknown.content and "current_time" in unknown.content
+    assert (
+        unknown.is_error
+        and "Unknown tool 'nope'" in unknown.content
+        and "current_time" in unknown.content
+    )
 
 
 def test_registration_rules(registry):
@@ -98,7 +106,11 @@ def test_current_time(registry):
     result = registry.call("t", "current_time", {"timezone": "Asia/Tokyo"})
     value = json.loads(result.content)
     assert not result.is_error
-    assert value["timezone"] == "Asia/Tokyo" and value["local"].endswith("+09:00") and value["utc"].endswith("+00:00")
+    assert (
+        value["timezone"] == "Asia/Tokyo"
+        and value["local"].endswith("+09:00")
+        and value["utc"].endswith("+00:00")
+    )
     bad = registry.call("t", "current_time", {"timezone": "Mars/Olympus"})
     assert bad.is_error and "unknown time zone 'Mars/Olympus'" in bad.content
 

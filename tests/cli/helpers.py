@@ -14,9 +14,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import absurd_tui
 
@@ -39,7 +40,11 @@ class Result:
 
 
 def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("ABSURD_DATABASE_URL", "ABSURD_TUI_DATA_DIR")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("ABSURD_DATABASE_URL", "ABSURD_TUI_DATA_DIR")
+    }
     env["ABSURD_TUI_DATA_DIR"] = str(tmp_path / "no-embedded-server-here")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
@@ -63,7 +68,7 @@ class Cli:
         self,
         *args: str,
         input: str | None = None,
-        dsn: str | None | bool = True,
+        dsn: str | bool | None = True,
         env: dict[str, str] | None = None,
         timeout: float = 60,
     ) -> Result:
@@ -79,7 +84,7 @@ class Cli:
         )
         return Result(tuple(args), proc.returncode, proc.stdout, proc.stderr)
 
-    def start(self, *args: str, env: dict[str, str] | None = None) -> "Background":
+    def start(self, *args: str, env: dict[str, str] | None = None) -> Background:
         """Start a long-running command (a worker); its output goes to files, so a
         chatty process never blocks on a full pipe."""
         return Background(self.command(args, self.dsn), {**self.env, **(env or {})}, self.tmp_path)

@@ -11,7 +11,20 @@ import pytest
 
 from .helpers import assert_clean_error, cli_env
 
-COMMANDS = ["init", "dsn", "queue", "spawn", "emit", "retry", "cancel", "tasks", "show", "events", "workers", "worker"]
+COMMANDS = [
+    "init",
+    "dsn",
+    "queue",
+    "spawn",
+    "emit",
+    "retry",
+    "cancel",
+    "tasks",
+    "show",
+    "events",
+    "workers",
+    "worker",
+]
 UNREACHABLE = "postgresql://u:secret@127.0.0.1:1/x"
 
 
@@ -25,7 +38,11 @@ def test_help_lists_every_command(bare_cli):
 def test_console_script_runs_the_cli(tmp_path):
     script = Path(sys.executable).with_name("absurd-tui")
     proc = subprocess.run(
-        [str(script), "--version"], capture_output=True, text=True, env=cli_env(tmp_path), timeout=30
+        [str(script), "--version"],
+        capture_output=True,
+        text=True,
+        env=cli_env(tmp_path),
+        timeout=30,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("absurd-tui ")
@@ -144,7 +161,9 @@ def test_console_reports_problems_before_taking_over_the_terminal(bare_cli):
     unreachable = bare_cli("--no-workers", dsn=UNREACHABLE)
     assert_clean_error(unreachable, 2, "127.0.0.1")
     assert "secret" not in unreachable.err
-    assert_clean_error(bare_cli("--tasks", "no_such_module_xyz", dsn=UNREACHABLE), 2, "no_such_module_xyz")
+    assert_clean_error(
+        bare_cli("--tasks", "no_such_module_xyz", dsn=UNREACHABLE), 2, "no_such_module_xyz"
+    )
 
 
 def test_commands_other_than_the_console_never_import_textual(cli, default_queue):
@@ -156,7 +175,12 @@ def test_commands_other_than_the_console_never_import_textual(cli, default_queue
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=cli.env, cwd=cli.tmp_path, timeout=60
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=cli.env,
+        cwd=cli.tmp_path,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "[]"

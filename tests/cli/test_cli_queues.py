@@ -21,14 +21,27 @@ def test_create_list_and_drop(cli, conn):
     listing = cli("queue", "list")
     assert listing.code == 0, listing
     header, row = listing.out.splitlines()
-    assert header.split()[:7] == ["QUEUE", "PENDING", "RUNNING", "SLEEPING", "COMPLETED", "FAILED", "CANCELLED"]
+    assert header.split()[:7] == [
+        "QUEUE",
+        "PENDING",
+        "RUNNING",
+        "SLEEPING",
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+    ]
     assert row.startswith("mail jobs  ")
     assert row.split()[2:9] == ["1", "0", "0", "0", "0", "0", "1"]
 
     data = cli("queue", "list", "--json").json()
     assert [q["queue"] for q in data] == ["mail jobs"]
     assert data[0]["counts"] == {
-        "pending": 1, "running": 0, "sleeping": 0, "completed": 0, "failed": 0, "cancelled": 0,
+        "pending": 1,
+        "running": 0,
+        "sleeping": 0,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 0,
     }
     assert data[0]["claimable"] == 1
 

@@ -44,7 +44,16 @@ def test_tasks_table_filters_and_json(cli, conn, default_queue):
     result = cli("tasks")
     assert result.code == 0, result
     lines = result.out.splitlines()
-    assert lines[0].split() == ["ID", "QUEUE", "NAME", "STATE", "ATTEMPT", "STEP", "UPDATED", "WORKER"]
+    assert lines[0].split() == [
+        "ID",
+        "QUEUE",
+        "NAME",
+        "STATE",
+        "ATTEMPT",
+        "STEP",
+        "UPDATED",
+        "WORKER",
+    ]
     assert len(lines) == 4
     # Newest first, shown by the short id the TUI uses (the id's last 12 digits).
     assert [line.split()[0] for line in lines[1:]] == [i[-12:] for i in reversed(ids)]
@@ -83,7 +92,9 @@ def test_show_a_waiting_task_then_emit_and_finish(cli, waiting_task):
     detail = cli("show", task_id, "--json").json()
     assert [c["name"] for c in detail["checkpoints"]] == ["fetch", "fetch#2"]
     assert [w["event_name"] for w in detail["waits"]] == ["go"]
-    assert [(r["attempt"], r["state"], r["available_at"]) for r in detail["runs"]] == [(1, "sleeping", None)]
+    assert [(r["attempt"], r["state"], r["available_at"]) for r in detail["runs"]] == [
+        (1, "sleeping", None)
+    ]
 
     events = cli("events", "--json").json()
     assert [(w["task_id"], w["event_name"]) for w in events["waits"]] == [(task_id, "go")]
@@ -150,7 +161,9 @@ def test_workers_seen_in_the_database(cli, conn, default_queue):
     spawn(conn, "long")
     conn.execute("SELECT * FROM absurd.claim_task('default', 'host-b:4242', 60, 1)")
     seen = cli("workers", "--json").json()
-    assert [(w["worker"], w["queues"], w["running"]) for w in seen] == [("host-b:4242", ["default"], 1)]
+    assert [(w["worker"], w["queues"], w["running"]) for w in seen] == [
+        ("host-b:4242", ["default"], 1)
+    ]
     table = cli("workers")
     assert "host-b:4242" in table.out
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
+from os.path import commonpath
 
 from .helpers import assert_clean_error
 
@@ -22,7 +22,11 @@ def fail(conn, task_id: str, queue: str = "default") -> None:
     run_id = conn.execute(
         "SELECT run_id FROM absurd.claim_task(%s, 'test-worker', 30, 1)", (queue,)
     ).fetchone()[0]
-    reason = {"name": "ValueError", "message": "boom", "traceback": "Traceback (most recent call last):\n  ..."}
+    reason = {
+        "name": "ValueError",
+        "message": "boom",
+        "traceback": "Traceback (most recent call last):\n  ...",
+    }
     conn.execute("SELECT absurd.fail_run(%s, %s, %s, NULL)", (queue, run_id, json.dumps(reason)))
     assert state(conn, task_id, queue) == "failed"
 
@@ -40,7 +44,9 @@ def test_retry_in_place_by_short_id(cli, conn, default_queue):
     assert result.code == 0, result
     assert "attempt 2" in result.out
     assert state(conn, task_id) == "pending"
-    attempts = conn.execute("SELECT attempts FROM absurd.t_default WHERE task_id = %s", (uuid.UUID(task_id),)).fetchone()[0]
+    attempts = conn.execute(
+        "SELECT attempts FROM absurd.t_default WHERE task_id = %s", (uuid.UUID(task_id),)
+    ).fetchone()[0]
     assert attempts == 2
 
 
@@ -90,7 +96,7 @@ def test_unknown_task_id(cli, conn, default_queue):
 
 def test_ambiguous_prefix_lists_the_candidates_and_changes_nothing(cli, conn, default_queue):
     first, second = spawn(conn), spawn(conn)
-    prefix = os.path.commonprefix([first, second])
+    prefix = commonpath([first, second])
     assert len(prefix) >= 4, (first, second)  # UUIDv7 ids spawned together share a time prefix
     result = cli("cancel", prefix)
     assert_clean_error(result, 2, first, second)
@@ -110,6 +116,6 @@ def test_task_id_in_an_unknown_queue(cli, conn, default_queue):
 def test_task_id_resolves_across_queues(cli, conn, default_queue):
     conn.execute("SELECT absurd.create_queue('other')")
     task_id = spawn(conn, queue="other")
-    result = cli("cancel", task_id[:8 + 1 + 4])
+    result = cli("cancel", task_id[: 8 + 1 + 4])
     assert result.code == 0, result
     assert state(conn, task_id, "other") == "cancelled"

@@ -23,7 +23,9 @@ TASK_SECONDS = 0.1
 def busy_moment(conn, pid: int) -> bool:
     """Well into the run, with a backlog, and the worker ``pid`` holding tasks."""
     executions = conn.execute("SELECT count(*) FROM cli_test_executions").fetchone()[0]
-    backlog = conn.execute("SELECT count(*) FROM absurd.r_scale WHERE state = 'pending'").fetchone()[0]
+    backlog = conn.execute(
+        "SELECT count(*) FROM absurd.r_scale WHERE state = 'pending'"
+    ).fetchone()[0]
     held = conn.execute(
         "SELECT count(*) FROM absurd.r_scale WHERE state = 'running' AND claimed_by LIKE %s",
         (f"%:{pid}:%",),
@@ -33,7 +35,9 @@ def busy_moment(conn, pid: int) -> bool:
 
 def counts(conn) -> tuple[int, int]:
     executions = conn.execute("SELECT count(*) FROM cli_test_executions").fetchone()[0]
-    completed = conn.execute("SELECT count(*) FROM absurd.t_scale WHERE state = 'completed'").fetchone()[0]
+    completed = conn.execute(
+        "SELECT count(*) FROM absurd.t_scale WHERE state = 'completed'"
+    ).fetchone()[0]
     return executions, completed
 
 
@@ -43,8 +47,19 @@ def test_two_workers_complete_500_cli_spawned_tasks_exactly_once_through_a_sigte
     conn.execute(CREATE_TABLE)
     assert cli("queue", "create", "scale").code == 0
     env = {"CLI_TEST_RECORD_DSN": cli.dsn}
-    common = ("worker", "--queue", "scale", "--tasks", str(TASK_MODULE), "--concurrency", "4",
-              "--claim-timeout", "5", "--grace", "30")
+    common = (
+        "worker",
+        "--queue",
+        "scale",
+        "--tasks",
+        str(TASK_MODULE),
+        "--concurrency",
+        "4",
+        "--claim-timeout",
+        "5",
+        "--grace",
+        "30",
+    )
     stopped, survivor = cli.start(*common, env=env), cli.start(*common, env=env)
 
     spawns = []
@@ -53,7 +68,18 @@ def test_two_workers_complete_500_cli_spawned_tasks_exactly_once_through_a_sigte
         # A few one-task invocations, then the bulk as --batch invocations: every task
         # goes through `absurd-tui spawn`, in one process at a time.
         for n in range(SINGLE):
-            spawns.append(cli("spawn", "record", "-q", "scale", "-P", f"n:={n}", "-P", f"sleep:={TASK_SECONDS}"))
+            spawns.append(
+                cli(
+                    "spawn",
+                    "record",
+                    "-q",
+                    "scale",
+                    "-P",
+                    f"n:={n}",
+                    "-P",
+                    f"sleep:={TASK_SECONDS}",
+                )
+            )
         for batch in range(BATCHES):
             lines = "\n".join(
                 json.dumps({"n": SINGLE + batch * PER_BATCH + i, "sleep": TASK_SECONDS})
@@ -83,16 +109,22 @@ def test_two_workers_complete_500_cli_spawned_tasks_exactly_once_through_a_sigte
 
     # Every task ran its recording step exactly once and completed on its first
     # attempt: the stopped worker finished what it had before leaving.
-    rows = conn.execute("SELECT task_id::text, count(*) FROM cli_test_executions GROUP BY 1").fetchall()
+    rows = conn.execute(
+        "SELECT task_id::text, count(*) FROM cli_test_executions GROUP BY 1"
+    ).fetchall()
     assert {task_id for task_id, _ in rows} == set(spawned_ids)
     assert all(n == 1 for _, n in rows)
-    tasks = conn.execute("SELECT state, attempts, count(*) FROM absurd.t_scale GROUP BY 1, 2").fetchall()
+    tasks = conn.execute(
+        "SELECT state, attempts, count(*) FROM absurd.t_scale GROUP BY 1, 2"
+    ).fetchall()
     assert tasks == [("completed", 1, TOTAL)]
     params = conn.execute("SELECT params->>'n' FROM absurd.t_scale").fetchall()
     assert sorted(int(n) for (n,) in params) == list(range(TOTAL))
 
     # Both workers did real work, and the stopped one was busy when the signal came.
-    by_pid = dict(conn.execute("SELECT pid, count(*) FROM cli_test_executions GROUP BY pid").fetchall())
+    by_pid = dict(
+        conn.execute("SELECT pid, count(*) FROM cli_test_executions GROUP BY pid").fetchall()
+    )
     assert set(by_pid) == {stopped.pid, survivor.pid}
     log = stopped.log()
     busy = re.search(r"giving (\d+) running task\(s\)", log)

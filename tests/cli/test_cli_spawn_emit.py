@@ -26,14 +26,22 @@ def tasks(conn, queue: str = "default") -> list[dict]:
 
 def test_spawn_prints_the_id_and_stores_everything(cli, conn, default_queue):
     result = cli(
-        "spawn", "greet",
-        "--params", '{"name": "Ada", "lang": "fr"}',
-        "-P", "lang=en",
-        "-P", "times:=3",
-        "--max-attempts", "2",
-        "--headers", '{"trace": "t-1"}',
-        "--retry-strategy", '{"kind": "fixed", "base_seconds": 5}',
-        "--cancellation", '{"max_delay": 60}',
+        "spawn",
+        "greet",
+        "--params",
+        '{"name": "Ada", "lang": "fr"}',
+        "-P",
+        "lang=en",
+        "-P",
+        "times:=3",
+        "--max-attempts",
+        "2",
+        "--headers",
+        '{"trace": "t-1"}',
+        "--retry-strategy",
+        '{"kind": "fixed", "base_seconds": 5}',
+        "--cancellation",
+        '{"max_delay": 60}',
     )
     assert result.code == 0, result
     task_id = uuid.UUID(result.out.strip())
@@ -56,7 +64,10 @@ def test_spawn_into_a_named_queue_with_params_from_a_file_and_stdin(cli, conn, t
     from_stdin = cli("spawn", "send", "-q", "mail", "--params", "@-", input='["a", 1]')
     assert from_file.code == from_stdin.code == 0, (from_file, from_stdin)
     stored = {str(t["task_id"]): t["params"] for t in tasks(conn, "mail")}
-    assert stored == {from_file.out.strip(): {"to": "ada@example.com"}, from_stdin.out.strip(): ["a", 1]}
+    assert stored == {
+        from_file.out.strip(): {"to": "ada@example.com"},
+        from_stdin.out.strip(): ["a", 1],
+    }
 
 
 def test_spawn_json_output_and_idempotency_key(cli, conn, default_queue):

@@ -23,14 +23,21 @@ def log_lines(log: str, task_id: str) -> list[str]:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_worker_logs_each_start_step_end_and_failure(cli, conn, default_queue, signum):
-    worker = cli.start("worker", "--queue", "default", "--tasks", str(TASK_MODULE), "--concurrency", "2")
+    worker = cli.start(
+        "worker", "--queue", "default", "--tasks", str(TASK_MODULE), "--concurrency", "2"
+    )
     try:
         ok = cli("spawn", "steps").out.strip()
         bad = cli("spawn", "steps", "-P", "fail:=true", "--max-attempts", "1").out.strip()
-        wait_for(lambda: task_state(conn, ok) == "completed" and task_state(conn, bad) == "failed",
-                 what="both tasks to finish")
+        wait_for(
+            lambda: task_state(conn, ok) == "completed" and task_state(conn, bad) == "failed",
+            what="both tasks to finish",
+        )
         # The pool logs the outcome after recording it; wait for the line, not a time.
-        wait_for(lambda: any("failed" in line for line in log_lines(worker.log(), bad)), what="failure line")
+        wait_for(
+            lambda: any("failed" in line for line in log_lines(worker.log(), bad)),
+            what="failure line",
+        )
         worker.signal(signum)
         assert worker.wait(timeout=30) == 0, worker.log()
     finally:
@@ -44,12 +51,18 @@ def test_worker_logs_each_start_step_end_and_failure(cli, conn, default_queue, s
     assert "'fetch'" in ok_lines[1] and "'store'" in ok_lines[2]
     assert "completed" in ok_lines[3]
     bad_lines = log_lines(log, bad)
-    assert "failed" in bad_lines[-1] and "asked to fail" in bad_lines[-1] and "RuntimeError" in bad_lines[-1]
+    assert (
+        "failed" in bad_lines[-1]
+        and "asked to fail" in bad_lines[-1]
+        and "RuntimeError" in bad_lines[-1]
+    )
 
 
 def test_worker_bad_input(cli, conn, default_queue):
     assert_clean_error(cli("worker", "--tasks", "no_such_module_xyz"), 2, "no_such_module_xyz")
-    assert_clean_error(cli("worker", "--tasks", "/nonexistent/tasks.py"), 2, "/nonexistent/tasks.py")
+    assert_clean_error(
+        cli("worker", "--tasks", "/nonexistent/tasks.py"), 2, "/nonexistent/tasks.py"
+    )
     assert_clean_error(cli("worker", "--queue", "nope"), 2, 'Unknown queue "nope"')
     assert_clean_error(cli("worker", "--concurrency", "0"), 2, "--concurrency")
 
@@ -60,26 +73,41 @@ def test_a_task_still_running_after_the_grace_period_is_reclaimed_by_another_wor
     conn.execute(CREATE_TABLE)
     assert cli("queue", "create", "scale").code == 0
     env = {"CLI_TEST_RECORD_DSN": cli.dsn}
-    common = ("worker", "--queue", "scale", "--tasks", str(TASK_MODULE), "--concurrency", "1", "--claim-timeout", "2")
+    common = (
+        "worker",
+        "--queue",
+        "scale",
+        "--tasks",
+        str(TASK_MODULE),
+        "--concurrency",
+        "1",
+        "--claim-timeout",
+        "2",
+    )
     first = cli.start(*common, "--grace", "0.5", env=env)
     second = None
     try:
         spawned = cli("spawn", "hold", "--queue", "scale", "-P", "seconds:=3")
         assert spawned.code == 0, spawned
         task_id = spawned.out.strip()
-        wait_for(lambda: conn.execute("SELECT count(*) FROM cli_test_executions").fetchone()[0] == 1,
-                 what="the first worker to start the task")
+        wait_for(
+            lambda: conn.execute("SELECT count(*) FROM cli_test_executions").fetchone()[0] == 1,
+            what="the first worker to start the task",
+        )
         first.signal(signal.SIGTERM)
         assert first.wait(timeout=30) == 0, first.log()
         assert "1 task(s) unfinished" in first.log()
         second = cli.start(*common, "--grace", "30", env=env)
-        wait_for(lambda: task_state(conn, task_id, "scale") == "completed", timeout=60, what="completion")
+        wait_for(
+            lambda: task_state(conn, task_id, "scale") == "completed", timeout=60, what="completion"
+        )
     finally:
         first.stop()
         if second is not None:
             assert second.stop() == 0, second.log()
     starts = conn.execute(
-        "SELECT attempt, pid FROM cli_test_executions WHERE task_id = %s ORDER BY id", (uuid.UUID(task_id),)
+        "SELECT attempt, pid FROM cli_test_executions WHERE task_id = %s ORDER BY id",
+        (uuid.UUID(task_id),),
     ).fetchall()
     assert starts == [(1, first.pid), (2, second.pid)]
     runs = conn.execute(
@@ -96,12 +124,17 @@ def test_a_task_still_running_after_the_grace_period_is_reclaimed_by_another_wor
 def test_without_queues_a_worker_serves_and_creates_those_of_its_tasks(cli, conn):
     worker = cli.start("worker", "--tasks", str(TASK_MODULE), "--concurrency", "1")
     try:
-        names = lambda: [r[0] for r in conn.execute("SELECT queue_name FROM absurd.queues ORDER BY 1")]  # noqa: E731
+
+        def names():
+            return [r[0] for r in conn.execute("SELECT queue_name FROM absurd.queues ORDER BY 1")]
+
         # 'default' and 'scale' from the test module, 'agents' for the built-in agent.
         wait_for(lambda: names() == ["agents", "default", "scale"], what="the worker's queues")
         spawned = cli("spawn", "steps")
         assert spawned.code == 0, spawned
-        wait_for(lambda: task_state(conn, spawned.out.strip()) == "completed", what="the task to run")
+        wait_for(
+            lambda: task_state(conn, spawned.out.strip()) == "completed", what="the task to run"
+        )
     finally:
         assert worker.stop() == 0, worker.log()
     assert "queue(s) default, agents, scale" in worker.log()

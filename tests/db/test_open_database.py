@@ -29,7 +29,9 @@ def test_missing_schema_on_a_dsn_is_reported_with_the_init_command(empty_db_dsn)
         open_database(Settings(dsn=empty_db_dsn))
     assert "absurd-tui init" in str(err.value)
     with psycopg.connect(empty_db_dsn) as conn:
-        assert conn.execute("SELECT to_regnamespace('absurd')").fetchone()[0] is None, "must not install silently"
+        assert conn.execute("SELECT to_regnamespace('absurd')").fetchone()[0] is None, (
+            "must not install silently"
+        )
 
 
 def test_init_installs_the_schema_and_reports_our_revision(empty_db_dsn):
@@ -98,7 +100,9 @@ def test_reapplying_the_schema_keeps_data(db_dsn):
             "SELECT task_name, params->>'n' FROM absurd.t_keep WHERE task_id = %s", (task_id,)
         ).fetchone()
         assert row == ("job", "1")
-        claimed = conn.execute("SELECT task_id FROM absurd.claim_task('keep', 'w', 30, 1)").fetchall()
+        claimed = conn.execute(
+            "SELECT task_id FROM absurd.claim_task('keep', 'w', 30, 1)"
+        ).fetchall()
         assert [r[0] for r in claimed] == [task_id]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import absurd_sdk
 import psycopg
@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 Q = "interop"
-T0 = datetime(2031, 3, 4, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2031, 3, 4, 12, 0, 0, tzinfo=UTC)
 
 
 class Clock:
@@ -71,7 +71,9 @@ def result(app, task_id):
 
 
 def rows(conn, prefix: str, where: str, *params) -> list[dict]:
-    query = sql.SQL("SELECT * FROM absurd.{} WHERE " + where).format(sql.Identifier(f"{prefix}_{Q}"))
+    query = sql.SQL("SELECT * FROM absurd.{} WHERE " + where).format(
+        sql.Identifier(f"{prefix}_{Q}")
+    )
     return conn.cursor(row_factory=dict_row).execute(query, params).fetchall()
 
 
@@ -107,10 +109,17 @@ def test_steps_run_once_and_the_result_is_stored(app, worker_conn):
     snapshot = result(app, spawned["task_id"])
     assert snapshot.state == "completed"
     assert snapshot.result == {
-        "a": 2, "b": 20, "c": [2, 20], "headers": {"trace": "t-1"}, "task_id": str(spawned["task_id"]),
+        "a": 2,
+        "b": 20,
+        "c": [2, 20],
+        "headers": {"trace": "t-1"},
+        "task_id": str(spawned["task_id"]),
     }
     assert calls == ["first", "second", "third"]
-    names = {r["checkpoint_name"]: r["state"] for r in rows(worker_conn, "c", "task_id = %s", spawned["task_id"])}
+    names = {
+        r["checkpoint_name"]: r["state"]
+        for r in rows(worker_conn, "c", "task_id = %s", spawned["task_id"])
+    }
     assert names == {"add": 2, "add#2": 20, "decorated": [2, 20]}
     assert [r["state"] for r in runs(worker_conn, spawned["task_id"])] == ["completed"]
 
@@ -189,7 +198,9 @@ def test_event_wait_is_woken_by_emit(app, worker_conn):
     snapshot = result(app, spawned["task_id"])
     assert snapshot.state == "completed"
     assert snapshot.result == {"first": {"by": "ops"}, "again": {"by": "ops"}}
-    checkpoints = {r["checkpoint_name"] for r in rows(worker_conn, "c", "task_id = %s", spawned["task_id"])}
+    checkpoints = {
+        r["checkpoint_name"] for r in rows(worker_conn, "c", "task_id = %s", spawned["task_id"])
+    }
     assert checkpoints == {"$awaitEvent:approved", "$awaitEvent:approved#2"}
 
 
@@ -370,7 +381,9 @@ def test_cancel_while_running_stops_at_the_next_checkpoint(app, worker_conn, con
     work(app)
     assert reached == ["one", "two"]
     assert result(app, spawned["task_id"]).state == "cancelled"
-    names = {r["checkpoint_name"] for r in rows(worker_conn, "c", "task_id = %s", spawned["task_id"])}
+    names = {
+        r["checkpoint_name"] for r in rows(worker_conn, "c", "task_id = %s", spawned["task_id"])
+    }
     assert names == {"one"}
     assert [r["state"] for r in runs(worker_conn, spawned["task_id"])] == ["cancelled"]
 
@@ -525,7 +538,8 @@ def test_a_task_awaits_a_child_task_on_another_queue(app, worker_conn, clock, co
     @app.register_task("parent")
     def parent(params, ctx):
         child_id = ctx.step(
-            "spawn child", lambda: str(app.spawn("child", {"n": params["n"]}, queue="children")["task_id"])
+            "spawn child",
+            lambda: str(app.spawn("child", {"n": params["n"]}, queue="children")["task_id"]),
         )
         snapshot = ctx.await_task_result(child_id, queue_name="children", timeout=15)
         return {"child_state": snapshot.state, "child_result": snapshot.result}
@@ -543,7 +557,12 @@ def test_a_task_awaits_a_child_task_on_another_queue(app, worker_conn, clock, co
         children.stop_worker()
         thread.join(10)
         children.close()
-    assert result(app, spawned["task_id"]).result == {"child_state": "completed", "child_result": {"square": 49}}
-    steps = {r["checkpoint_name"] for r in rows(worker_conn, "c", "task_id = %s", spawned["task_id"])}
+    assert result(app, spawned["task_id"]).result == {
+        "child_state": "completed",
+        "child_result": {"square": 49},
+    }
+    steps = {
+        r["checkpoint_name"] for r in rows(worker_conn, "c", "task_id = %s", spawned["task_id"])
+    }
     assert "spawn child" in steps
     assert any(name.startswith("$awaitTaskResult:") for name in steps)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import psycopg
-
 from sdk.helpers import checkpoints, rows, run_rows, set_now, task_row, wait_until  # noqa: F401
 
 

@@ -58,8 +58,11 @@ def test_a_notification_wakes_an_idle_worker_at_once(client, registry, make_pool
     assert time.monotonic() - started < 3.0
 
     waiting = client.spawn("waits", {})
-    wait_until(lambda: task_row(client._conn, "default", waiting.task_id)["state"] == "sleeping",
-               timeout=5, what="the wait")
+    wait_until(
+        lambda: task_row(client._conn, "default", waiting.task_id)["state"] == "sleeping",
+        timeout=5,
+        what="the wait",
+    )
     started = time.monotonic()
     client.emit_event("go", "now")
     wait_until(completed(client, waiting.task_id), timeout=5, what="the woken task")
@@ -92,7 +95,10 @@ def test_status_reports_idle_and_running_with_the_step(client, registry, make_po
     (status,) = pool.statuses()
     assert status.state == "running"
     assert (status.task_id, status.task_name, status.queue, status.step) == (
-        spawned.task_id, "observed", "default", "slow"
+        spawned.task_id,
+        "observed",
+        "default",
+        "slow",
     )
     assert status.run_id == spawned.run_id and status.attempt == 1
     assert "running observed" in status.describe()
@@ -203,7 +209,9 @@ def test_cancellation_reaches_a_running_task_at_its_next_step(client, registry, 
     spawned = client.spawn("cancellable", {})
     assert between.wait(10)
     client.cancel_task(spawned.task_id)
-    wait_until(lambda: spawned.run_id not in pool._keeper.holding(), what="the keeper to see the cancel")
+    wait_until(
+        lambda: spawned.run_id not in pool._keeper.holding(), what="the keeper to see the cancel"
+    )
     release.set()
     wait_until(lambda: pool.statuses()[0].state == "idle", what="the worker to stop the task")
     assert ran == {"one": 1}
@@ -230,10 +238,19 @@ def test_failures_are_recorded_and_retried_by_the_strategy(client, registry, mak
         raise KeyError(f"attempt {ctx.attempt}")
 
     make_pool(registry).start()
-    spawned = client.spawn("fails", {}, max_attempts=3, retry_strategy={"kind": "fixed", "base_seconds": 0.5})
-    wait_until(lambda: client.fetch_task_result(spawned.task_id).state == "failed", what="the final failure")
+    spawned = client.spawn(
+        "fails", {}, max_attempts=3, retry_strategy={"kind": "fixed", "base_seconds": 0.5}
+    )
+    wait_until(
+        lambda: client.fetch_task_result(spawned.task_id).state == "failed",
+        what="the final failure",
+    )
     runs = run_rows(client._conn, "default", spawned.task_id)
-    assert [(r["attempt"], r["state"]) for r in runs] == [(1, "failed"), (2, "failed"), (3, "failed")]
+    assert [(r["attempt"], r["state"]) for r in runs] == [
+        (1, "failed"),
+        (2, "failed"),
+        (3, "failed"),
+    ]
     for run in runs:
         reason = run["failure_reason"]
         assert reason["name"] == "KeyError" and reason["type"] == "builtins.KeyError"
@@ -310,7 +327,9 @@ def test_a_missing_queue_is_waited_for(db_dsn, registry, make_pool, conn, caplog
 
     registry.register("late", lambda params, ctx: "ok", queue="later")
     make_pool(registry, queues=("later",)).start()
-    wait_until(lambda: any("does not exist" in r.getMessage() for r in caplog.records), what="the warning")
+    wait_until(
+        lambda: any("does not exist" in r.getMessage() for r in caplog.records), what="the warning"
+    )
     client = Absurd(conn, registry=registry)
     client.create_queue("later")
     spawned = client.spawn("late", {})
@@ -353,7 +372,10 @@ def test_start_worker_needs_a_dsn(client):
 def test_stop_lets_running_tasks_finish_within_the_grace_period(client, registry, make_pool):
     in_step = threading.Event()
     release = threading.Event()
-    registry.register("graceful", lambda params, ctx: ctx.step("s", lambda: in_step.set() or release.wait(10) or 1))
+    registry.register(
+        "graceful",
+        lambda params, ctx: ctx.step("s", lambda: in_step.set() or release.wait(10) or 1),
+    )
     pool = make_pool(registry).start()
     spawned = client.spawn("graceful", {})
     assert in_step.wait(10)
@@ -389,4 +411,6 @@ def test_one_pool_serves_several_queues(client, registry, make_pool):
     first = client.spawn("on-default", {})
     second = client.spawn("on-second", {})
     assert wait_until(completed(client, first.task_id), timeout=5).result == "default"
-    assert wait_until(completed(client, second.task_id, queue="second"), timeout=5).result == "second"
+    assert (
+        wait_until(completed(client, second.task_id, queue="second"), timeout=5).result == "second"
+    )

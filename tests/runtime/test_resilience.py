@@ -25,7 +25,13 @@ from .helpers import checkpoints, count_effects, run_rows, wait_until
 REPO = Path(__file__).resolve().parents[2]
 
 
-def stepwise(registry, ran: Counter, between: threading.Event, release: threading.Event, name: str = "stepwise"):
+def stepwise(
+    registry,
+    ran: Counter,
+    between: threading.Event,
+    release: threading.Event,
+    name: str = "stepwise",
+):
     @registry.register_task(name)
     def task(params, ctx):
         ctx.step("one", lambda: ran.update(["one"]) or 1)
@@ -47,7 +53,9 @@ def completed(client, task_id):
     return check
 
 
-def test_terminated_connections_reconnect_and_resume_the_same_run(client, registry, make_pool, connect):
+def test_terminated_connections_reconnect_and_resume_the_same_run(
+    client, registry, make_pool, connect
+):
     ran = Counter()
     between, release = threading.Event(), threading.Event()
     stepwise(registry, ran, between, release)
@@ -114,13 +122,21 @@ def test_a_database_restart_is_survived_without_losing_or_repeating_steps(own_se
     stepwise(registry, ran, between, release)
     reports: list[WorkerStatus] = []
     pool = make_pool(
-        registry, dsn=dsn, concurrency=2, claim_timeout=30, on_status=reports.append, reconnect_max_delay=0.5
+        registry,
+        dsn=dsn,
+        concurrency=2,
+        claim_timeout=30,
+        on_status=reports.append,
+        reconnect_max_delay=0.5,
     ).start()
     try:
         spawned = client.spawn("stepwise", {})
         assert between.wait(10)
         pgserver.pg_ctl(
-            ["-w", "-m", "fast", "restart"], pgdata=own_server.pgdata, user=own_server.system_user, timeout=60
+            ["-w", "-m", "fast", "restart"],
+            pgdata=own_server.pgdata,
+            user=own_server.system_user,
+            timeout=60,
         )
         release.set()
         assert wait_until(completed(client, spawned.task_id), timeout=30).result == {"attempt": 1}
@@ -134,12 +150,16 @@ def test_a_database_restart_is_survived_without_losing_or_repeating_steps(own_se
         client.close()
 
 
-def test_a_killed_worker_process_is_finished_by_another_without_repeating_steps(db_dsn, conn, make_pool):
+def test_a_killed_worker_process_is_finished_by_another_without_repeating_steps(
+    db_dsn, conn, make_pool
+):
     conn.execute(SETUP_SQL)
     client = Absurd(conn, registry=make_registry(db_dsn, hang_in_step_three=False))
     client.create_queue()
     spawned = client.spawn("crashy", {})
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    )
     doomed = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("crash_worker.py")), db_dsn],
         env=env,
@@ -147,7 +167,9 @@ def test_a_killed_worker_process_is_finished_by_another_without_repeating_steps(
         stderr=subprocess.PIPE,
     )
     try:
-        wait_until(lambda: count_effects(conn).get("three") == 1, timeout=30, what="step three to start")
+        wait_until(
+            lambda: count_effects(conn).get("three") == 1, timeout=30, what="step three to start"
+        )
         assert set(checkpoints(conn, "default", spawned.task_id)) == {"one", "two"}
     finally:
         doomed.send_signal(signal.SIGKILL)

@@ -15,12 +15,17 @@ from psycopg.rows import dict_row
 def set_now(conn: psycopg.Connection, when: datetime | None) -> None:
     """Pin absurd.current_time() for this session; None restores the real clock."""
     conn.execute(
-        "SELECT set_config('absurd.fake_now', %s, false)", ("" if when is None else when.isoformat(),)
+        "SELECT set_config('absurd.fake_now', %s, false)",
+        ("" if when is None else when.isoformat(),),
     )
 
 
-def rows(conn: psycopg.Connection, table: str, queue: str, where: str = "true", params: tuple = ()) -> list[dict[str, Any]]:
-    query = sql.SQL("SELECT * FROM absurd.{} WHERE " + where).format(sql.Identifier(f"{table}_{queue}"))
+def rows(
+    conn: psycopg.Connection, table: str, queue: str, where: str = "true", params: tuple = ()
+) -> list[dict[str, Any]]:
+    query = sql.SQL("SELECT * FROM absurd.{} WHERE " + where).format(
+        sql.Identifier(f"{table}_{queue}")
+    )
     return conn.cursor(row_factory=dict_row).execute(query, params).fetchall()
 
 
@@ -40,7 +45,12 @@ def checkpoints(conn: psycopg.Connection, queue: str, task_id: str) -> dict[str,
     }
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = "condition") -> Any:
+def wait_until(
+    predicate: Callable[[], Any],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

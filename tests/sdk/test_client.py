@@ -29,7 +29,12 @@ def test_spawn_result_reads_like_a_dict_and_a_dataclass(client, conn):
     assert result["run_id"] == result.run_id
     assert result.attempt == result["attempt"] == 1
     assert result.created is True
-    assert dict(result) == {"task_id": result.task_id, "run_id": result.run_id, "attempt": 1, "created": True}
+    assert dict(result) == {
+        "task_id": result.task_id,
+        "run_id": result.run_id,
+        "attempt": 1,
+        "created": True,
+    }
     assert isinstance(result.task_id, str)
     uuid.UUID(result.task_id)
     row = task_row(conn, "default", result.task_id)
@@ -39,9 +44,9 @@ def test_spawn_result_reads_like_a_dict_and_a_dataclass(client, conn):
 
 
 def test_spawn_options_resolve_like_the_official_sdk(client, conn, registry):
-    client.register_task("with-defaults", default_max_attempts=7, default_cancellation={"max_delay": 30})(
-        lambda p, c: None
-    )
+    client.register_task(
+        "with-defaults", default_max_attempts=7, default_cancellation={"max_delay": 30}
+    )(lambda p, c: None)
     plain = client.spawn("with-defaults", None)
     row = task_row(conn, "default", plain.task_id)
     assert row["max_attempts"] == 7
@@ -76,10 +81,12 @@ def test_idempotency_key_returns_the_existing_task(client, conn):
 
 
 def test_spawn_queue_rules(client, registry):
-    with pytest.raises(ValueError, match="not registered. Provide queue"):
+    with pytest.raises(ValueError, match=r"not registered\. Provide queue"):
         client.spawn("nobody-knows", {})
     registry.register("mailer", lambda p, c: None, queue="mail")
-    with pytest.raises(ValueError, match='registered for queue "mail" but spawn requested queue "default"'):
+    with pytest.raises(
+        ValueError, match='registered for queue "mail" but spawn requested queue "default"'
+    ):
         client.spawn("mailer", {}, queue="default")
     with pytest.raises(ValueError, match="too long"):
         client.spawn("x", {}, queue="é" * 29)  # 58 bytes
@@ -88,7 +95,9 @@ def test_spawn_queue_rules(client, registry):
 def test_non_json_params_are_rejected_before_touching_the_database(client, conn):
     import datetime
 
-    with pytest.raises(InvalidParams, match=r'spawn\("t"\): params\["user"\]\["born"\] is of type datetime.date'):
+    with pytest.raises(
+        InvalidParams, match=r'spawn\("t"\): params\["user"\]\["born"\] is of type datetime.date'
+    ):
         client.spawn("t", {"user": {"born": datetime.date(1990, 1, 1)}}, queue="default")
     with pytest.raises(InvalidParams, match=r'options\["headers"\]\["n"\] is nan'):
         client.spawn("t", {}, queue="default", headers={"n": float("nan")})
@@ -111,9 +120,9 @@ def test_queue_names_are_checked_client_side(client, conn):
 
 
 def test_queue_management_and_policy(client):
-    client.create_queue("Has Spaces & \"quotes\"")
-    client.create_queue("Has Spaces & \"quotes\"")  # idempotent
-    assert client.list_queues() == ["Has Spaces & \"quotes\"", "default"]
+    client.create_queue('Has Spaces & "quotes"')
+    client.create_queue('Has Spaces & "quotes"')  # idempotent
+    assert client.list_queues() == ['Has Spaces & "quotes"', "default"]
     client.set_queue_policy("default", cleanup_ttl="7 days", cleanup_limit=50)
     policy = client.get_queue_policy("default")
     assert policy["queue_name"] == "default"
@@ -124,7 +133,7 @@ def test_queue_management_and_policy(client):
     with pytest.raises(psycopg.Error):
         client.create_queue("bad-policy", cleanup_limit=0)
     assert "bad-policy" not in client.list_queues()
-    client.drop_queue("Has Spaces & \"quotes\"")
+    client.drop_queue('Has Spaces & "quotes"')
     assert client.list_queues() == ["default"]
 
 
@@ -236,7 +245,7 @@ def test_dsn_client_is_safe_from_many_threads(db_dsn, registry):
                     result = client.spawn("t", {"i": i}, queue="default")
                     with lock:
                         ids.append(result.task_id)
-            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=spawn_many) for _ in range(8)]
@@ -275,7 +284,7 @@ def test_a_connection_client_serialises_threads(client, conn):
         try:
             for i in range(10):
                 client.spawn("t", {"i": i}, queue="default")
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=spawn_some) for _ in range(6)]
@@ -295,6 +304,10 @@ def test_claim_tasks_and_storage_mode_check(client, conn):
     spawned = client.spawn("t", {"a": 1}, queue="parts")
     claimer = Absurd(conn, queue_name="parts", registry=TaskRegistry())
     (claimed,) = claimer.claim_tasks(batch_size=5, claim_timeout=30, worker_id="me")
-    assert (claimed.task_id, claimed.run_id, claimed.params) == (spawned.task_id, spawned.run_id, {"a": 1})
+    assert (claimed.task_id, claimed.run_id, claimed.params) == (
+        spawned.task_id,
+        spawned.run_id,
+        {"a": 1},
+    )
     assert claimer.claim_tasks() == []
     assert rows(conn, "r", "parts")[0]["claimed_by"] == "me"

@@ -59,7 +59,10 @@ def test_a_step_runs_once_and_replays_its_stored_json(client, conn, clock):
     assert outcomes(client) == [Outcome.COMPLETED]
     assert calls == {"a": 1, "b": 1}
     assert first_values[1] == {"n": 1, "pair": [1, 2]}
-    assert client.fetch_task_result(spawned.task_id).result == {"a": {"n": 1, "pair": [1, 2]}, "b": 2}
+    assert client.fetch_task_result(spawned.task_id).result == {
+        "a": {"n": 1, "pair": [1, 2]},
+        "b": 2,
+    }
 
 
 def test_repeated_names_are_numbered_and_stable_across_retries(client, conn, clock):
@@ -77,7 +80,11 @@ def test_repeated_names_are_numbered_and_stable_across_retries(client, conn, clo
     assert outcomes(client) == [Outcome.FAILED]
     assert outcomes(client) == [Outcome.COMPLETED]
     assert calls == [(1, 0), (1, 1), (1, 2)]
-    assert checkpoints(conn, "default", spawned.task_id) == {"iteration": 0, "iteration#2": 10, "iteration#3": 20}
+    assert checkpoints(conn, "default", spawned.task_id) == {
+        "iteration": 0,
+        "iteration#2": 10,
+        "iteration#3": 20,
+    }
     assert [r["attempt"] for r in run_rows(conn, "default", spawned.task_id)] == [1, 2]
 
 
@@ -150,7 +157,9 @@ def test_a_non_json_task_result_fails_with_a_clear_message(client, clock):
     spawned = client.spawn("bad-result", {})
     outcomes(client)
     failure = client.fetch_task_result(spawned.task_id).failure
-    assert failure["message"].startswith('Task "bad-result" returned a value that cannot be stored: result["data"] is of type set')
+    assert failure["message"].startswith(
+        'Task "bad-result" returned a value that cannot be stored: result["data"] is of type set'
+    )
 
 
 def test_a_seven_day_sleep_is_durable_and_wakes_on_time(client, conn, clock):
@@ -168,7 +177,9 @@ def test_a_seven_day_sleep_is_durable_and_wakes_on_time(client, conn, clock):
     (run,) = run_rows(conn, "default", spawned.task_id)
     assert run["state"] == "sleeping"
     assert run["available_at"] == T0 + timedelta(days=7)
-    assert datetime.fromisoformat(checkpoints(conn, "default", spawned.task_id)["week"]) == T0 + timedelta(days=7)
+    assert datetime.fromisoformat(
+        checkpoints(conn, "default", spawned.task_id)["week"]
+    ) == T0 + timedelta(days=7)
     clock(T0 + timedelta(days=7) - timedelta(seconds=1))
     assert outcomes(client) == []
     clock(T0 + timedelta(days=7))
@@ -270,14 +281,22 @@ def test_context_identity_headers_and_current_context(client, connect, clock):
         with pytest.raises(TypeError):
             ctx.headers["new"] = 1
         ctx.heartbeat(600)
-        observed["expires"] = connect().execute(
-            'SELECT claim_expires_at FROM absurd."r_default" WHERE run_id = %s', (ctx.run_id,)
-        ).fetchone()[0]
+        observed["expires"] = (
+            connect()
+            .execute(
+                'SELECT claim_expires_at FROM absurd."r_default" WHERE run_id = %s', (ctx.run_id,)
+            )
+            .fetchone()[0]
+        )
 
     spawned = client.spawn("who", {"p": 1}, headers={"trace": "t-1"})
     assert outcomes(client) == [Outcome.COMPLETED]
     assert observed["task_id"] == spawned.task_id and observed["run_id"] == spawned.run_id
-    assert (observed["attempt"], observed["task_name"], observed["queue_name"]) == (1, "who", "default")
+    assert (observed["attempt"], observed["task_name"], observed["queue_name"]) == (
+        1,
+        "who",
+        "default",
+    )
     assert observed["headers"] == {"trace": "t-1"} and observed["params"] == {"p": 1}
     assert observed["current"] is True
     assert observed["expires"] == T0 + timedelta(seconds=600)

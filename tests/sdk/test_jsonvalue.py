@@ -15,7 +15,10 @@ from absurd_tui.sdk.jsonvalue import dumps, find_non_json
 @pytest.mark.parametrize(
     "value, expected",
     [
-        ({"a": [1, (2, {"b": datetime.date(2024, 1, 2)})]}, 'params["a"][1][1]["b"] is of type datetime.date'),
+        (
+            {"a": [1, (2, {"b": datetime.date(2024, 1, 2)})]},
+            'params["a"][1][1]["b"] is of type datetime.date',
+        ),
         ({"n": decimal.Decimal("1.5")}, 'params["n"] is of type decimal.Decimal'),
         ({1: "x"}, "params has the key 1 of type int; JSON object keys must be strings"),
         ({"x": float("nan")}, 'params["x"] is nan'),
@@ -47,7 +50,12 @@ def test_plain_json_passes_and_tuples_become_lists():
 
 def test_dumps_raises_the_requested_error_with_context():
     with pytest.raises(InvalidParams) as info:
-        dumps({"when": datetime.datetime(2024, 1, 1)}, path="params", error=InvalidParams, context='spawn("t")')
+        dumps(
+            {"when": datetime.datetime(2024, 1, 1)},
+            path="params",
+            error=InvalidParams,
+            context='spawn("t")',
+        )
     message = str(info.value)
     assert message.startswith('spawn("t"): params["when"] is of type datetime.datetime')
     assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)

@@ -25,7 +25,10 @@ def _failing_client(conn, error):
 
 @pytest.mark.parametrize(
     ("error", "runs", "state"),
-    [(NonRetryableError("card number is invalid"), 1, "failed"), (RuntimeError("network blip"), 2, "pending")],
+    [
+        (NonRetryableError("card number is invalid"), 1, "failed"),
+        (RuntimeError("network blip"), 2, "pending"),
+    ],
 )
 def test_non_retryable_error_fails_the_task_now(conn, error, runs, state):
     client = _failing_client(conn, error)

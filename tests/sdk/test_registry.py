@@ -18,8 +18,12 @@ from absurd_tui.sdk.registry import register_task
 
 
 def test_module_level_decorator_registers_into_the_default_registry():
-    @absurd_tui.register_task("reg-test-module-level", queue="mail", default_max_attempts=3,
-                              default_cancellation={"max_duration": 60})
+    @absurd_tui.register_task(
+        "reg-test-module-level",
+        queue="mail",
+        default_max_attempts=3,
+        default_cancellation={"max_duration": 60},
+    )
     def handler(params, ctx):
         return params
 
@@ -39,7 +43,10 @@ def test_queue_defaults_to_default_and_reregistering_replaces():
     registry = TaskRegistry()
     registry.register("t", lambda p, c: 1)
     assert registry.get("t").queue == "default"
-    second = lambda p, c: 2
+
+    def second(p, c):
+        return 2
+
     registry.register("t", second, queue="other")
     assert registry.get("t").handler is second
     assert registry.queues() == ["other"]
@@ -66,24 +73,28 @@ def test_load_task_modules_by_dotted_name_and_by_path(tmp_path, monkeypatch):
     package = tmp_path / "regpkg_one"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "tasks.py").write_text(textwrap.dedent("""
+    (package / "tasks.py").write_text(
+        textwrap.dedent("""
         from absurd_tui import register_task
 
         @register_task("reg-test-dotted", queue="q1")
         def dotted(params, ctx):
             return "dotted"
-    """))
+    """)
+    )
     loose = tmp_path / "elsewhere" / "loose_tasks.py"
     loose.parent.mkdir()
     (loose.parent / "loose_helper.py").write_text("VALUE = 'helper'\n")
-    loose.write_text(textwrap.dedent("""
+    loose.write_text(
+        textwrap.dedent("""
         from absurd_tui import register_task
         from loose_helper import VALUE
 
         @register_task("reg-test-path")
         def by_path(params, ctx):
             return VALUE
-    """))
+    """)
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
     try:

@@ -88,7 +88,9 @@ def _database_pool(pg_server_dsn, template_db):
     yield free, expected
     with psycopg.connect(pg_server_dsn, autocommit=True) as admin:
         for name in free:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @pytest.fixture
@@ -101,7 +103,9 @@ def db_dsn(pg_server_dsn, template_db, _database_pool):
         name = f"absurd_s_{os.getpid()}_{next(_counter)}"
         with psycopg.connect(pg_server_dsn, autocommit=True) as admin:
             admin.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_db))
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template_db)
+                )
             )
     dsn = _dsn_for(pg_server_dsn, name)
     yield dsn
@@ -114,4 +118,6 @@ def db_dsn(pg_server_dsn, template_db, _database_pool):
         free.append(name)
     else:
         with psycopg.connect(pg_server_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

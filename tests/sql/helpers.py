@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -24,11 +25,11 @@ from psycopg.rows import dict_row
 from psycopg.types.datetime import TimestamptzLoader
 
 Q = "jobs"
-T0 = datetime(2031, 3, 4, 12, 0, 0, tzinfo=timezone.utc)
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2031, 3, 4, 12, 0, 0, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # How direct table reads show the timestamp 'infinity' (a run waiting for an event with no
 # timeout); Python's datetime cannot hold it.
-INFINITY = datetime.max.replace(tzinfo=timezone.utc)
+INFINITY = datetime.max.replace(tzinfo=UTC)
 
 
 class _InfinityTimestamptzLoader(TimestamptzLoader):
@@ -165,7 +166,11 @@ def set_checkpoint(
 
 
 def get_checkpoint(
-    conn: psycopg.Connection, task_id: UUID, step: str, q: str = Q, include_pending: bool | None = None
+    conn: psycopg.Connection,
+    task_id: UUID,
+    step: str,
+    q: str = Q,
+    include_pending: bool | None = None,
 ) -> list[dict]:
     cur = conn.cursor(row_factory=dict_row)
     if include_pending is None:
@@ -181,7 +186,9 @@ def get_checkpoint(
     ).fetchall()
 
 
-def get_checkpoints(conn: psycopg.Connection, task_id: UUID, run_id: UUID, q: str = Q) -> list[dict]:
+def get_checkpoints(
+    conn: psycopg.Connection, task_id: UUID, run_id: UUID, q: str = Q
+) -> list[dict]:
     cur = conn.cursor(row_factory=dict_row)
     return cur.execute(
         """SELECT checkpoint_name, state, status, owner_run_id, updated_at
@@ -256,13 +263,17 @@ def select_rows(conn: psycopg.Connection, query: sql.Composable, params: tuple =
 
 
 def task_row(conn: psycopg.Connection, task_id: UUID, q: str = Q) -> dict:
-    rows = select_rows(conn, sql.SQL("SELECT * FROM {} WHERE task_id = %s").format(table("t", q)), (task_id,))
+    rows = select_rows(
+        conn, sql.SQL("SELECT * FROM {} WHERE task_id = %s").format(table("t", q)), (task_id,)
+    )
     assert len(rows) == 1, f"task {task_id} has {len(rows)} rows"
     return rows[0]
 
 
 def run_row(conn: psycopg.Connection, run_id: UUID, q: str = Q) -> dict:
-    rows = select_rows(conn, sql.SQL("SELECT * FROM {} WHERE run_id = %s").format(table("r", q)), (run_id,))
+    rows = select_rows(
+        conn, sql.SQL("SELECT * FROM {} WHERE run_id = %s").format(table("r", q)), (run_id,)
+    )
     assert len(rows) == 1, f"run {run_id} has {len(rows)} rows"
     return rows[0]
 
@@ -270,7 +281,9 @@ def run_row(conn: psycopg.Connection, run_id: UUID, q: str = Q) -> dict:
 def runs_of(conn: psycopg.Connection, task_id: UUID, q: str = Q) -> list[dict]:
     return select_rows(
         conn,
-        sql.SQL("SELECT * FROM {} WHERE task_id = %s ORDER BY attempt, run_id").format(table("r", q)),
+        sql.SQL("SELECT * FROM {} WHERE task_id = %s ORDER BY attempt, run_id").format(
+            table("r", q)
+        ),
         (task_id,),
     )
 
@@ -301,19 +314,25 @@ def count(conn: psycopg.Connection, prefix: str, q: str = Q) -> int:
     return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table(prefix, q))).fetchone()[0]
 
 
-def is_json_null(conn: psycopg.Connection, prefix: str, column: str, key: str, value: Any, q: str = Q) -> bool:
+def is_json_null(
+    conn: psycopg.Connection, prefix: str, column: str, key: str, value: Any, q: str = Q
+) -> bool:
     """True when the column holds JSON null (jsonb 'null'), as opposed to SQL NULL."""
-    query = sql.SQL("SELECT {col} IS NOT NULL AND jsonb_typeof({col}) = 'null' FROM {tbl} WHERE {key} = %s").format(
-        col=sql.Identifier(column), tbl=table(prefix, q), key=sql.Identifier(key)
-    )
+    query = sql.SQL(
+        "SELECT {col} IS NOT NULL AND jsonb_typeof({col}) = 'null' FROM {tbl} WHERE {key} = %s"
+    ).format(col=sql.Identifier(column), tbl=table(prefix, q), key=sql.Identifier(key))
     return conn.execute(query, (value,)).fetchone()[0]
 
 
-def force_update(conn: psycopg.Connection, prefix: str, key: str, value: Any, q: str = Q, **changes: Any) -> None:
+def force_update(
+    conn: psycopg.Connection, prefix: str, key: str, value: Any, q: str = Q, **changes: Any
+) -> None:
     """Write table columns directly, to reach a state the public functions cannot produce."""
     sets = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in changes)
     conn.execute(
-        sql.SQL("UPDATE {} SET {} WHERE {} = %s").format(table(prefix, q), sets, sql.Identifier(key)),
+        sql.SQL("UPDATE {} SET {} WHERE {} = %s").format(
+            table(prefix, q), sets, sql.Identifier(key)
+        ),
         (*changes.values(), value),
     )
 

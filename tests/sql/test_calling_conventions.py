@@ -25,12 +25,32 @@ from .helpers import (
 )
 
 SDK_FUNCTIONS = [
-    "current_time", "create_queue", "drop_queue", "list_queues", "spawn_task", "claim_task",
-    "complete_run", "fail_run", "schedule_run", "set_task_checkpoint_state",
-    "get_task_checkpoint_state", "get_task_checkpoint_states", "extend_claim", "await_event",
-    "emit_event", "cancel_task", "retry_task", "get_task_result", "set_queue_policy",
-    "get_queue_policy", "cleanup_tasks", "cleanup_events", "cleanup_all_queues",
-    "get_schema_version", "portable_uuidv7", "validate_queue_name",
+    "current_time",
+    "create_queue",
+    "drop_queue",
+    "list_queues",
+    "spawn_task",
+    "claim_task",
+    "complete_run",
+    "fail_run",
+    "schedule_run",
+    "set_task_checkpoint_state",
+    "get_task_checkpoint_state",
+    "get_task_checkpoint_states",
+    "extend_claim",
+    "await_event",
+    "emit_event",
+    "cancel_task",
+    "retry_task",
+    "get_task_result",
+    "set_queue_policy",
+    "get_queue_policy",
+    "cleanup_tasks",
+    "cleanup_events",
+    "cleanup_all_queues",
+    "get_schema_version",
+    "portable_uuidv7",
+    "validate_queue_name",
 ]
 
 
@@ -75,7 +95,7 @@ def test_sdk_statements_resolve_with_sdk_parameter_types(conn):
     # The official SDK's statements, with the Python values it passes: str for queue names,
     # JSON and ids; int (int2 or int4) for counts; None as an untyped NULL.
     create_queue(conn)
-    task_id, run_id, attempt = conn.execute(
+    task_id, run_id, _attempt = conn.execute(
         "SELECT task_id, run_id, attempt FROM absurd.spawn_task(%s, %s, %s, %s)",
         (Q, "typed", json.dumps({"p": 1}), json.dumps({"max_attempts": 5})),
     ).fetchone()
@@ -115,7 +135,8 @@ def test_sdk_statements_resolve_with_sdk_parameter_types(conn):
     claim_one(conn)
     conn.execute("SELECT absurd.complete_run(%s, %s, %s)", (Q, str(run_id), json.dumps("ok")))
     state = conn.execute(
-        "SELECT state, result, failure_reason FROM absurd.get_task_result(%s, %s)", (Q, str(task_id))
+        "SELECT state, result, failure_reason FROM absurd.get_task_result(%s, %s)",
+        (Q, str(task_id)),
     ).fetchone()
     assert state == ("completed", "ok", None)
 
@@ -130,17 +151,16 @@ def test_await_event_timeout_accepts_an_int4_value(conn):
 
 def test_a_whole_life_cycle_inside_one_transaction_rolls_back_cleanly(conn):
     create_queue(conn)
-    with pytest.raises(RuntimeError):
-        with conn.transaction():
-            spawned = spawn(conn, idempotency_key="tx")
-            run = claim_one(conn)
-            set_checkpoint(conn, spawned.task_id, "s", 1, run["run_id"], extend_by=30)
-            await_event(conn, spawned.task_id, run["run_id"], "e", step="w")
-            emit(conn, "e", 1)
-            run = claim_one(conn)
-            complete(conn, run["run_id"], "done")
-            assert task_row(conn, spawned.task_id)["state"] == "completed"
-            raise RuntimeError("the caller rolls back")
+    with pytest.raises(RuntimeError), conn.transaction():
+        spawned = spawn(conn, idempotency_key="tx")
+        run = claim_one(conn)
+        set_checkpoint(conn, spawned.task_id, "s", 1, run["run_id"], extend_by=30)
+        await_event(conn, spawned.task_id, run["run_id"], "e", step="w")
+        emit(conn, "e", 1)
+        run = claim_one(conn)
+        complete(conn, run["run_id"], "done")
+        assert task_row(conn, spawned.task_id)["state"] == "completed"
+        raise RuntimeError("the caller rolls back")
     for prefix in ("t", "r", "c", "e", "w"):
         assert count(conn, prefix) == 0, prefix
     again = spawn(conn, idempotency_key="tx")
@@ -163,9 +183,8 @@ def test_an_error_inside_a_caller_transaction_leaves_it_usable_with_a_savepoint(
     create_queue(conn)
     with conn.transaction():
         spawned = spawn(conn)
-        with pytest.raises(psycopg.Error):
-            with conn.transaction():  # savepoint
-                complete(conn, uuid.uuid4())
+        with pytest.raises(psycopg.Error), conn.transaction():  # savepoint
+            complete(conn, uuid.uuid4())
         assert claim(conn)[0]["task_id"] == spawned.task_id
 
 

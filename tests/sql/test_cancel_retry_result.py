@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from .helpers import (
-    Q,
     FakeClock,
+    Q,
     await_event,
     cancel,
     claim,
@@ -294,14 +294,19 @@ def test_result_of_a_completed_task(conn, clock):
     claim_one(conn)
     complete(conn, spawned.run_id, {"total": 3})
     assert task_result(conn, spawned.task_id) == {
-        "task_id": spawned.task_id, "state": "completed", "result": {"total": 3}, "failure_reason": None,
+        "task_id": spawned.task_id,
+        "state": "completed",
+        "result": {"total": 3},
+        "failure_reason": None,
     }
 
 
 def test_result_of_a_failed_task_is_the_last_runs_failure(conn, clock):
     spawned = failed_task(conn, max_attempts=2)
     assert task_result(conn, spawned.task_id) == {
-        "task_id": spawned.task_id, "state": "failed", "result": None,
+        "task_id": spawned.task_id,
+        "state": "failed",
+        "result": None,
         "failure_reason": {"name": "Error", "message": "attempt 2"},
     }
 
@@ -311,7 +316,10 @@ def test_result_of_a_cancelled_task_has_neither(conn, clock):
     claim_one(conn)
     cancel(conn, spawned.task_id)
     assert task_result(conn, spawned.task_id) == {
-        "task_id": spawned.task_id, "state": "cancelled", "result": None, "failure_reason": None,
+        "task_id": spawned.task_id,
+        "state": "cancelled",
+        "result": None,
+        "failure_reason": None,
     }
 
 
@@ -323,7 +331,10 @@ def test_result_while_in_progress(conn, clock):
     fail(conn, spawned.run_id, {"name": "Transient"})
     # Not failed yet (a retry is pending): no failure_reason is reported.
     assert task_result(conn, spawned.task_id) == {
-        "task_id": spawned.task_id, "state": "pending", "result": None, "failure_reason": None,
+        "task_id": spawned.task_id,
+        "state": "pending",
+        "result": None,
+        "failure_reason": None,
     }
 
 

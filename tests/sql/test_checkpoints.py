@@ -9,9 +9,9 @@ import pytest
 from psycopg import sql
 
 from .helpers import (
-    Q,
     T0,
     FakeClock,
+    Q,
     cancel,
     checkpoint_rows,
     claim,
@@ -64,13 +64,15 @@ def test_checkpoint_write_and_read_back(conn, clock):
     assert row["updated_at"] == clock.now
 
     got = get_checkpoint(conn, spawned.task_id, "fetch")
-    assert got == [{
-        "checkpoint_name": "fetch",
-        "state": {"rows": [1, 2]},
-        "status": "committed",
-        "owner_run_id": spawned.run_id,
-        "updated_at": clock.now,
-    }]
+    assert got == [
+        {
+            "checkpoint_name": "fetch",
+            "state": {"rows": [1, 2]},
+            "status": "committed",
+            "owner_run_id": spawned.run_id,
+            "updated_at": clock.now,
+        }
+    ]
 
 
 def test_checkpoint_names_are_opaque_text(conn, clock):
@@ -79,8 +81,11 @@ def test_checkpoint_names_are_opaque_text(conn, clock):
     for name in ("step", "step#2", "$awaitEvent:x", "with space", 'q"uote'):
         set_checkpoint(conn, spawned.task_id, name, name, spawned.run_id)
     assert {k: v["state"] for k, v in checkpoint_rows(conn, spawned.task_id).items()} == {
-        "step": "step", "step#2": "step#2", "$awaitEvent:x": "$awaitEvent:x",
-        "with space": "with space", 'q"uote': 'q"uote',
+        "step": "step",
+        "step#2": "step#2",
+        "$awaitEvent:x": "$awaitEvent:x",
+        "with space": "with space",
+        'q"uote': 'q"uote',
     }
 
 
@@ -90,10 +95,13 @@ def test_checkpoint_of_json_null_is_a_stored_value(conn, clock):
     set_checkpoint(conn, spawned.task_id, "nothing", None, spawned.run_id)
     rows = get_checkpoint(conn, spawned.task_id, "nothing")
     assert len(rows) == 1 and rows[0]["state"] is None
-    assert conn.execute(
-        sql.SQL("SELECT jsonb_typeof(state) FROM {} WHERE task_id = %s").format(table("c")),
-        (spawned.task_id,),
-    ).fetchone()[0] == "null"
+    assert (
+        conn.execute(
+            sql.SQL("SELECT jsonb_typeof(state) FROM {} WHERE task_id = %s").format(table("c")),
+            (spawned.task_id,),
+        ).fetchone()[0]
+        == "null"
+    )
 
 
 def test_checkpoint_write_renews_the_lease(conn, clock):
@@ -246,7 +254,7 @@ def test_get_checkpoint_returns_committed_only_unless_asked(conn, clock):
 
 
 def test_get_checkpoint_does_not_filter_by_attempt(conn, clock):
-    task_id, run1, run2 = second_attempt(conn, clock)
+    task_id, _run1, run2 = second_attempt(conn, clock)
     set_checkpoint(conn, task_id, "s", "from-2", run2)
     rows = get_checkpoint(conn, task_id, "s")
     assert [r["state"] for r in rows] == ["from-2"]
@@ -272,7 +280,11 @@ def test_get_checkpoints_filters_by_owner_attempt_and_orders_by_update(conn, clo
     set_checkpoint(conn, spawned.task_id, "c", "c2", run2)
 
     for_run2 = get_checkpoints(conn, spawned.task_id, run2)
-    assert [(r["checkpoint_name"], r["state"]) for r in for_run2] == [("b", "b1"), ("a", "a1"), ("c", "c2")]
+    assert [(r["checkpoint_name"], r["state"]) for r in for_run2] == [
+        ("b", "b1"),
+        ("a", "a1"),
+        ("c", "c2"),
+    ]
     assert {r["status"] for r in for_run2} == {"committed"}
     assert for_run2[2]["owner_run_id"] == run2
 

@@ -8,9 +8,9 @@ import pytest
 from psycopg.rows import dict_row
 
 from .helpers import (
-    Q,
     T0,
     FakeClock,
+    Q,
     await_event,
     claim,
     claim_one,
@@ -28,8 +28,16 @@ from .helpers import (
 )
 
 CLAIM_COLUMNS = [
-    "run_id", "task_id", "attempt", "task_name", "params", "retry_strategy",
-    "max_attempts", "headers", "wake_event", "event_payload",
+    "run_id",
+    "task_id",
+    "attempt",
+    "task_name",
+    "params",
+    "retry_strategy",
+    "max_attempts",
+    "headers",
+    "wake_event",
+    "event_payload",
 ]
 
 
@@ -41,24 +49,32 @@ def clock(conn):
 
 def test_claim_returns_the_contract_columns(conn, clock):
     spawned = spawn(
-        conn, name="resize", params={"w": 10}, headers={"h": 1},
-        retry_strategy={"kind": "fixed", "base_seconds": 5}, max_attempts=4,
+        conn,
+        name="resize",
+        params={"w": 10},
+        headers={"h": 1},
+        retry_strategy={"kind": "fixed", "base_seconds": 5},
+        max_attempts=4,
     )
     cur = conn.cursor(row_factory=dict_row)
-    rows = cur.execute("SELECT * FROM absurd.claim_task(%s, %s, %s, %s)", (Q, "w", 60, 1)).fetchall()
+    rows = cur.execute(
+        "SELECT * FROM absurd.claim_task(%s, %s, %s, %s)", (Q, "w", 60, 1)
+    ).fetchall()
     assert [c.name for c in cur.description] == CLAIM_COLUMNS
-    assert rows == [{
-        "run_id": spawned.run_id,
-        "task_id": spawned.task_id,
-        "attempt": 1,
-        "task_name": "resize",
-        "params": {"w": 10},
-        "retry_strategy": {"kind": "fixed", "base_seconds": 5},
-        "max_attempts": 4,
-        "headers": {"h": 1},
-        "wake_event": None,
-        "event_payload": None,
-    }]
+    assert rows == [
+        {
+            "run_id": spawned.run_id,
+            "task_id": spawned.task_id,
+            "attempt": 1,
+            "task_name": "resize",
+            "params": {"w": 10},
+            "retry_strategy": {"kind": "fixed", "base_seconds": 5},
+            "max_attempts": 4,
+            "headers": {"h": 1},
+            "wake_event": None,
+            "event_payload": None,
+        }
+    ]
 
 
 def test_claim_on_an_empty_queue_returns_nothing(conn, clock):

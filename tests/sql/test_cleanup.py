@@ -201,8 +201,14 @@ def test_cleanup_events_limit_takes_sentinels_first(conn, clock):
 def test_cleanup_all_queues_uses_each_queues_policy(conn, clock):
     create_queue(conn, "short")
     create_queue(conn, "long")
-    conn.execute("SELECT absurd.set_queue_policy(%s, %s::jsonb)", ("short", json.dumps({"cleanup_ttl": "1 hour"})))
-    conn.execute("SELECT absurd.set_queue_policy(%s, %s::jsonb)", ("long", json.dumps({"cleanup_ttl": "1 day"})))
+    conn.execute(
+        "SELECT absurd.set_queue_policy(%s, %s::jsonb)",
+        ("short", json.dumps({"cleanup_ttl": "1 hour"})),
+    )
+    conn.execute(
+        "SELECT absurd.set_queue_policy(%s, %s::jsonb)",
+        ("long", json.dumps({"cleanup_ttl": "1 day"})),
+    )
     for q in ("short", "long"):
         finish(conn, clock, 0, "completed", q=q)
         emit(conn, "e", 1, q=q)
@@ -219,13 +225,16 @@ def test_cleanup_all_queues_uses_each_queues_policy(conn, clock):
 
     clock.set(T0 + timedelta(days=2))
     only = conn.execute(
-        "SELECT queue_name, tasks_deleted, events_deleted FROM absurd.cleanup_all_queues(%s)", ("long",)
+        "SELECT queue_name, tasks_deleted, events_deleted FROM absurd.cleanup_all_queues(%s)",
+        ("long",),
     ).fetchall()
     assert only == [("long", 1, 1)]
 
 
 def test_cleanup_all_queues_uses_each_queues_limit(conn, clock):
-    conn.execute("SELECT absurd.set_queue_policy(%s, %s::jsonb)", ("jobs", json.dumps({"cleanup_limit": 2})))
+    conn.execute(
+        "SELECT absurd.set_queue_policy(%s, %s::jsonb)", ("jobs", json.dumps({"cleanup_limit": 2}))
+    )
     for offset in range(5):
         finish(conn, clock, offset, "completed")
     clock.set(T0 + timedelta(days=31))

@@ -9,9 +9,9 @@ import pytest
 from psycopg import sql
 
 from .helpers import (
-    Q,
     T0,
     FakeClock,
+    Q,
     await_event,
     cancel,
     claim,
@@ -73,10 +73,15 @@ def test_complete_run_stores_json_null_result(conn, clock):
     spawned = spawn(conn)
     claim_one(conn)
     complete(conn, spawned.run_id, None)  # the SDK sends json.dumps(None)
-    assert conn.execute(
-        sql.SQL("SELECT jsonb_typeof(completed_payload) FROM {} WHERE task_id = %s").format(table("t")),
-        (spawned.task_id,),
-    ).fetchone()[0] == "null"
+    assert (
+        conn.execute(
+            sql.SQL("SELECT jsonb_typeof(completed_payload) FROM {} WHERE task_id = %s").format(
+                table("t")
+            ),
+            (spawned.task_id,),
+        ).fetchone()[0]
+        == "null"
+    )
 
 
 def test_complete_run_on_a_later_attempt_points_the_task_at_it(conn, clock):
@@ -403,7 +408,9 @@ def test_schedule_run_with_current_time_expressions_as_the_sdk_calls_it(conn, cl
     assert run_row(conn, deferred.run_id)["available_at"] == clock.now + timedelta(seconds=20)
 
 
-@pytest.mark.parametrize(("retryable", "expected"), [(False, "failed"), (True, "pending"), ("false", "pending")])
+@pytest.mark.parametrize(
+    ("retryable", "expected"), [(False, "failed"), (True, "pending"), ("false", "pending")]
+)
 def test_fail_run_with_retryable_false_fails_the_task_now(conn, clock, retryable, expected):
     """Our extension: only the JSON boolean false ends the task despite attempts left."""
     spawned = spawn(conn, max_attempts=5)

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from .helpers import (
-    Q,
     FakeClock,
+    Q,
     await_event,
     backend_waiting_on_lock,
     cancel,
@@ -70,7 +70,10 @@ def test_idempotent_spawn_waits_for_a_concurrent_insert_and_returns_it(conn, pai
     second = result.value
     assert first.created is True
     assert (second.task_id, second.run_id, second.attempt, second.created) == (
-        first.task_id, first.run_id, 1, False,
+        first.task_id,
+        first.run_id,
+        1,
+        False,
     )
     assert count(conn, "t") == 1
     assert count(conn, "r") == 1
@@ -78,12 +81,11 @@ def test_idempotent_spawn_waits_for_a_concurrent_insert_and_returns_it(conn, pai
 
 def test_idempotent_spawn_creates_when_the_concurrent_insert_rolls_back(conn, pair):
     a, b = pair
-    with pytest.raises(RuntimeError):
-        with a.transaction():
-            spawn(a, idempotency_key="k")
-            thread, result = in_thread(lambda: spawn(b, idempotency_key="k"))
-            wait_until(lambda: blocked_or_done(conn, b, result))
-            raise RuntimeError("roll back the first spawn")
+    with pytest.raises(RuntimeError), a.transaction():
+        spawn(a, idempotency_key="k")
+        thread, result = in_thread(lambda: spawn(b, idempotency_key="k"))
+        wait_until(lambda: blocked_or_done(conn, b, result))
+        raise RuntimeError("roll back the first spawn")
     join(thread, result)
     assert result.error is None, result.error
     assert result.value.created is True
@@ -214,7 +216,9 @@ def test_expired_lease_sweep_and_reclaim_race_between_workers(conn, pair):
     assert ra.error is None and rb.error is None, (ra.error, rb.error)
     assert not set(ra.value) & set(rb.value)
     assert len(ra.value) + len(rb.value) == 6
-    states = conn.execute('SELECT attempt, state, count(*) FROM absurd."r_jobs" GROUP BY 1, 2 ORDER BY 1').fetchall()
+    states = conn.execute(
+        'SELECT attempt, state, count(*) FROM absurd."r_jobs" GROUP BY 1, 2 ORDER BY 1'
+    ).fetchall()
     assert states == [(1, "failed", 6), (2, "running", 6)]
 
 
@@ -319,7 +323,9 @@ def test_cancel_holding_locks_then_fail(conn, pair):
         thread, result = in_thread(lambda: fail(a, spawned.run_id))
         wait_until(lambda: blocked_or_done(conn, a, result))
     join(thread, result)
-    assert isinstance(result.error, psycopg.Error) and result.error.sqlstate == "AB001", result.error
+    assert isinstance(result.error, psycopg.Error) and result.error.sqlstate == "AB001", (
+        result.error
+    )
     assert [r["state"] for r in runs_of(conn, spawned.task_id)] == ["cancelled"]
 
 
@@ -486,7 +492,9 @@ def test_sweep_in_flight_makes_the_late_completion_fail_with_ab002(conn, pair):
         thread, result = in_thread(lambda: complete(a, spawned.run_id, "too late"))
         wait_until(lambda: blocked_or_done(conn, a, result))
     join(thread, result)
-    assert isinstance(result.error, psycopg.Error) and result.error.sqlstate == "AB002", result.error
+    assert isinstance(result.error, psycopg.Error) and result.error.sqlstate == "AB002", (
+        result.error
+    )
     runs = runs_of(conn, spawned.task_id)
     assert [(r["attempt"], r["state"]) for r in runs] == [(1, "failed"), (2, "running")]
     assert runs[1]["run_id"] == retry_run["run_id"]
@@ -509,11 +517,16 @@ def test_racing_emits_first_one_wins_for_everyone(conn, pair):
             barrier.wait(5)
             emit(c, event, payload)
 
-        (ta, ra), (tb, rb) = in_thread(lambda: emitter(a, "from-a")), in_thread(lambda: emitter(b, "from-b"))
+        (ta, ra), (tb, rb) = (
+            in_thread(lambda: emitter(a, "from-a")),
+            in_thread(lambda: emitter(b, "from-b")),
+        )
         join(ta, ra)
         join(tb, rb)
         assert ra.error is None and rb.error is None, (ra.error, rb.error)
-        stored = conn.execute('SELECT payload FROM absurd."e_jobs" WHERE event_name = %s', (event,)).fetchone()[0]
+        stored = conn.execute(
+            'SELECT payload FROM absurd."e_jobs" WHERE event_name = %s', (event,)
+        ).fetchone()[0]
         assert stored in ("from-a", "from-b")
         assert run_row(conn, spawned.run_id)["event_payload"] == stored
         assert checkpoint_rows(conn, spawned.task_id)["w"]["state"] == stored
@@ -529,7 +542,7 @@ def test_emit_racing_cancel_of_the_waiting_task(conn, pair):
         await_event(conn, spawned.task_id, run["run_id"], event, step="w")
         barrier = threading.Barrier(2)
 
-        def emitter(event=event, barrier=barrier):
+        def emitter(event=event, barrier=barrier, i=i):
             barrier.wait(5)
             emit(a, event, i)
 
@@ -543,9 +556,12 @@ def test_emit_racing_cancel_of_the_waiting_task(conn, pair):
         assert re_.error is None and rc.error is None, (re_.error, rc.error)
         assert task_row(conn, spawned.task_id)["state"] == "cancelled"
         assert run_row(conn, spawned.run_id)["state"] == "cancelled"
-        assert conn.execute(
-            'SELECT count(*) FROM absurd."w_jobs" WHERE task_id = %s', (spawned.task_id,)
-        ).fetchone()[0] == 0
+        assert (
+            conn.execute(
+                'SELECT count(*) FROM absurd."w_jobs" WHERE task_id = %s', (spawned.task_id,)
+            ).fetchone()[0]
+            == 0
+        )
 
 
 def test_await_racing_cancel(conn, pair):
@@ -555,7 +571,7 @@ def test_await_racing_cancel(conn, pair):
         run = claim_one(conn, timeout=0)
         barrier = threading.Barrier(2)
 
-        def waiter(task_id=spawned.task_id, run_id=run["run_id"], barrier=barrier):
+        def waiter(task_id=spawned.task_id, run_id=run["run_id"], barrier=barrier, i=i):
             barrier.wait(5)
             return await_event(a, task_id, run_id, f"never-{i}", step="w")
 
@@ -571,6 +587,9 @@ def test_await_racing_cancel(conn, pair):
             assert getattr(rw.error, "sqlstate", None) == "AB001", repr(rw.error)
         assert task_row(conn, spawned.task_id)["state"] == "cancelled"
         assert run_row(conn, spawned.run_id)["state"] == "cancelled"
-        assert conn.execute(
-            'SELECT count(*) FROM absurd."w_jobs" WHERE task_id = %s', (spawned.task_id,)
-        ).fetchone()[0] == 0
+        assert (
+            conn.execute(
+                'SELECT count(*) FROM absurd."w_jobs" WHERE task_id = %s', (spawned.task_id,)
+            ).fetchone()[0]
+            == 0
+        )

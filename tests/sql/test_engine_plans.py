@@ -103,11 +103,7 @@ def full_queue(conn, request) -> str:
     claim_one(conn, q)
     # As autovacuum would: the finished tasks' old row versions leave dead index entries.
     for prefix in ("t", "r", "c", "e", "w"):
-        conn.execute(
-            sql.SQL("VACUUM (ANALYZE) absurd.{}").format(
-                sql.Identifier(f"{prefix}_{q}")
-            )
-        )
+        conn.execute(sql.SQL("VACUUM (ANALYZE) absurd.{}").format(sql.Identifier(f"{prefix}_{q}")))
     return q
 
 
@@ -138,15 +134,11 @@ def test_engine_statements_use_their_indexes_and_skip_history(conn, full_queue):
     for name, condition in bounded_by.items():
         plan = explain(conn, full_queue, name, analyze=True)
         conditions = [line for line in plan.splitlines() if "Index Cond:" in line]
-        assert any(condition in line for line in conditions), (
-            f"{name}: scan not bounded\n{plan}"
-        )
+        assert any(condition in line for line in conditions), f"{name}: scan not bounded\n{plan}"
         # Buffers the execution touched (the top node's line carries the total; planning's
         # catalog reads are listed after "Planning:" and do not count). HISTORY finished
         # tasks fill about a hundred pages in each table; the live rows (one pending task,
         # one running) sit in a few, plus one root-to-leaf path per index.
         execution = plan.split("\nPlanning:")[0]
-        touched = max(
-            (int(n) for n in re.findall(r"shared hit=(\d+)", execution)), default=0
-        )
+        touched = max((int(n) for n in re.findall(r"shared hit=(\d+)", execution)), default=0)
         assert touched <= 16, f"{name} read {touched} pages\n{plan}"

@@ -11,8 +11,8 @@ from psycopg import sql
 from .helpers import (
     EPOCH,
     INFINITY,
-    Q,
     FakeClock,
+    Q,
     await_event,
     cancel,
     checkpoint_rows,
@@ -86,7 +86,9 @@ def test_await_without_timeout_suspends_until_infinity(conn, clock):
     assert r["event_payload"] is None
     assert r["available_at"] == INFINITY
     assert conn.execute(
-        sql.SQL("SELECT available_at = 'infinity'::timestamptz FROM {} WHERE run_id = %s").format(table("r")),
+        sql.SQL("SELECT available_at = 'infinity'::timestamptz FROM {} WHERE run_id = %s").format(
+            table("r")
+        ),
         (run["run_id"],),
     ).fetchone()[0]
     assert task_row(conn, run["task_id"])["state"] == "sleeping"
@@ -112,7 +114,9 @@ def test_await_with_timeout_sets_the_wake_time(conn, clock):
     got = await_event(conn, run["task_id"], run["run_id"], "go", step="w", timeout=90)
     assert got.should_suspend is True
     assert run_row(conn, run["run_id"])["available_at"] == clock.now + timedelta(seconds=90)
-    assert wait_rows(conn, run_id=run["run_id"])[0]["timeout_at"] == clock.now + timedelta(seconds=90)
+    assert wait_rows(conn, run_id=run["run_id"])[0]["timeout_at"] == clock.now + timedelta(
+        seconds=90
+    )
 
 
 def test_emit_during_await_wakes_the_run_and_checkpoints_the_payload(conn, clock):
@@ -185,8 +189,9 @@ def test_emit_without_payload_stores_json_null(conn, clock):
     conn.execute("SELECT absurd.emit_event(%s, %s, NULL)", (Q, "bare-null"))
     for name in ("bare", "bare-null"):
         assert conn.execute(
-            sql.SQL("SELECT payload IS NOT NULL AND jsonb_typeof(payload) = 'null' FROM {} WHERE event_name = %s")
-            .format(table("e")),
+            sql.SQL(
+                "SELECT payload IS NOT NULL AND jsonb_typeof(payload) = 'null' FROM {} WHERE event_name = %s"
+            ).format(table("e")),
             (name,),
         ).fetchone()[0], name
     run = running_task(conn)
@@ -333,7 +338,9 @@ def test_timed_out_wait_is_reported_and_recorded_durably(conn, clock):
     assert cp["status"] == "timed_out"
     assert cp["state"] is None
     assert conn.execute(
-        sql.SQL("SELECT state IS NULL FROM {} WHERE task_id = %s AND checkpoint_name = 'w'").format(table("c")),
+        sql.SQL("SELECT state IS NULL FROM {} WHERE task_id = %s AND checkpoint_name = 'w'").format(
+            table("c")
+        ),
         (run["task_id"],),
     ).fetchone()[0]
     assert cp["owner_run_id"] == run["run_id"]
@@ -368,7 +375,9 @@ def test_timed_out_checkpoint_is_not_a_committed_value(conn, clock):
     await_event(conn, run["task_id"], run["run_id"], "late", step="w", timeout=1)
     # Readers filter on status = 'committed'; the SDK's cache must not see a value.
     assert get_checkpoint(conn, run["task_id"], "w") == []
-    assert [r["checkpoint_name"] for r in get_checkpoints(conn, run["task_id"], run["run_id"])] == []
+    assert [
+        r["checkpoint_name"] for r in get_checkpoints(conn, run["task_id"], run["run_id"])
+    ] == []
 
 
 def test_emit_after_the_timeout_passed_does_not_wake_the_run(conn, clock):
@@ -399,13 +408,19 @@ def test_a_new_wait_after_a_timeout_does_not_inherit_it(conn, clock, sql_sees_th
     clock.advance(5)
     assert claim_one(conn)["wake_event"] == "tick"
     if sql_sees_the_timeout:
-        first = await_event(conn, run["task_id"], run["run_id"], "tick", step="$awaitEvent:tick", timeout=5)
+        first = await_event(
+            conn, run["task_id"], run["run_id"], "tick", step="$awaitEvent:tick", timeout=5
+        )
         assert first.timed_out is True
-    second = await_event(conn, run["task_id"], run["run_id"], "tick", step="$awaitEvent:tick#2", timeout=5)
+    second = await_event(
+        conn, run["task_id"], run["run_id"], "tick", step="$awaitEvent:tick#2", timeout=5
+    )
     assert (second.should_suspend, second.timed_out) == (True, False)
     emit(conn, "tick", "now")
     claim_one(conn)
-    third = await_event(conn, run["task_id"], run["run_id"], "tick", step="$awaitEvent:tick#2", timeout=5)
+    third = await_event(
+        conn, run["task_id"], run["run_id"], "tick", step="$awaitEvent:tick#2", timeout=5
+    )
     assert (third.should_suspend, third.payload, third.timed_out) == (False, "now", False)
 
 

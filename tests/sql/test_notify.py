@@ -4,7 +4,7 @@ payload = the queue name, received by a LISTEN on another connection."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -59,7 +59,9 @@ class Listener:
         while (channel, payload) not in self.seen:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"no {channel} notification with payload {payload!r}; saw {self.seen}")
+                raise AssertionError(
+                    f"no {channel} notification with payload {payload!r}; saw {self.seen}"
+                )
             for n in self.conn.notifies(timeout=remaining, stop_after=1):
                 self.seen.append((n.channel, n.payload))
 
@@ -126,7 +128,7 @@ def test_sleep_that_is_already_due_notifies_ready(conn, listener):
     spawned = spawn(conn)
     claim_one(conn)
     listener.start()
-    schedule(conn, spawned.run_id, datetime.now(timezone.utc) - timedelta(seconds=1))
+    schedule(conn, spawned.run_id, datetime.now(UTC) - timedelta(seconds=1))
     listener.expect(READY, "jobs")
 
 
@@ -134,7 +136,7 @@ def test_task_state_changes_notify_changed(conn, listener):
     create_queue(conn)
     actions = {
         "claim": lambda s: claim_one(conn),
-        "schedule": lambda s: schedule(conn, s.run_id, datetime.now(timezone.utc)),
+        "schedule": lambda s: schedule(conn, s.run_id, datetime.now(UTC)),
         "complete": lambda s: complete(conn, s.run_id),
         "fail": lambda s: fail(conn, s.run_id),
         "cancel": lambda s: cancel(conn, s.task_id),
@@ -157,10 +159,9 @@ def test_task_state_changes_notify_changed(conn, listener):
 def test_notifications_are_sent_on_commit_only(conn, listener):
     create_queue(conn)
     listener.start()
-    with pytest.raises(RuntimeError):
-        with conn.transaction():
-            spawn(conn)
-            raise RuntimeError("roll back")
+    with pytest.raises(RuntimeError), conn.transaction():
+        spawn(conn)
+        raise RuntimeError("roll back")
     assert listener.received() == []
     with conn.transaction():
         spawn(conn)

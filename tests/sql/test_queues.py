@@ -12,7 +12,17 @@ from psycopg.rows import dict_row
 
 from absurd_tui.db import schema
 
-from .helpers import T0, claim_one, complete, count, create_queue, raises_db, set_now, spawn, task_row
+from .helpers import (
+    T0,
+    claim_one,
+    complete,
+    count,
+    create_queue,
+    raises_db,
+    set_now,
+    spawn,
+    task_row,
+)
 
 PER_QUEUE_PREFIXES = ("t", "r", "c", "e", "w")
 POLICY_COLUMNS = (
@@ -37,15 +47,19 @@ def tables_of(conn, q: str) -> set[str]:
 
 
 def registry(conn, q: str) -> dict | None:
-    return conn.cursor(row_factory=dict_row).execute(
-        "SELECT * FROM absurd.queues WHERE queue_name = %s", (q,)
-    ).fetchone()
+    return (
+        conn.cursor(row_factory=dict_row)
+        .execute("SELECT * FROM absurd.queues WHERE queue_name = %s", (q,))
+        .fetchone()
+    )
 
 
 def policy(conn, q: str) -> dict | None:
-    return conn.cursor(row_factory=dict_row).execute(
-        "SELECT * FROM absurd.get_queue_policy(%s)", (q,)
-    ).fetchone()
+    return (
+        conn.cursor(row_factory=dict_row)
+        .execute("SELECT * FROM absurd.get_queue_policy(%s)", (q,))
+        .fetchone()
+    )
 
 
 def set_policy(conn, q: str, value) -> None:
@@ -119,7 +133,9 @@ def test_registry_check_constraints(conn):
     for column, bad in REGISTRY_VIOLATIONS:
         with raises_db("23514"):
             conn.execute(
-                sql.SQL("UPDATE absurd.queues SET {} = %s WHERE queue_name = %s").format(sql.Identifier(column)),
+                sql.SQL("UPDATE absurd.queues SET {} = %s WHERE queue_name = %s").format(
+                    sql.Identifier(column)
+                ),
                 (bad, "jobs"),
             )
     assert registry(conn, "jobs") == before
@@ -130,7 +146,9 @@ def test_create_queue_makes_the_per_queue_tables_and_indexes(conn):
     assert tables_of(conn, "jobs") == {f"{p}_jobs" for p in PER_QUEUE_PREFIXES}
     indexes = {
         r[0]
-        for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'absurd'").fetchall()
+        for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'absurd'"
+        ).fetchall()
     }
     for name in ("r_jobs_sai", "r_jobs_ti", "r_jobs_cei", "w_jobs_eni", "w_jobs_ti", "e_jobs_eai"):
         assert name in indexes, f"missing index {name}"
@@ -146,36 +164,65 @@ def test_unpartitioned_tables_use_fillfactor_70_and_a_unique_idempotency_key(con
     spawn(conn, "jobs", idempotency_key="k")
     second = spawn(conn, "jobs", idempotency_key="other")
     with raises_db("23505"):
-        conn.execute('UPDATE absurd."t_jobs" SET idempotency_key = %s WHERE task_id = %s', ("k", second.task_id))
+        conn.execute(
+            'UPDATE absurd."t_jobs" SET idempotency_key = %s WHERE task_id = %s',
+            ("k", second.task_id),
+        )
 
 
 def test_per_queue_table_columns(conn):
     create_queue(conn, "jobs")
     expected = {
         "t": {
-            "task_id": "uuid", "task_name": "text", "params": "jsonb", "headers": "jsonb",
-            "retry_strategy": "jsonb", "max_attempts": "integer", "cancellation": "jsonb",
-            "enqueue_at": "timestamp with time zone", "first_started_at": "timestamp with time zone",
-            "state": "text", "attempts": "integer", "last_attempt_run": "uuid",
-            "completed_payload": "jsonb", "cancelled_at": "timestamp with time zone",
+            "task_id": "uuid",
+            "task_name": "text",
+            "params": "jsonb",
+            "headers": "jsonb",
+            "retry_strategy": "jsonb",
+            "max_attempts": "integer",
+            "cancellation": "jsonb",
+            "enqueue_at": "timestamp with time zone",
+            "first_started_at": "timestamp with time zone",
+            "state": "text",
+            "attempts": "integer",
+            "last_attempt_run": "uuid",
+            "completed_payload": "jsonb",
+            "cancelled_at": "timestamp with time zone",
             "idempotency_key": "text",
         },
         "r": {
-            "run_id": "uuid", "task_id": "uuid", "attempt": "integer", "state": "text",
-            "claimed_by": "text", "claim_expires_at": "timestamp with time zone",
-            "available_at": "timestamp with time zone", "wake_event": "text",
-            "event_payload": "jsonb", "started_at": "timestamp with time zone",
-            "completed_at": "timestamp with time zone", "failed_at": "timestamp with time zone",
-            "result": "jsonb", "failure_reason": "jsonb", "created_at": "timestamp with time zone",
+            "run_id": "uuid",
+            "task_id": "uuid",
+            "attempt": "integer",
+            "state": "text",
+            "claimed_by": "text",
+            "claim_expires_at": "timestamp with time zone",
+            "available_at": "timestamp with time zone",
+            "wake_event": "text",
+            "event_payload": "jsonb",
+            "started_at": "timestamp with time zone",
+            "completed_at": "timestamp with time zone",
+            "failed_at": "timestamp with time zone",
+            "result": "jsonb",
+            "failure_reason": "jsonb",
+            "created_at": "timestamp with time zone",
         },
         "c": {
-            "task_id": "uuid", "checkpoint_name": "text", "state": "jsonb", "status": "text",
-            "owner_run_id": "uuid", "updated_at": "timestamp with time zone",
+            "task_id": "uuid",
+            "checkpoint_name": "text",
+            "state": "jsonb",
+            "status": "text",
+            "owner_run_id": "uuid",
+            "updated_at": "timestamp with time zone",
         },
         "e": {"event_name": "text", "payload": "jsonb", "emitted_at": "timestamp with time zone"},
         "w": {
-            "run_id": "uuid", "step_name": "text", "task_id": "uuid", "event_name": "text",
-            "timeout_at": "timestamp with time zone", "created_at": "timestamp with time zone",
+            "run_id": "uuid",
+            "step_name": "text",
+            "task_id": "uuid",
+            "event_name": "text",
+            "timeout_at": "timestamp with time zone",
+            "created_at": "timestamp with time zone",
         },
     }
     for prefix, columns in expected.items():
@@ -231,11 +278,10 @@ def test_partitioned_mode_on_an_existing_queue_fails_and_keeps_it(conn):
 
 def test_create_queue_works_inside_a_transaction_that_rolls_back(conn):
     # DDL must be transactional: callers may create queues inside their own transaction.
-    with pytest.raises(RuntimeError):
-        with conn.transaction():
-            create_queue(conn, "jobs")
-            spawn(conn, "jobs")
-            raise RuntimeError("roll back")
+    with pytest.raises(RuntimeError), conn.transaction():
+        create_queue(conn, "jobs")
+        spawn(conn, "jobs")
+        raise RuntimeError("roll back")
     assert registry(conn, "jobs") is None
     assert tables_of(conn, "jobs") == set()
 
@@ -345,7 +391,9 @@ def test_drop_then_recreate_starts_empty(conn):
 def test_list_queues_is_ordered_by_name(conn):
     for name in ("gamma", "alpha", "beta"):
         create_queue(conn, name)
-    rows = conn.cursor(row_factory=dict_row).execute("SELECT * FROM absurd.list_queues()").fetchall()
+    rows = (
+        conn.cursor(row_factory=dict_row).execute("SELECT * FROM absurd.list_queues()").fetchall()
+    )
     assert [r["queue_name"] for r in rows] == ["alpha", "beta", "gamma"]
     assert list(rows[0].keys()) == ["queue_name"]
 

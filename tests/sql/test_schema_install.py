@@ -101,8 +101,13 @@ def populate(conn, clock) -> dict:
 def snapshot(conn) -> dict:
     out = {"queues": select_rows(conn, sql.SQL("SELECT * FROM absurd.queues ORDER BY queue_name"))}
     for q in ("jobs", 'Other "queue"'):
-        for prefix, key in (("t", "task_id"), ("r", "run_id"), ("c", "task_id, checkpoint_name"),
-                            ("e", "event_name"), ("w", "run_id, step_name")):
+        for prefix, key in (
+            ("t", "task_id"),
+            ("r", "run_id"),
+            ("c", "task_id, checkpoint_name"),
+            ("e", "event_name"),
+            ("w", "run_id, step_name"),
+        ):
             out[(q, prefix)] = select_rows(
                 conn, sql.SQL("SELECT * FROM {} ORDER BY " + key).format(table(prefix, q))
             )
@@ -114,8 +119,14 @@ def test_reapplying_the_schema_keeps_all_data_and_it_keeps_working(conn):
     tasks = populate(conn, clock)
     states = {name: task_row(conn, s.task_id)["state"] for name, s in tasks.items()}
     assert states == {
-        "pending": "pending", "running": "running", "timer": "sleeping", "waiting": "sleeping",
-        "completed": "completed", "failed": "failed", "cancelled": "cancelled", "retrying": "sleeping",
+        "pending": "pending",
+        "running": "running",
+        "timer": "sleeping",
+        "waiting": "sleeping",
+        "completed": "completed",
+        "failed": "failed",
+        "cancelled": "cancelled",
+        "retrying": "sleeping",
     }
     before = snapshot(conn)
 
@@ -152,7 +163,9 @@ def test_reapplying_the_schema_keeps_all_data_and_it_keeps_working(conn):
 
 def test_reapplying_keeps_queue_policies(conn):
     create_queue(conn)
-    conn.execute("SELECT absurd.set_queue_policy(%s, %s::jsonb)", ("jobs", '{"cleanup_ttl": "2 days"}'))
+    conn.execute(
+        "SELECT absurd.set_queue_policy(%s, %s::jsonb)", ("jobs", '{"cleanup_ttl": "2 days"}')
+    )
     schema.install(conn)
     ttl = conn.execute("SELECT cleanup_ttl FROM absurd.get_queue_policy('jobs')").fetchone()[0]
     assert ttl == timedelta(days=2)

@@ -58,8 +58,17 @@ def test_spawn_inserts_a_pending_task_and_its_first_run(conn):
     assert run["state"] == "pending"
     assert run["available_at"] == T0
     assert run["created_at"] == T0
-    for column in ("claimed_by", "claim_expires_at", "wake_event", "event_payload", "started_at",
-                   "completed_at", "failed_at", "result", "failure_reason"):
+    for column in (
+        "claimed_by",
+        "claim_expires_at",
+        "wake_event",
+        "event_payload",
+        "started_at",
+        "completed_at",
+        "failed_at",
+        "result",
+        "failure_reason",
+    ):
         assert run[column] is None, column
 
 
@@ -72,7 +81,12 @@ def test_spawn_ids_are_uuidv7(conn):
 def test_spawn_stores_every_option(conn):
     options = {
         "headers": {"trace": "abc", "nested": [1, {"x": None}]},
-        "retry_strategy": {"kind": "exponential", "base_seconds": 2, "factor": 3, "max_seconds": 60},
+        "retry_strategy": {
+            "kind": "exponential",
+            "base_seconds": 2,
+            "factor": 3,
+            "max_seconds": 60,
+        },
         "max_attempts": 7,
         "cancellation": {"max_duration": 300, "max_delay": 60},
         "idempotency_key": "order-42",
@@ -103,7 +117,8 @@ def test_unknown_option_keys_are_ignored(conn):
 
 def test_options_default_to_an_empty_object(conn):
     task_id = conn.execute(
-        "SELECT task_id FROM absurd.spawn_task(%s, %s, %s)", ("jobs", "three-args", json.dumps({"a": 1}))
+        "SELECT task_id FROM absurd.spawn_task(%s, %s, %s)",
+        ("jobs", "three-args", json.dumps({"a": 1})),
     ).fetchone()[0]
     assert task_row(conn, task_id)["params"] == {"a": 1}
 

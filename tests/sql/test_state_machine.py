@@ -105,7 +105,10 @@ def each_case(cases, check) -> None:
     for number, case in enumerate(cases):
         try:
             check(f"case-{number}", case)
-        except (Exception, pytest.fail.Exception) as exc:  # collected: one run shows every broken row
+        except (
+            Exception,
+            pytest.fail.Exception,
+        ) as exc:  # collected: one run shows every broken row
             failures.append(f"{case}: {type(exc).__name__}: {exc}")
     assert not failures, f"{len(failures)} of {len(cases)} rows failed:\n" + "\n".join(failures)
 
@@ -138,22 +141,63 @@ MOVES = [
     Move("sleeping-event-timeout", "emit", "pending", "pending"),
     Move("running", "complete", "completed", "completed"),
     Move("running", "fail", "failed", "pending", "pending", {"max_attempts": 2}),
-    Move("running", "fail", "failed", "sleeping", "sleeping", {"max_attempts": 2, "retry_strategy": FIXED_10}),
+    Move(
+        "running",
+        "fail",
+        "failed",
+        "sleeping",
+        "sleeping",
+        {"max_attempts": 2, "retry_strategy": FIXED_10},
+    ),
     Move("running", "fail", "failed", "failed", None, {"max_attempts": 1}),
     Move("sleeping-timer", "fail", "failed", "pending", "pending", {"max_attempts": 2}),
     Move("sleeping-event", "fail", "failed", "failed", None, {"max_attempts": 1}),
-    Move("running", "fail", "failed", "cancelled", None,
-         {"retry_strategy": FIXED_10, "cancellation": {"max_duration": 5}}),
+    Move(
+        "running",
+        "fail",
+        "failed",
+        "cancelled",
+        None,
+        {"retry_strategy": FIXED_10, "cancellation": {"max_duration": 5}},
+    ),
     Move("running", "expire", "failed", "running", "running"),
     Move("running", "expire", "failed", "failed", None, {"max_attempts": 1}),
     Move("pending", "cancel", "cancelled", "cancelled"),
     Move("running", "cancel", "cancelled", "cancelled"),
     Move("sleeping-timer", "cancel", "cancelled", "cancelled"),
     Move("sleeping-event", "cancel", "cancelled", "cancelled"),
-    Move("pending", "policy-sweep", "cancelled", "cancelled", None, {"cancellation": {"max_delay": 10}}),
-    Move("running", "policy-sweep", "cancelled", "cancelled", None, {"cancellation": {"max_duration": 10}}),
-    Move("sleeping-timer", "policy-sweep", "cancelled", "cancelled", None, {"cancellation": {"max_duration": 10}}),
-    Move("sleeping-event", "policy-sweep", "cancelled", "cancelled", None, {"cancellation": {"max_duration": 10}}),
+    Move(
+        "pending",
+        "policy-sweep",
+        "cancelled",
+        "cancelled",
+        None,
+        {"cancellation": {"max_delay": 10}},
+    ),
+    Move(
+        "running",
+        "policy-sweep",
+        "cancelled",
+        "cancelled",
+        None,
+        {"cancellation": {"max_duration": 10}},
+    ),
+    Move(
+        "sleeping-timer",
+        "policy-sweep",
+        "cancelled",
+        "cancelled",
+        None,
+        {"cancellation": {"max_duration": 10}},
+    ),
+    Move(
+        "sleeping-event",
+        "policy-sweep",
+        "cancelled",
+        "cancelled",
+        None,
+        {"cancellation": {"max_duration": 10}},
+    ),
     Move("failed", "retry", "failed", "pending", "pending", {"max_attempts": 1}),
     # Terminal states stay put.
     Move("completed", "cancel", "completed", "completed"),
@@ -163,7 +207,14 @@ MOVES = [
     Move("failed", "claim", "failed", "failed", None, {"max_attempts": 1}),
     Move("cancelled", "claim", "cancelled", "cancelled"),
     Move("completed", "emit", "completed", "completed"),
-    Move("sleeping-event", "policy-sweep", "sleeping", "sleeping", None, {"cancellation": {"max_delay": 10}}),
+    Move(
+        "sleeping-event",
+        "policy-sweep",
+        "sleeping",
+        "sleeping",
+        None,
+        {"cancellation": {"max_delay": 10}},
+    ),
 ]
 
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from .helpers import T0, set_now
 
 
 def test_current_time_follows_the_real_clock_without_fake_now(conn):
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     value = conn.execute("SELECT absurd.current_time()").fetchone()[0]
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     assert before - timedelta(seconds=2) <= value <= after + timedelta(seconds=2)
 
 
@@ -42,24 +42,24 @@ def test_blank_fake_now_means_the_real_clock(conn):
     set_now(conn, T0)
     set_now(conn, "")
     value = conn.execute("SELECT absurd.current_time()").fetchone()[0]
-    assert abs(value - datetime.now(timezone.utc)) < timedelta(seconds=5)
+    assert abs(value - datetime.now(UTC)) < timedelta(seconds=5)
     set_now(conn, "   ")
     value = conn.execute("SELECT absurd.current_time()").fetchone()[0]
-    assert abs(value - datetime.now(timezone.utc)) < timedelta(seconds=5)
+    assert abs(value - datetime.now(UTC)) < timedelta(seconds=5)
 
 
 def test_fake_now_is_per_session_and_set_local_reverts(conn, connect):
     other = connect()
     set_now(conn, T0)
     real = other.execute("SELECT absurd.current_time()").fetchone()[0]
-    assert abs(real - datetime.now(timezone.utc)) < timedelta(seconds=5)
+    assert abs(real - datetime.now(UTC)) < timedelta(seconds=5)
 
     set_now(conn, "")
     with conn.transaction():
         conn.execute("SET LOCAL absurd.fake_now = '2031-03-04T12:00:00Z'")
         assert conn.execute("SELECT absurd.current_time()").fetchone()[0] == T0
     after = conn.execute("SELECT absurd.current_time()").fetchone()[0]
-    assert abs(after - datetime.now(timezone.utc)) < timedelta(seconds=5)
+    assert abs(after - datetime.now(UTC)) < timedelta(seconds=5)
 
 
 def test_current_time_is_declared_volatile(conn):
@@ -70,7 +70,10 @@ def test_current_time_is_declared_volatile(conn):
 
 
 def test_portable_uuidv7_has_version_7_and_the_rfc_variant(conn):
-    ids = [row[0] for row in conn.execute("SELECT absurd.portable_uuidv7() FROM generate_series(1, 50)")]
+    ids = [
+        row[0]
+        for row in conn.execute("SELECT absurd.portable_uuidv7() FROM generate_series(1, 50)")
+    ]
     assert len(set(ids)) == 50
     for value in ids:
         assert isinstance(value, UUID)
@@ -102,8 +105,8 @@ def test_portable_uuidv7_ids_sort_later_when_the_fake_clock_moves_forward(conn):
 def test_portable_uuidv7_embeds_the_time_it_was_made(conn):
     value = conn.execute("SELECT absurd.portable_uuidv7()").fetchone()[0]
     millis = int.from_bytes(value.bytes[:6], "big")
-    made = datetime.fromtimestamp(millis / 1000, timezone.utc)
-    assert abs(made - datetime.now(timezone.utc)) < timedelta(seconds=5)
+    made = datetime.fromtimestamp(millis / 1000, UTC)
+    assert abs(made - datetime.now(UTC)) < timedelta(seconds=5)
 
 
 def test_schema_version(conn):

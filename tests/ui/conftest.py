@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from psycopg import sql
@@ -46,7 +46,9 @@ def make_app(db_dsn, registry, client):
     # The console's own default interval: NOTIFY drives most updates, and a faster
     # tick keeps the process busy enough that every Pilot key press waits (up to 2 s)
     # for it to go idle.
-    def make(*, workers: int = 2, refresh: float = 1.0, queues: tuple[str, ...] = ("default",)) -> AbsurdApp:
+    def make(
+        *, workers: int = 2, refresh: float = 1.0, queues: tuple[str, ...] = ("default",)
+    ) -> AbsurdApp:
         source = LiveSource(db_dsn, "test-db", registry=registry)
         app = AbsurdApp(source, worker_queues=queues, refresh=refresh)
         pool = None
@@ -85,7 +87,9 @@ async def wait_until(pilot, condition: Callable[[], object], what: str, timeout:
 
 def task_state(conn, task_id: uuid.UUID | str, queue: str = "default") -> str | None:
     row = conn.execute(
-        sql.SQL("SELECT state FROM {} WHERE task_id = %s").format(sql.Identifier("absurd", f"t_{queue}")),
+        sql.SQL("SELECT state FROM {} WHERE task_id = %s").format(
+            sql.Identifier("absurd", f"t_{queue}")
+        ),
         (uuid.UUID(str(task_id)),),
     ).fetchone()
     return row[0] if row else None

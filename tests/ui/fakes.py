@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from absurd_tui.db.errors import DatabaseUnavailable
 from absurd_tui.db.reads import (
@@ -38,7 +39,7 @@ from absurd_tui.ui.source import (
     bulk_states,
 )
 
-NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
 MONOTONIC = 1000.0
 
 
@@ -55,27 +56,97 @@ def tid(n: int) -> uuid.UUID:
 MARKUP = "[bold red]x[/] [link=https://example.com]click[/link] \x1b[31mred\x1b[0m"
 
 
-def _task(n, name, queue, state, attempts=1, max_attempts=5, step=None, updated=30, worker=None,
-          wake_event=None) -> TaskRow:
+def _task(
+    n,
+    name,
+    queue,
+    state,
+    attempts=1,
+    max_attempts=5,
+    step=None,
+    updated=30,
+    worker=None,
+    wake_event=None,
+) -> TaskRow:
     return TaskRow(
-        queue=queue, task_id=tid(n), task_name=name, state=state, attempts=attempts,
-        max_attempts=max_attempts, enqueue_at=ago(updated + 60), step=step,
-        updated_at=ago(updated), worker=worker, wake_event=wake_event, available_at=None,
+        queue=queue,
+        task_id=tid(n),
+        task_name=name,
+        state=state,
+        attempts=attempts,
+        max_attempts=max_attempts,
+        enqueue_at=ago(updated + 60),
+        step=step,
+        updated_at=ago(updated),
+        worker=worker,
+        wake_event=wake_event,
+        available_at=None,
     )
 
 
 TASKS: tuple[TaskRow, ...] = tuple(
     sorted(
         [
-            _task(40, "send-welcome-email", "emails", "running", step="render#2", updated=2, worker="host-a:4242:1"),
-            _task(39, "agent", "agents", "sleeping", step="iteration#2", updated=12, wake_event=f"agent:{tid(39)}:answer#1"),
+            _task(
+                40,
+                "send-welcome-email",
+                "emails",
+                "running",
+                step="render#2",
+                updated=2,
+                worker="host-a:4242:1",
+            ),
+            _task(
+                39,
+                "agent",
+                "agents",
+                "sleeping",
+                step="iteration#2",
+                updated=12,
+                wake_event=f"agent:{tid(39)}:answer#1",
+            ),
             _task(38, "resize-image", "default", "pending", updated=3),
-            _task(37, "resize-image", "default", "completed", step="upload", updated=45, worker="host-a:4242:0"),
-            _task(36, "charge-card", "default", "failed", attempts=3, max_attempts=3, step="authorize", updated=95, worker="host-b:77:2"),
+            _task(
+                37,
+                "resize-image",
+                "default",
+                "completed",
+                step="upload",
+                updated=45,
+                worker="host-a:4242:0",
+            ),
+            _task(
+                36,
+                "charge-card",
+                "default",
+                "failed",
+                attempts=3,
+                max_attempts=3,
+                step="authorize",
+                updated=95,
+                worker="host-b:77:2",
+            ),
             _task(35, "nightly-report", "default", "sleeping", step="wait-for-data", updated=400),
             _task(34, "sync-crm", "default", "cancelled", attempts=2, updated=1800),
-            _task(33, MARKUP, "default", "completed", step="[b]step[/b]", updated=3700, worker="host-a:4242:0"),
-            _task(32, "agent", "agents", "completed", attempts=1, max_attempts=None, step="iteration#12", updated=7200),
+            _task(
+                33,
+                MARKUP,
+                "default",
+                "completed",
+                step="[b]step[/b]",
+                updated=3700,
+                worker="host-a:4242:0",
+            ),
+            _task(
+                32,
+                "agent",
+                "agents",
+                "completed",
+                attempts=1,
+                max_attempts=None,
+                step="iteration#12",
+                updated=7200,
+            ),
         ],
         key=lambda r: r.task_id,
         reverse=True,
@@ -83,12 +154,20 @@ TASKS: tuple[TaskRow, ...] = tuple(
 )
 
 
-def _summary(queue: str, counts: dict[str, int], claimable: int, lag: float | None, estimated=False) -> QueueSummary:
+def _summary(
+    queue: str, counts: dict[str, int], claimable: int, lag: float | None, estimated=False
+) -> QueueSummary:
     return QueueSummary(
         queue=queue,
         created_at=ago(86400),
         counts=tuple(
-            (s, Count(counts.get(s, 0), estimated=estimated and s in ("completed", "failed", "cancelled")))
+            (
+                s,
+                Count(
+                    counts.get(s, 0),
+                    estimated=estimated and s in ("completed", "failed", "cancelled"),
+                ),
+            )
             for s in STATES
         ),
         claimable=Count(claimable),
@@ -98,7 +177,13 @@ def _summary(queue: str, counts: dict[str, int], claimable: int, lag: float | No
 
 QUEUES = (
     _summary("agents", {"sleeping": 1, "completed": 12}, 0, None),
-    _summary("default", {"pending": 1, "sleeping": 1, "completed": 1_204_311, "failed": 1_630, "cancelled": 42}, 1, 3, estimated=True),
+    _summary(
+        "default",
+        {"pending": 1, "sleeping": 1, "completed": 1_204_311, "failed": 1_630, "cancelled": 42},
+        1,
+        3,
+        estimated=True,
+    ),
     _summary("emails", {"running": 1, "completed": 380}, 0, None),
 )
 
@@ -121,10 +206,18 @@ DETAIL = TaskDetail(
     last_run_id=tid(203),
     runs=tuple(
         RunInfo(
-            run_id=tid(200 + i), attempt=i, state="failed", claimed_by="host-b:77:2",
-            claim_expires_at=None, available_at=ago(390 - 100 * (i - 1)), wake_event=None,
-            created_at=ago(390 - 100 * (i - 1)), started_at=ago(389 - 100 * (i - 1)),
-            completed_at=None, failed_at=ago(385 - 100 * (i - 1)), result=None,
+            run_id=tid(200 + i),
+            attempt=i,
+            state="failed",
+            claimed_by="host-b:77:2",
+            claim_expires_at=None,
+            available_at=ago(390 - 100 * (i - 1)),
+            wake_event=None,
+            created_at=ago(390 - 100 * (i - 1)),
+            started_at=ago(389 - 100 * (i - 1)),
+            completed_at=None,
+            failed_at=ago(385 - 100 * (i - 1)),
+            result=None,
             failure_reason={
                 "name": "CardDeclined",
                 "message": f"issuer said no ({MARKUP})",
@@ -135,12 +228,15 @@ DETAIL = TaskDetail(
     ),
     checkpoints=(
         CheckpointInfo("load-order", {"order": 42, "lines": 3}, "committed", tid(201), 1, ago(388)),
-        CheckpointInfo("authorize", {"auth": "pending", "markup": MARKUP}, "committed", tid(202), 2, ago(287)),
+        CheckpointInfo(
+            "authorize", {"auth": "pending", "markup": MARKUP}, "committed", tid(202), 2, ago(287)
+        ),
         CheckpointInfo("authorize#2", None, "committed", tid(203), 3, ago(186)),
     ),
     checkpoints_truncated=False,
     waits=(),
 )
+
 
 def _turn(text: str, tool: str, tool_input: dict, tool_id: str, tokens: tuple[int, int]) -> dict:
     return {
@@ -156,9 +252,19 @@ def _turn(text: str, tool: str, tool_input: dict, tool_id: str, tokens: tuple[in
 
 
 AGENT_RUN = RunInfo(
-    run_id=tid(139), attempt=1, state="sleeping", claimed_by=None, claim_expires_at=None,
-    available_at=None, wake_event=f"agent:{tid(39)}:answer#1", created_at=ago(40),
-    started_at=ago(39), completed_at=None, failed_at=None, result=None, failure_reason=None,
+    run_id=tid(139),
+    attempt=1,
+    state="sleeping",
+    claimed_by=None,
+    claim_expires_at=None,
+    available_at=None,
+    wake_event=f"agent:{tid(39)}:answer#1",
+    created_at=ago(40),
+    started_at=ago(39),
+    completed_at=None,
+    failed_at=None,
+    result=None,
+    failure_reason=None,
 )
 
 AGENT_DETAIL = TaskDetail(
@@ -185,31 +291,81 @@ AGENT_DETAIL = TaskDetail(
     checkpoints=(
         CheckpointInfo(
             "iteration",
-            _turn("First I will check today's date and time.", "current_time", {"timezone": "Europe/Paris"},
-                  "toolu_01", (512, 61)),
-            "committed", tid(139), 1, ago(30),
+            _turn(
+                "First I will check today's date and time.",
+                "current_time",
+                {"timezone": "Europe/Paris"},
+                "toolu_01",
+                (512, 61),
+            ),
+            "committed",
+            tid(139),
+            1,
+            ago(30),
         ),
         CheckpointInfo(
             "tool:current_time",
-            {"tool_use_id": "toolu_01", "content": "2026-01-15 13:00:00 CET (Thursday)", "is_error": False},
-            "committed", tid(139), 1, ago(29),
+            {
+                "tool_use_id": "toolu_01",
+                "content": "2026-01-15 13:00:00 CET (Thursday)",
+                "is_error": False,
+            },
+            "committed",
+            tid(139),
+            1,
+            ago(29),
         ),
         CheckpointInfo(
             "iteration#2",
-            _turn(f"It is Thursday afternoon. Model output stays literal: {MARKUP}", "ask_human",
-                  {"question": "Which city should I plan the day trip for?"}, "toolu_02", (640, 48)),
-            "committed", tid(139), 1, ago(12),
+            _turn(
+                f"It is Thursday afternoon. Model output stays literal: {MARKUP}",
+                "ask_human",
+                {"question": "Which city should I plan the day trip for?"},
+                "toolu_02",
+                (640, 48),
+            ),
+            "committed",
+            tid(139),
+            1,
+            ago(12),
         ),
     ),
     checkpoints_truncated=False,
     waits=(
-        WaitInfo("agents", tid(39), "agent", tid(139), "ask_human", f"agent:{tid(39)}:answer#1", ago(12), None),
+        WaitInfo(
+            "agents",
+            tid(39),
+            "agent",
+            tid(139),
+            "ask_human",
+            f"agent:{tid(39)}:answer#1",
+            ago(12),
+            None,
+        ),
     ),
 )
 
 WAITS = (
-    WaitInfo("agents", tid(39), "agent", tid(139), "ask_human", f"agent:{tid(39)}:answer#1", ago(12), None),
-    WaitInfo("default", tid(35), "nightly-report", tid(135), "wait-for-data", "data-ready", ago(400), ago(400) + timedelta(hours=1)),
+    WaitInfo(
+        "agents",
+        tid(39),
+        "agent",
+        tid(139),
+        "ask_human",
+        f"agent:{tid(39)}:answer#1",
+        ago(12),
+        None,
+    ),
+    WaitInfo(
+        "default",
+        tid(35),
+        "nightly-report",
+        tid(135),
+        "wait-for-data",
+        "data-ready",
+        ago(400),
+        ago(400) + timedelta(hours=1),
+    ),
 )
 
 EVENTS = (
@@ -240,7 +396,16 @@ class FakeWorkers:
     def __init__(self, count: int = 3):
         self._statuses = [
             FakeStatus(0, "host-a:4242:0", "idle", since=ago(5)),
-            FakeStatus(1, "host-a:4242:1", "running", tid(40), "send-welcome-email", "emails", "render#2", ago(2)),
+            FakeStatus(
+                1,
+                "host-a:4242:1",
+                "running",
+                tid(40),
+                "send-welcome-email",
+                "emails",
+                "render#2",
+                ago(2),
+            ),
             FakeStatus(2, "host-a:4242:2", "idle", since=ago(61)),
         ][:count]
         self.paused = False
@@ -287,11 +452,16 @@ class StaticSource:
 
             raise psycopg.errors.UndefinedTable('relation "absurd.t_reports" does not exist')
         rows = [
-            r for r in TASKS
+            r
+            for r in TASKS
             if (flt.queue is None or r.queue == flt.queue)
             and (flt.state is None or r.state == flt.state)
             and (flt.name is None or r.task_name.startswith(flt.name))
-            and (flt.search is None or r.task_name.startswith(flt.search) or str(r.task_id).startswith(flt.search))
+            and (
+                flt.search is None
+                or r.task_name.startswith(flt.search)
+                or str(r.task_id).startswith(flt.search)
+            )
         ]
         return TasksSnapshot(QUEUES, TaskPage(tuple(rows[:limit]), Count(len(rows)), None), count)
 
@@ -312,7 +482,9 @@ class StaticSource:
         row = next((r for r in TASKS if r.task_id == task_id), None)
         if row is None:
             return None
-        return replace(DETAIL, task_id=row.task_id, task_name=row.task_name, state=row.state, queue=row.queue)
+        return replace(
+            DETAIL, task_id=row.task_id, task_name=row.task_name, state=row.state, queue=row.queue
+        )
 
     def queue_names(self) -> list[str]:
         return [q.queue for q in QUEUES]

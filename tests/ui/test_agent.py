@@ -7,7 +7,7 @@ a final answer).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -57,7 +57,9 @@ async def test_new_agent_runs_asks_takes_the_answer_and_finishes(make_app, clien
     app = make_app(queues=("default", "agents"))
     async with app.run_test(size=SHORT) as pilot:
         await pilot.press("a")
-        dialog = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, AgentDialog) else None, "dialog")
+        dialog = await wait_until(
+            pilot, lambda: app.screen if isinstance(app.screen, AgentDialog) else None, "dialog"
+        )
         assert dialog.query_one("#model", Select).value == "demo"
         prompt = dialog.query_one("#prompt", TextArea)
         assert app.focused is prompt
@@ -67,18 +69,30 @@ async def test_new_agent_runs_asks_takes_the_answer_and_finishes(make_app, clien
         prompt.text = f"Plan my day {HOSTILE}"
         await pilot.press("ctrl+s")
         detail = await wait_until(
-            pilot, lambda: app.screen if isinstance(app.screen, TaskDetailScreen) else None, "the agent's detail"
+            pilot,
+            lambda: app.screen if isinstance(app.screen, TaskDetailScreen) else None,
+            "the agent's detail",
         )
         assert detail.query_one("#detail-tabs").active == "transcript-tab"
         log = detail.query_one(TranscriptLog)
-        await wait_until(pilot, lambda: "waiting_human" in kinds(log), "the question in the transcript")
+        await wait_until(
+            pilot, lambda: "waiting_human" in kinds(log), "the question in the transcript"
+        )
         assert kinds(log) == [
-            "prompt", "assistant", "tool_call", "tool_result", "assistant", "tool_call", "waiting_human",
+            "prompt",
+            "assistant",
+            "tool_call",
+            "tool_result",
+            "assistant",
+            "tool_call",
+            "waiting_human",
         ]
         assert "Which city should I check the weather for?" in shown(log, "waiting_human")
         task_id = detail.task_id
         # The question shows as soon as the model asks; the task then parks on the event.
-        await wait_until(pilot, lambda: task_state(conn, task_id, "agents") == "sleeping", "the task waiting")
+        await wait_until(
+            pilot, lambda: task_state(conn, task_id, "agents") == "sleeping", "the task waiting"
+        )
         # The log follows its end while the reader is there ...
         assert app.focused is log
         await wait_until(pilot, lambda: 0 < log.max_scroll_y == log.scroll_y, "the log at its end")
@@ -87,19 +101,33 @@ async def test_new_agent_runs_asks_takes_the_answer_and_finishes(make_app, clien
         await wait_until(pilot, lambda: log.scroll_y == 0, "scrolled to the top")
 
         await pilot.press("A")
-        answer = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, AnswerDialog) else None, "answer")
-        assert "Which city should I check the weather for?" in str(answer.query_one("#question", Static).render())
+        answer = await wait_until(
+            pilot, lambda: app.screen if isinstance(app.screen, AnswerDialog) else None, "answer"
+        )
+        assert "Which city should I check the weather for?" in str(
+            answer.query_one("#question", Static).render()
+        )
         field = answer.query_one("#answer", Input)
         assert app.focused is field
         field.value = "Paris"
         await pilot.press("enter")
-        await wait_until(pilot, lambda: task_state(conn, task_id, "agents") == "completed", "completed", timeout=30)
+        await wait_until(
+            pilot,
+            lambda: task_state(conn, task_id, "agents") == "completed",
+            "completed",
+            timeout=30,
+        )
         await wait_until(pilot, lambda: "final" in kinds(log), "the final answer")
         assert log.scroll_y == 0
         assert answer not in app.screen_stack
         assert kinds(log)[6:] == [
-            "tool_result", "assistant", "tool_call", "tool_result",  # the answer, then the weather
-            "assistant", "tool_call", "tool_result",  # the durable sleep
+            "tool_result",
+            "assistant",
+            "tool_call",
+            "tool_result",  # the answer, then the weather
+            "assistant",
+            "tool_call",
+            "tool_result",  # the durable sleep
             "final",
         ]
         assert shown(log, "tool_call").endswith('current_time · turn 1\n{"timezone": "UTC"}')
@@ -116,7 +144,9 @@ async def test_new_agent_dialog_refuses_bad_input_and_keeps_it(make_app, conn):
     app = make_app(workers=0)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("a")
-        dialog = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, AgentDialog) else None, "dialog")
+        dialog = await wait_until(
+            pilot, lambda: app.screen if isinstance(app.screen, AgentDialog) else None, "dialog"
+        )
         error = dialog.query_one("#dialog-error", Static)
         await pilot.press("ctrl+s")
         await pilot.pause()
@@ -137,7 +167,10 @@ async def test_new_agent_dialog_refuses_bad_input_and_keeps_it(make_app, conn):
         assert dialog.query_one("#prompt", TextArea).text == "What time is it?"
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "dialog closed")
-    assert conn.execute("SELECT count(*) FROM absurd.queues WHERE queue_name = 'agents'").fetchone()[0] == 0
+    assert (
+        conn.execute("SELECT count(*) FROM absurd.queues WHERE queue_name = 'agents'").fetchone()[0]
+        == 0
+    )
 
 
 async def test_transcript_log_updates_by_entry_key():
@@ -150,12 +183,16 @@ async def test_transcript_log_updates_by_entry_key():
         def compose(self):
             yield TranscriptLog()
 
-    now = datetime(2026, 1, 15, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 15, 12, tzinfo=UTC)
     prompt = Entry("prompt", "prompt", "Hi")
     app = LogApp()
     async with app.run_test(size=(80, 20)) as pilot:
         log = app.query_one(TranscriptLog)
-        log.show([prompt, Entry("iteration/running", "running", "Iteration 1: waiting for the model")], now, {})
+        log.show(
+            [prompt, Entry("iteration/running", "running", "Iteration 1: waiting for the model")],
+            now,
+            {},
+        )
         await pilot.pause()
         first = log.entry_view("prompt")
         running = str(log.entry_view("iteration/running").render())
@@ -163,7 +200,14 @@ async def test_transcript_log_updates_by_entry_key():
         turn = [
             prompt,
             Entry("iteration/0", "assistant", HOSTILE, iteration=1),
-            Entry("iteration/1", "tool_call", "current_time()", iteration=1, tool_name="current_time", tool_input={}),
+            Entry(
+                "iteration/1",
+                "tool_call",
+                "current_time()",
+                iteration=1,
+                tool_name="current_time",
+                tool_input={},
+            ),
         ]
         log.show(turn, now, {})
         await pilot.pause()

@@ -40,7 +40,9 @@ def shows(app, task_id, state) -> bool:
 
 
 async def select(pilot, app, task_id, queue="default") -> None:
-    await wait_until(pilot, lambda: tasks_table(app).select_key(f"{queue}/{task_id}"), f"row {task_id}")
+    await wait_until(
+        pilot, lambda: tasks_table(app).select_key(f"{queue}/{task_id}"), f"row {task_id}"
+    )
     await pilot.pause()
 
 
@@ -54,7 +56,9 @@ async def test_spawn_from_dialog_runs_to_completion_and_shows_checkpoints(make_a
         dialog.query_one("#params", TextArea).text = '{"n": 3}'
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "dialog closed")
-        key = await wait_until(pilot, lambda: next(iter(app.main_screen.tasks_view.rows), None), "task row")
+        key = await wait_until(
+            pilot, lambda: next(iter(app.main_screen.tasks_view.rows), None), "task row"
+        )
         task_id = uuid.UUID(key.split("/", 1)[1])
         await wait_until(pilot, lambda: shows(app, task_id, "completed"), "completed in the table")
         assert task_state(conn, task_id) == "completed"
@@ -63,7 +67,11 @@ async def test_spawn_from_dialog_runs_to_completion_and_shows_checkpoints(make_a
         await wait_until(pilot, lambda: isinstance(app.screen, TaskDetailScreen), "detail screen")
         detail = app.screen
         await wait_until(pilot, lambda: detail.view.detail is not None, "detail loaded")
-        assert [c.name for c in detail.view.detail.checkpoints] == ["iteration", "iteration#2", "iteration#3"]
+        assert [c.name for c in detail.view.detail.checkpoints] == [
+            "iteration",
+            "iteration#2",
+            "iteration#3",
+        ]
         checkpoints = detail.query_one("#checkpoints", KeyedTable)
         assert checkpoints.keys == ["iteration", "iteration#2", "iteration#3"]
         assert detail.view.detail.result == {"total": 3}
@@ -107,9 +115,13 @@ async def test_emit_from_a_wait_wakes_the_task(make_app, client, conn):
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: task_state(conn, task_id) == "completed", "task completed")
         assert client.fetch_task_result(task_id).result == {"got": {"amount": 12}}
-        await wait_until(pilot, lambda: events.query_one("#waits", KeyedTable).row_count == 0, "wait gone")
         await wait_until(
-            pilot, lambda: "default/order-1.paid" in events.query_one("#events", KeyedTable).keys, "event listed"
+            pilot, lambda: events.query_one("#waits", KeyedTable).row_count == 0, "wait gone"
+        )
+        await wait_until(
+            pilot,
+            lambda: "default/order-1.paid" in events.query_one("#events", KeyedTable).keys,
+            "event listed",
         )
 
 
@@ -193,14 +205,20 @@ async def test_bulk_cancel_of_the_filter_states_the_count(make_app, client, conn
         await pilot.press(*"nap")
         await pilot.press("enter")
         view = app.main_screen.tasks_view
-        await wait_until(pilot, lambda: set(view.rows) == {f"default/{t}" for t in naps}, "filtered rows")
+        await wait_until(
+            pilot, lambda: set(view.rows) == {f"default/{t}" for t in naps}, "filtered rows"
+        )
         await pilot.press("C")
         dialog = await wait_until(
-            pilot, lambda: app.screen if isinstance(app.screen, ConfirmDialog) else None, "confirmation"
+            pilot,
+            lambda: app.screen if isinstance(app.screen, ConfirmDialog) else None,
+            "confirmation",
         )
         assert "Cancel 3 pending, running or sleeping tasks" in str(dialog.message)
         await pilot.press("enter")
-        await wait_until(pilot, lambda: all(task_state(conn, t) == "cancelled" for t in naps), "naps cancelled")
+        await wait_until(
+            pilot, lambda: all(task_state(conn, t) == "cancelled" for t in naps), "naps cancelled"
+        )
         assert task_state(conn, other) == "sleeping"
 
 
@@ -216,7 +234,9 @@ async def test_pause_and_resume_workers(make_app, client, conn):
         task_id = client.spawn("steps", {"n": 1}).task_id
         await wait_until(pilot, lambda: shows(app, task_id, "pending"), "pending in the table")
         await wait_until(
-            pilot, lambda: all(s.state in ("paused", "idle") for s in pool.statuses()), "threads idle"
+            pilot,
+            lambda: all(s.state in ("paused", "idle") for s in pool.statuses()),
+            "threads idle",
         )
         assert task_state(conn, task_id) == "pending"
         assert "paused" in str(app.main_screen.query_one("#status").render())
@@ -236,7 +256,9 @@ async def test_change_the_number_of_workers(make_app):
         )
         dialog.query_one("#count", Input).value = "3"
         await pilot.press("enter")
-        await wait_until(pilot, lambda: pool.concurrency == 3 and len(pool.statuses()) == 3, "3 threads")
+        await wait_until(
+            pilot, lambda: pool.concurrency == 3 and len(pool.statuses()) == 3, "3 threads"
+        )
         await pilot.press("3")
         embedded = app.main_screen.workers_view.query_one("#embedded", KeyedTable)
         await wait_until(pilot, lambda: embedded.row_count == 3, "3 rows in the workers view")
@@ -270,7 +292,9 @@ async def test_user_data_is_shown_literally(make_app, client):
         await select(pilot, app, task_id)
         await pilot.press("enter")
         detail = await wait_until(
-            pilot, lambda: app.screen if isinstance(app.screen, TaskDetailScreen) else None, "detail"
+            pilot,
+            lambda: app.screen if isinstance(app.screen, TaskDetailScreen) else None,
+            "detail",
         )
         await wait_until(pilot, lambda: detail.view.detail is not None, "detail loaded")
         params = str(detail.query_one("#params", Static).render())
@@ -296,15 +320,25 @@ async def test_help_screen_and_command_palette_list_every_action(make_app):
         await pilot.press(*"spawn")
         await wait_until(
             pilot,
-            lambda: any("Spawn a task" in str(o.prompt) for o in app.screen.query("CommandList").first().options)
-            if app.screen.query("CommandList") else False,
+            lambda: (
+                any(
+                    "Spawn a task" in str(o.prompt)
+                    for o in app.screen.query("CommandList").first().options
+                )
+                if app.screen.query("CommandList")
+                else False
+            ),
             "spawn in the palette",
         )
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, SpawnDialog), "spawn dialog from the palette")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, SpawnDialog), "spawn dialog from the palette"
+        )
 
 
-async def test_database_outage_shows_once_and_recovers(make_app, client, conn, db_dsn, pg_server_dsn):
+async def test_database_outage_shows_once_and_recovers(
+    make_app, client, conn, db_dsn, pg_server_dsn
+):
     import psycopg
     from psycopg import sql
     from psycopg.conninfo import conninfo_to_dict
@@ -314,7 +348,9 @@ async def test_database_outage_shows_once_and_recovers(make_app, client, conn, d
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.connection.last_refresh is not None, "first refresh")
         with psycopg.connect(pg_server_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(dbname)))
+            admin.execute(
+                sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(dbname))
+            )
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
                 (dbname,),
@@ -330,7 +366,9 @@ async def test_database_outage_shows_once_and_recovers(make_app, client, conn, d
                 # An action fails with a clear message and changes nothing.
                 await pilot.press("n")
                 dialog = await wait_until(
-                    pilot, lambda: app.screen if isinstance(app.screen, SpawnDialog) else None, "dialog"
+                    pilot,
+                    lambda: app.screen if isinstance(app.screen, SpawnDialog) else None,
+                    "dialog",
                 )
                 dialog.query_one("#task-name", Input).value = "steps"
                 await pilot.press("ctrl+s")
@@ -343,7 +381,11 @@ async def test_database_outage_shows_once_and_recovers(make_app, client, conn, d
                 await wait_until(pilot, lambda: app._failures >= 2, "retries")
                 assert app.outages_reported == 1
             finally:
-                admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(dbname)))
+                admin.execute(
+                    sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(
+                        sql.Identifier(dbname)
+                    )
+                )
         await wait_until(pilot, lambda: app.connection.connected, "reconnected", timeout=30)
         assert any(n.message == "Reconnected to the database." for n in app._notifications)
     with psycopg.connect(db_dsn) as check:
@@ -371,7 +413,9 @@ async def test_pages_of_tasks_and_search_by_short_id(make_app, client, conn):
         await wait_until(pilot, lambda: len(view.rows) == PAGE_SIZE, "back to the first page")
         await pilot.press("slash")
         await pilot.press(*short_id(target))
-        await wait_until(pilot, lambda: list(view.rows) == [f"default/{target}"], "the searched task")
+        await wait_until(
+            pilot, lambda: list(view.rows) == [f"default/{target}"], "the searched task"
+        )
 
 
 async def test_palette_offers_the_task_actions_that_apply(make_app, client):
@@ -393,11 +437,16 @@ async def test_palette_offers_the_task_actions_that_apply(make_app, client):
         await pilot.press(*"retry the selected")
         await wait_until(
             pilot,
-            lambda: any("Retry the selected" in str(o.prompt) for o in app.screen.query_one("CommandList").options),
+            lambda: any(
+                "Retry the selected" in str(o.prompt)
+                for o in app.screen.query_one("CommandList").options
+            ),
             "retry in the palette",
         )
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, RetryDialog), "retry dialog from the palette")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, RetryDialog), "retry dialog from the palette"
+        )
 
 
 async def test_bulk_retry_of_failed_tasks_and_state_filter_keys(make_app, client, conn):
@@ -409,16 +458,28 @@ async def test_bulk_retry_of_failed_tasks_and_state_filter_keys(make_app, client
         await wait_until(pilot, lambda: shows(app, done, "completed"), "completed")
         view = app.main_screen.tasks_view
         await pilot.press(*["s"] * 5)
-        await wait_until(pilot, lambda: view.flt.state == "failed" and set(view.rows) == {f"default/{t}" for t in failed}, "failed only")
+        await wait_until(
+            pilot,
+            lambda: (
+                view.flt.state == "failed" and set(view.rows) == {f"default/{t}" for t in failed}
+            ),
+            "failed only",
+        )
         await pilot.press("R")
         dialog = await wait_until(
-            pilot, lambda: app.screen if isinstance(app.screen, ConfirmDialog) else None, "confirmation"
+            pilot,
+            lambda: app.screen if isinstance(app.screen, ConfirmDialog) else None,
+            "confirmation",
         )
         assert "Retry 2 failed tasks" in str(dialog.message)
         await pilot.press("enter")
-        await wait_until(pilot, lambda: all(task_state(conn, t) == "completed" for t in failed), "retried")
+        await wait_until(
+            pilot, lambda: all(task_state(conn, t) == "completed" for t in failed), "retried"
+        )
         await pilot.press("x")
-        await wait_until(pilot, lambda: view.flt.state is None and len(view.rows) == 3, "filter cleared")
+        await wait_until(
+            pilot, lambda: view.flt.state is None and len(view.rows) == 3, "filter cleared"
+        )
         assert app.check_action("refresh_now", ()) is True
         await pilot.press("ctrl+r")
         await pilot.press("q")
@@ -436,19 +497,29 @@ async def test_detail_actions_emit_copy_and_open_from_a_wait(make_app, client, c
         await wait_until(pilot, lambda: events.selected_wait is not None, "wait listed")
         await pilot.press("enter")
         detail = await wait_until(
-            pilot, lambda: app.screen if isinstance(app.screen, TaskDetailScreen) else None, "detail"
+            pilot,
+            lambda: app.screen if isinstance(app.screen, TaskDetailScreen) else None,
+            "detail",
         )
-        await wait_until(pilot, lambda: detail.view.detail is not None and detail.view.detail.waits, "waits")
+        await wait_until(
+            pilot, lambda: detail.view.detail is not None and detail.view.detail.waits, "waits"
+        )
         assert detail.check_action("retry_task", ()) is None
         assert detail.check_action("cancel_task", ()) is True
         await pilot.press("y")
         assert app.clipboard == str(task_id)
         await pilot.press("e")
-        dialog = await wait_until(pilot, lambda: app.screen if isinstance(app.screen, EmitDialog) else None, "emit")
+        dialog = await wait_until(
+            pilot, lambda: app.screen if isinstance(app.screen, EmitDialog) else None, "emit"
+        )
         assert dialog.query_one("#event-name", Input).value == "go"
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: task_state(conn, task_id) == "completed", "woken and completed")
-        await wait_until(pilot, lambda: detail.view.detail.state == "completed", "detail shows completed")
+        await wait_until(
+            pilot, lambda: task_state(conn, task_id) == "completed", "woken and completed"
+        )
+        await wait_until(
+            pilot, lambda: detail.view.detail.state == "completed", "detail shows completed"
+        )
         assert detail.view.detail.result == {"got": None}
 
 
@@ -458,7 +529,9 @@ async def test_notifications_refresh_without_waiting_for_the_interval(make_app, 
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.main_screen.tasks_view.loaded, "first load")
         task_id = client.spawn("steps", {"n": 1}).task_id
-        await wait_until(pilot, lambda: shows(app, task_id, "pending"), "listed through NOTIFY", timeout=10)
+        await wait_until(
+            pilot, lambda: shows(app, task_id, "pending"), "listed through NOTIFY", timeout=10
+        )
 
 
 async def test_a_refresh_tick_while_the_screen_lacks_its_views_polls_nothing(make_app):

@@ -20,12 +20,15 @@ def client(conn):
 
 
 def spawn(client, name="job", queue="default", params=None, **kw):
-    return uuid.UUID(client.spawn(name, params if params is not None else {}, queue=queue, **kw).task_id)
+    return uuid.UUID(
+        client.spawn(name, params if params is not None else {}, queue=queue, **kw).task_id
+    )
 
 
 def claim(conn, queue="default", worker="w1", qty=1, timeout=60):
     return conn.execute(
-        "SELECT run_id, task_id FROM absurd.claim_task(%s, %s, %s, %s)", (queue, worker, timeout, qty)
+        "SELECT run_id, task_id FROM absurd.claim_task(%s, %s, %s, %s)",
+        (queue, worker, timeout, qty),
     ).fetchall()
 
 
@@ -34,11 +37,11 @@ def test_queue_summaries_count_every_state(conn, client):
     spawn(client)
     running = spawn(client, "r")
     # Claim the oldest pending run: the first one.
-    (run_id, task_id), = claim(conn)
+    ((run_id, _task_id),) = claim(conn)
     conn.execute("SELECT absurd.complete_run('default', %s, '{\"ok\": true}')", (run_id,))
-    (run2, task2), = claim(conn)
+    ((run2, _task2),) = claim(conn)
     conn.execute(
-        "SELECT absurd.fail_run('default', %s, '{\"name\": \"E\", \"message\": \"x\"}')", (run2,)
+        'SELECT absurd.fail_run(\'default\', %s, \'{"name": "E", "message": "x"}\')', (run2,)
     )
     spawn(client, "other-queue", queue="other")
     summaries = {s.queue: s for s in reads.queue_summaries(conn)}
@@ -56,12 +59,14 @@ def test_queue_summaries_count_every_state(conn, client):
 
 def test_list_tasks_pages_newest_first_with_current_step(conn, client):
     ids = [spawn(client, f"t{i}") for i in range(7)]
-    (run_id, task_id), = claim(conn)
+    ((run_id, task_id),) = claim(conn)
     conn.execute(
-        "SELECT absurd.set_task_checkpoint_state('default', %s, 'fetch', '1', %s, 60)", (task_id, run_id)
+        "SELECT absurd.set_task_checkpoint_state('default', %s, 'fetch', '1', %s, 60)",
+        (task_id, run_id),
     )
     conn.execute(
-        "SELECT absurd.set_task_checkpoint_state('default', %s, 'fetch#2', '2', %s, 60)", (task_id, run_id)
+        "SELECT absurd.set_task_checkpoint_state('default', %s, 'fetch#2', '2', %s, 60)",
+        (task_id, run_id),
     )
     page = reads.list_tasks(conn, TaskFilter(queue="default"), limit=3)
     assert [r.task_id for r in page.rows] == ids[::-1][:3]
@@ -80,7 +85,7 @@ def test_list_tasks_filters_state_name_and_search(conn, client):
     a = spawn(client, "alpha")
     b = spawn(client, "beta")
     spawn(client, "alpha-2", queue="other")
-    (run_id, task_id), = claim(conn)
+    ((_run_id, task_id),) = claim(conn)
     assert task_id == a
     by_state = reads.list_tasks(conn, TaskFilter(state="running"))
     assert [r.task_id for r in by_state.rows] == [a]
@@ -120,9 +125,14 @@ def test_terminal_counts_are_estimated_on_big_tables(conn, client):
 
 def test_task_detail_runs_checkpoints_and_waits(conn, client):
     task = spawn(client, "detail", params={"x": "[bold]y[/]"})
-    (run_id, _), = claim(conn)
-    conn.execute("SELECT absurd.set_task_checkpoint_state('default', %s, 'one', '{\"v\": 1}', %s, 60)", (task, run_id))
-    conn.execute("SELECT * FROM absurd.await_event('default', %s, %s, 'wait', 'go', 30)", (task, run_id))
+    ((run_id, _),) = claim(conn)
+    conn.execute(
+        "SELECT absurd.set_task_checkpoint_state('default', %s, 'one', '{\"v\": 1}', %s, 60)",
+        (task, run_id),
+    )
+    conn.execute(
+        "SELECT * FROM absurd.await_event('default', %s, %s, 'wait', 'go', 30)", (task, run_id)
+    )
     detail = reads.task_detail(conn, "default", task)
     assert detail.state == "sleeping" and detail.params == {"x": "[bold]y[/]"}
     assert [c.name for c in detail.checkpoints] == ["one"]
@@ -160,7 +170,10 @@ def test_workers_seen_lists_claimers(conn, client):
     claim(conn, worker="host:1")
     claim(conn, worker="host:2")
     seen = reads.workers_seen(conn)
-    assert [(w.worker, w.running, w.queues) for w in seen] == [("host:1", 1, ("default",)), ("host:2", 1, ("default",))]
+    assert [(w.worker, w.running, w.queues) for w in seen] == [
+        ("host:1", 1, ("default",)),
+        ("host:2", 1, ("default",)),
+    ]
     assert all(w.lease_expires_at is not None for w in seen)
 
 
@@ -173,9 +186,11 @@ def test_list_task_ids_for_bulk(conn, client):
 def test_event_wait_without_timeout_lists_and_details(conn, client):
     # The run's available_at is 'infinity', which Python datetimes cannot hold.
     task = spawn(client, "forever")
-    (run_id, _), = claim(conn)
-    conn.execute("SELECT * FROM absurd.await_event('default', %s, %s, 'wait', 'never', NULL)", (task, run_id))
-    row, = reads.list_tasks(conn).rows
+    ((run_id, _),) = claim(conn)
+    conn.execute(
+        "SELECT * FROM absurd.await_event('default', %s, %s, 'wait', 'never', NULL)", (task, run_id)
+    )
+    (row,) = reads.list_tasks(conn).rows
     assert row.state == "sleeping" and row.available_at is None and row.wake_event == "never"
     detail = reads.task_detail(conn, "default", task)
     assert detail.runs[0].available_at is None
@@ -198,12 +213,40 @@ def test_live_source_resolves_a_short_id_search_once(db_dsn, client):
 
 
 CONTRACT_COLUMNS = {
-    "t": {"task_id", "task_name", "params", "headers", "retry_strategy", "max_attempts", "cancellation",
-          "enqueue_at", "first_started_at", "state", "attempts", "last_attempt_run", "completed_payload",
-          "cancelled_at", "idempotency_key"},
-    "r": {"run_id", "task_id", "attempt", "state", "claimed_by", "claim_expires_at", "available_at",
-          "wake_event", "event_payload", "started_at", "completed_at", "failed_at", "result",
-          "failure_reason", "created_at"},
+    "t": {
+        "task_id",
+        "task_name",
+        "params",
+        "headers",
+        "retry_strategy",
+        "max_attempts",
+        "cancellation",
+        "enqueue_at",
+        "first_started_at",
+        "state",
+        "attempts",
+        "last_attempt_run",
+        "completed_payload",
+        "cancelled_at",
+        "idempotency_key",
+    },
+    "r": {
+        "run_id",
+        "task_id",
+        "attempt",
+        "state",
+        "claimed_by",
+        "claim_expires_at",
+        "available_at",
+        "wake_event",
+        "event_payload",
+        "started_at",
+        "completed_at",
+        "failed_at",
+        "result",
+        "failure_reason",
+        "created_at",
+    },
     "c": {"task_id", "checkpoint_name", "state", "status", "owner_run_id", "updated_at"},
     "e": {"event_name", "payload", "emitted_at"},
     "w": {"run_id", "step_name", "task_id", "event_name", "timeout_at", "created_at"},
@@ -216,40 +259,50 @@ def test_reads_work_on_upstream_shaped_tables(conn, client):
 
     done = spawn(client, "done")
     waiting = spawn(client, "waiting")
-    (run1, t1), = claim(conn)
+    ((run1, t1),) = claim(conn)
     conn.execute("SELECT absurd.complete_run('default', %s, '1')", (run1,))
-    (run2, t2), = claim(conn)
+    ((run2, t2),) = claim(conn)
     conn.execute("SELECT * FROM absurd.await_event('default', %s, %s, 'w', 'go', NULL)", (t2, run2))
     client.emit_event("other", {"x": 1}, queue_name="default")
     assert (t1, t2) == (done, waiting)
 
     for prefix, allowed in CONTRACT_COLUMNS.items():
         table = f"{prefix}_default"
-        columns = [r[0] for r in conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'absurd' AND table_name = %s",
-            (table,),
-        )]
+        columns = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'absurd' AND table_name = %s",
+                (table,),
+            )
+        ]
         for column in set(columns) - allowed:
-            conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN {} CASCADE").format(
-                sql.Identifier("absurd", table), sql.Identifier(column)))
+            conn.execute(
+                sql.SQL("ALTER TABLE {} DROP COLUMN {} CASCADE").format(
+                    sql.Identifier("absurd", table), sql.Identifier(column)
+                )
+            )
     for (index,) in conn.execute(
         "SELECT indexname FROM pg_indexes WHERE schemaname = 'absurd' AND tablename LIKE '%%_default'"
         " AND indexname NOT LIKE '%%pkey' AND indexname NOT LIKE '%%key'"
     ).fetchall():
         conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier("absurd", index)))
-    conn.execute('CREATE INDEX r_default_sai ON absurd.r_default (state, available_at)')
-    conn.execute('CREATE INDEX r_default_ti ON absurd.r_default (task_id)')
-    conn.execute("CREATE INDEX r_default_cei ON absurd.r_default (claim_expires_at)"
-                 " WHERE state = 'running' AND claim_expires_at IS NOT NULL")
-    conn.execute('CREATE INDEX w_default_eni ON absurd.w_default (event_name)')
-    conn.execute('CREATE INDEX w_default_ti ON absurd.w_default (task_id)')
-    conn.execute('CREATE INDEX e_default_eai ON absurd.e_default (emitted_at)')
+    conn.execute("CREATE INDEX r_default_sai ON absurd.r_default (state, available_at)")
+    conn.execute("CREATE INDEX r_default_ti ON absurd.r_default (task_id)")
+    conn.execute(
+        "CREATE INDEX r_default_cei ON absurd.r_default (claim_expires_at)"
+        " WHERE state = 'running' AND claim_expires_at IS NOT NULL"
+    )
+    conn.execute("CREATE INDEX w_default_eni ON absurd.w_default (event_name)")
+    conn.execute("CREATE INDEX w_default_ti ON absurd.w_default (task_id)")
+    conn.execute("CREATE INDEX e_default_eai ON absurd.e_default (emitted_at)")
 
     summary = {s.queue: s for s in reads.queue_summaries(conn)}["default"]
     assert summary.count("completed") == Count(1) and summary.count("sleeping") == Count(1)
     page = reads.list_tasks(conn, TaskFilter(queue="default"))
     assert [r.task_id for r in page.rows] == [waiting, done]
-    assert [r.task_id for r in reads.list_tasks(conn, TaskFilter(state="sleeping")).rows] == [waiting]
+    assert [r.task_id for r in reads.list_tasks(conn, TaskFilter(state="sleeping")).rows] == [
+        waiting
+    ]
     detail = reads.task_detail(conn, "default", waiting)
     assert detail.waits[0].event_name == "go"
     assert [w.task_id for w in reads.pending_waits(conn)] == [waiting]

@@ -54,7 +54,9 @@ def no_blink(app) -> None:
 
 async def loaded(pilot) -> None:
     app = pilot.app
-    await until(pilot, lambda: isinstance(app.screen, MainScreen) and app.screen.tasks_view.loaded, "tasks")
+    await until(
+        pilot, lambda: isinstance(app.screen, MainScreen) and app.screen.tasks_view.loaded, "tasks"
+    )
 
 
 async def open_screen(pilot, keys, screen_type) -> None:
@@ -80,7 +82,9 @@ def test_main_screen_filtered_by_state(snap_compare):
     async def run(pilot):
         await loaded(pilot)
         await pilot.press("s", "s", "s")
-        await until(pilot, lambda: pilot.app.main_screen.tasks_view.flt.state == "sleeping", "filter")
+        await until(
+            pilot, lambda: pilot.app.main_screen.tasks_view.flt.state == "sleeping", "filter"
+        )
         await until(pilot, lambda: not pilot.app.main_screen.tasks_view.in_flight, "refresh")
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run)
@@ -115,7 +119,13 @@ async def open_agent(pilot) -> None:
     await pilot.press("enter")
     app = pilot.app
     await until(
-        pilot, lambda: isinstance(app.screen, TaskDetailScreen) and app.screen.is_mounted and app.screen.view.transcript, "transcript"
+        pilot,
+        lambda: (
+            isinstance(app.screen, TaskDetailScreen)
+            and app.screen.is_mounted
+            and app.screen.view.transcript
+        ),
+        "transcript",
     )
 
 
@@ -137,9 +147,9 @@ def test_answer_dialog(snap_compare):
 def test_new_agent_dialog(snap_compare):
     async def run(pilot):
         await open_screen(pilot, ["a"], AgentDialog)
-        pilot.app.screen.query_one("#prompt", TextArea).text = (
-            "Plan a day trip for tomorrow:\ncheck the time, ask me which city, then look at its weather."
-        )
+        pilot.app.screen.query_one(
+            "#prompt", TextArea
+        ).text = "Plan a day trip for tomorrow:\ncheck the time, ask me which city, then look at its weather."
         pilot.app.screen.query_one("#max-iterations", Input).value = "8"
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run)
@@ -240,7 +250,9 @@ def test_help_screen(snap_compare):
 def test_read_error_state(snap_compare):
     async def run(pilot):
         app = pilot.app
-        await until(pilot, lambda: app.main_screen.query_one("#tasks-error").has_class("-visible"), "error")
+        await until(
+            pilot, lambda: app.main_screen.query_one("#tasks-error").has_class("-visible"), "error"
+        )
 
     assert snap_compare(make_app(broken=True), terminal_size=SIZE, run_before=run)
 

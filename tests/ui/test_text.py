@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rich.text import Text
@@ -15,7 +15,10 @@ from absurd_tui.ui.text import age, clean, duration, plain, until
 def test_plain_keeps_markup_literal_and_escapes_control_characters():
     text = plain("[bold red]x[/] [link=https://e.x]y[/link] \x1b[31mred\x1b]8;;u\x07 \x9b \u202e")
     assert isinstance(text, Text)
-    assert text.plain == "[bold red]x[/] [link=https://e.x]y[/link] \\x1b[31mred\\x1b]8;;u\\x07 \\x9b \\u202e"
+    assert (
+        text.plain
+        == "[bold red]x[/] [link=https://e.x]y[/link] \\x1b[31mred\\x1b]8;;u\\x07 \\x9b \\u202e"
+    )
     assert text.spans == []
     assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in text.plain)
 
@@ -36,7 +39,7 @@ def test_count_labels():
 
 
 def test_ages_and_durations():
-    now = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
     assert age(now - timedelta(seconds=42), now) == "42s"
     assert age(now - timedelta(minutes=5, seconds=3), now) == "5m"
     assert age(now - timedelta(hours=2, minutes=7), now) == "2h07m"

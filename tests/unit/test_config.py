@@ -40,14 +40,19 @@ def test_settings_are_frozen():
 
 
 def test_redact_removes_password_in_both_dsn_forms():
-    for dsn in ("postgresql://alice:s3cret@db.example:6543/app", "host=db password=s3cret user=alice"):
+    for dsn in (
+        "postgresql://alice:s3cret@db.example:6543/app",
+        "host=db password=s3cret user=alice",
+    ):
         red = dsn_text.redact(dsn)
         assert "s3cret" not in red
         assert "alice" in red
 
 
 def test_describe_names_host_port_and_database_without_password():
-    assert dsn_text.describe("postgresql://alice:s3cret@db.example:6543/app") == "db.example:6543/app"
+    assert (
+        dsn_text.describe("postgresql://alice:s3cret@db.example:6543/app") == "db.example:6543/app"
+    )
     assert dsn_text.describe(None) == "embedded"
     assert "s3cret" not in dsn_text.describe("host=db password=s3cret dbname=x")
 
@@ -62,4 +67,7 @@ def test_redact_keeps_uri_form_and_query_parameters():
         dsn_text.redact("postgresql://alice:s3cret@db:5432/app?sslmode=require&password=x")
         == "postgresql://alice@db:5432/app?sslmode=require"
     )
-    assert dsn_text.redact("postgresql://postgres:@/postgres?host=/tmp/pg") == "postgresql://postgres@/postgres?host=/tmp/pg"
+    assert (
+        dsn_text.redact("postgresql://postgres:@/postgres?host=/tmp/pg")
+        == "postgresql://postgres@/postgres?host=/tmp/pg"
+    )

@@ -5,13 +5,19 @@ import sys
 
 import pytest
 
-HEADLESS = ["absurd_tui.db", "absurd_tui.sdk", "absurd_tui.runtime", "absurd_tui.agent", "absurd_tui.config"]
+HEADLESS = [
+    "absurd_tui.db",
+    "absurd_tui.sdk",
+    "absurd_tui.runtime",
+    "absurd_tui.agent",
+    "absurd_tui.config",
+]
 
 
 @pytest.mark.parametrize("package", HEADLESS)
 def test_package_does_not_import_textual(package):
-    import pkgutil
     import importlib
+    import pkgutil
 
     pkg = importlib.import_module(package)
     modules = [package]

@@ -175,9 +175,23 @@ class TasksView(PollingView):
             for state in STATES:
                 total[state] = total[state] + summary.count(state)
             claimable = claimable + summary.claimable
-            if summary.oldest_claimable_at and (oldest is None or summary.oldest_claimable_at < oldest):
+            if summary.oldest_claimable_at and (
+                oldest is None or summary.oldest_claimable_at < oldest
+            ):
                 oldest = summary.oldest_claimable_at
-            rows.append((summary.queue, self._queue_cells(plain(summary.queue), summary.count, summary.claimable, summary.oldest_claimable_at, now, colours)))
+            rows.append(
+                (
+                    summary.queue,
+                    self._queue_cells(
+                        plain(summary.queue),
+                        summary.count,
+                        summary.claimable,
+                        summary.oldest_claimable_at,
+                        now,
+                        colours,
+                    ),
+                )
+            )
         all_row = self._queue_cells(
             Text("All queues", style="bold"), total.__getitem__, claimable, oldest, now, colours
         )
@@ -212,7 +226,7 @@ class TasksView(PollingView):
             agent_prefix = f"agent:{row.task_id}:"
             if event.startswith(agent_prefix):
                 # An agent's ask_human (agent.answer_event_name): the tail says enough.
-                event = event[len(agent_prefix):]
+                event = event[len(agent_prefix) :]
             waiting = f"(awaits {event})"
             step_text = plain(f"{step} {waiting}" if step else waiting, limit=40)
         else:
@@ -233,7 +247,11 @@ class TasksView(PollingView):
         page = len(self.pages) + 1
         more = ", more: ]" if self.next_after else ""
         back = "[ newer, " if self.pages else ""
-        noun = "task" if self.matches is not None and self.matches.value == 1 and not self.matches.capped else "tasks"
+        noun = (
+            "task"
+            if self.matches is not None and self.matches.value == 1 and not self.matches.capped
+            else "tasks"
+        )
         text = f"{label} {noun} · page {page} ({back}{len(self.rows)} shown{more})"
         self.query_one("#matches", Static).update(Text(text))
 
@@ -297,7 +315,9 @@ class TasksView(PollingView):
             task = self.selected
             event.stop()
             event.prevent_default()
-            self.notify(why_not(action, task.state if task else None), severity="warning", markup=False)
+            self.notify(
+                why_not(action, task.state if task else None), severity="warning", markup=False
+            )
 
     @property
     def selected(self) -> TaskRow | None:
@@ -331,7 +351,14 @@ class TasksView(PollingView):
     def action_retry_task(self) -> None:
         task = self.selected
         if task is not None:
-            self.app.retry_task(task.queue, task.task_id, task.task_name, task.attempts, task.max_attempts, task.state)
+            self.app.retry_task(
+                task.queue,
+                task.task_id,
+                task.task_name,
+                task.attempts,
+                task.max_attempts,
+                task.state,
+            )
 
     def action_cancel_task(self) -> None:
         task = self.selected
@@ -401,7 +428,12 @@ class EventsView(PollingView):
         )
         yield Label("Emitted events (newest first)", classes="section-title")
         yield KeyedTable(
-            [("event", "Event"), ("queue", "Queue"), ("payload", "Payload"), ("emitted", "Emitted")],
+            [
+                ("event", "Event"),
+                ("queue", "Queue"),
+                ("payload", "Payload"),
+                ("emitted", "Emitted"),
+            ],
             id="events",
         )
         yield Static("", id="events-error", classes="view-error")
@@ -421,7 +453,10 @@ class EventsView(PollingView):
                 (
                     key,
                     (
-                        Text(short_id(wait.task_id), style=self.app.colours.get("foreground-muted", "")),
+                        Text(
+                            short_id(wait.task_id),
+                            style=self.app.colours.get("foreground-muted", ""),
+                        ),
                         plain(wait.task_name or "", "bold"),
                         plain(wait.queue),
                         plain(wait.event_name),
@@ -503,7 +538,9 @@ class WorkersView(PollingView):
             ],
             id="embedded",
         )
-        yield Label("Workers holding running tasks (any process, any host)", classes="section-title")
+        yield Label(
+            "Workers holding running tasks (any process, any host)", classes="section-title"
+        )
         yield KeyedTable(
             [
                 ("worker", "Worker id"),
@@ -532,8 +569,14 @@ class WorkersView(PollingView):
                         plain(worker.worker, "bold"),
                         plain(", ".join(worker.queues)),
                         Text(str(worker.running), justify="right"),
-                        Text(age(worker.last_claim_at, now) + " ago" if worker.last_claim_at else ""),
-                        Text("no lease" if worker.lease_expires_at is None else until(worker.lease_expires_at, now)),
+                        Text(
+                            age(worker.last_claim_at, now) + " ago" if worker.last_claim_at else ""
+                        ),
+                        Text(
+                            "no lease"
+                            if worker.lease_expires_at is None
+                            else until(worker.lease_expires_at, now)
+                        ),
                     ),
                 )
                 for worker in seen
@@ -556,7 +599,9 @@ class WorkersView(PollingView):
         state = "paused" if app.workers_paused else "running"
         queues = ", ".join(app.worker_queues) or "-"
         summary.update(
-            Text(f"Embedded workers: {len(statuses)} threads, {busy} busy, {state} · queues: {queues}")
+            Text(
+                f"Embedded workers: {len(statuses)} threads, {busy} busy, {state} · queues: {queues}"
+            )
         )
         now = app.now()
         colours = app.colours
@@ -568,7 +613,9 @@ class WorkersView(PollingView):
                     (
                         Text(str(status.index), justify="right"),
                         plain(status.worker_id),
-                        state_text(status.state, colours) if status.state != "idle" else muted("idle", colours),
+                        state_text(status.state, colours)
+                        if status.state != "idle"
+                        else muted("idle", colours),
                         Text(short_id(status.task_id) if status.task_id else ""),
                         plain(status.task_name or "", "bold"),
                         plain(status.queue or ""),
@@ -623,7 +670,9 @@ class MainScreen(Screen):
         if tabbed is None:
             return []
         active = tabbed.active
-        return [view for view in self.query(PollingView) if view.id == active.replace("-tab", "-view")]
+        return [
+            view for view in self.query(PollingView) if view.id == active.replace("-tab", "-view")
+        ]
 
     def refresh_views(self) -> None:
         for view in self.visible_views():

@@ -58,11 +58,23 @@ class TaskDetailView(PollingView):
 
     def compose(self) -> ComposeResult:
         with Grid(id="task-summary"):
-            for field in ("id", "name", "queue", "state", "attempts", "worker",
-                          "enqueued", "started", "ended", "waiting"):
+            for field in (
+                "id",
+                "name",
+                "queue",
+                "state",
+                "attempts",
+                "worker",
+                "enqueued",
+                "started",
+                "ended",
+                "waiting",
+            ):
                 yield Label(field.capitalize(), classes="summary-label")
                 yield Static("", id=f"summary-{field}", classes="summary-value")
-        with TabbedContent(id="detail-tabs", initial="transcript-tab" if self.agent else "overview"):
+        with TabbedContent(
+            id="detail-tabs", initial="transcript-tab" if self.agent else "overview"
+        ):
             with TabPane("Transcript", id="transcript-tab"):
                 yield Static("", id="transcript-summary")
                 yield TranscriptLog(id="transcript")
@@ -87,22 +99,26 @@ class TaskDetailView(PollingView):
                     ],
                     id="runs",
                 )
-            with TabPane("Checkpoints", id="checkpoints-tab"):
-                with Horizontal():
-                    yield KeyedTable(
-                        [
-                            ("step", "Step"),
-                            ("updated", "Updated"),
-                            ("attempt", "Attempt"),
-                            ("value", "Value"),
-                        ],
-                        id="checkpoints",
-                    )
-                    with VerticalScroll(id="checkpoint-value-scroll"):
-                        yield Static("", id="checkpoint-value", classes="json")
+            with TabPane("Checkpoints", id="checkpoints-tab"), Horizontal():
+                yield KeyedTable(
+                    [
+                        ("step", "Step"),
+                        ("updated", "Updated"),
+                        ("attempt", "Attempt"),
+                        ("value", "Value"),
+                    ],
+                    id="checkpoints",
+                )
+                with VerticalScroll(id="checkpoint-value-scroll"):
+                    yield Static("", id="checkpoint-value", classes="json")
             with TabPane("Waits", id="waits-tab"):
                 yield KeyedTable(
-                    [("event", "Event"), ("step", "Step"), ("since", "Waiting since"), ("timeout", "Timeout")],
+                    [
+                        ("event", "Event"),
+                        ("step", "Step"),
+                        ("since", "Waiting since"),
+                        ("timeout", "Timeout"),
+                    ],
                     id="task-waits",
                 )
         yield Static("", id="detail-error", classes="view-error")
@@ -232,7 +248,10 @@ class TaskDetailView(PollingView):
                     (
                         plain(cp.name, "bold"),
                         Text(f"{age(cp.updated_at, now)} ago", justify="right"),
-                        Text("" if cp.owner_attempt is None else str(cp.owner_attempt), justify="right"),
+                        Text(
+                            "" if cp.owner_attempt is None else str(cp.owner_attempt),
+                            justify="right",
+                        ),
                         json_preview(cp.state, 50),
                     ),
                 )
@@ -251,7 +270,9 @@ class TaskDetailView(PollingView):
         if checkpoint is None:
             value.update(Text("Select a checkpoint to see its value."))
             return
-        heading = plain(f"{checkpoint.name}  ({checkpoint.status}, {timestamp(checkpoint.updated_at)})", "bold")
+        heading = plain(
+            f"{checkpoint.name}  ({checkpoint.status}, {timestamp(checkpoint.updated_at)})", "bold"
+        )
         value.update(Text.assemble(heading, "\n", json_block(checkpoint.state)))
 
     def show_error(self, message: str | None) -> None:
@@ -269,7 +290,12 @@ def _transcript_summary(transcript: Transcript, colours: dict[str, str]) -> Text
     parts.append(Text(" · "))
     parts.append(state_text(transcript.state, colours))
     if transcript.pending_question is not None:
-        parts.append(Text(" · waiting for your answer: press A", style=f"bold {colours.get('warning', '')}".strip()))
+        parts.append(
+            Text(
+                " · waiting for your answer: press A",
+                style=f"bold {colours.get('warning', '')}".strip(),
+            )
+        )
     return Text.assemble(*parts)
 
 
@@ -279,7 +305,11 @@ def _failure_line(reason: Any) -> str:
     if isinstance(reason, dict):
         name = reason.get("name") or ""
         message = reason.get("message") or ""
-        return f"{name}: {message}" if name and message else str(name or message or json_preview(reason).plain)
+        return (
+            f"{name}: {message}"
+            if name and message
+            else str(name or message or json_preview(reason).plain)
+        )
     return json_preview(reason).plain
 
 
@@ -290,7 +320,9 @@ def _failure_text(reason: Any) -> Text:
         trace = reason.get("traceback") or reason.get("stack")
         if trace:
             text.append_text(plain(f"\n{trace}", single_line=False))
-        rest = {k: v for k, v in reason.items() if k not in ("name", "message", "traceback", "stack")}
+        rest = {
+            k: v for k, v in reason.items() if k not in ("name", "message", "traceback", "stack")
+        }
         if rest:
             text.append_text(Text("\n"))
             text.append_text(json_block(rest))
@@ -309,7 +341,9 @@ class TaskDetailScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header(icon="◆")
-        yield TaskDetailView(self.queue, self.task_id, agent=self.task_name == AGENT_TASK, id="detail-view")
+        yield TaskDetailView(
+            self.queue, self.task_id, agent=self.task_name == AGENT_TASK, id="detail-view"
+        )
         yield StatusBar(self.app.source.label, self.app.monotonic, id="status")
         yield Footer(compact=True)
 
@@ -337,7 +371,9 @@ class TaskDetailScreen(Screen):
         if action == "retry_task":
             return (detail is not None and detail.state == "failed") or None
         if action == "cancel_task":
-            return (detail is not None and detail.state in ("pending", "running", "sleeping")) or None
+            return (
+                detail is not None and detail.state in ("pending", "running", "sleeping")
+            ) or None
         if action == "answer_question":
             # Hidden on tasks that are not agents (they never ask), dimmed while an
             # agent is not waiting for an answer.
@@ -353,15 +389,25 @@ class TaskDetailScreen(Screen):
 
     def on_key(self, event) -> None:
         action = dimmed_action(self, "detail", event.key)
-        if action is None and event.key == "A" and self.check_action("answer_question", ()) is False:
+        if (
+            action is None
+            and event.key == "A"
+            and self.check_action("answer_question", ()) is False
+        ):
             event.stop()
-            self.notify("This is not an agent task: it never asks questions.", severity="warning", markup=False)
+            self.notify(
+                "This is not an agent task: it never asks questions.",
+                severity="warning",
+                markup=False,
+            )
             return
         if action in ("retry_task", "cancel_task", "answer_question"):
             detail = self.view.detail
             event.stop()
             event.prevent_default()
-            self.notify(why_not(action, detail.state if detail else None), severity="warning", markup=False)
+            self.notify(
+                why_not(action, detail.state if detail else None), severity="warning", markup=False
+            )
 
     def action_close(self) -> None:
         self.dismiss()
@@ -373,7 +419,14 @@ class TaskDetailScreen(Screen):
     def action_retry_task(self) -> None:
         detail = self.view.detail
         if detail is not None:
-            self.app.retry_task(detail.queue, detail.task_id, detail.task_name, detail.attempts, detail.max_attempts, detail.state)
+            self.app.retry_task(
+                detail.queue,
+                detail.task_id,
+                detail.task_name,
+                detail.attempts,
+                detail.max_attempts,
+                detail.state,
+            )
 
     def action_cancel_task(self) -> None:
         detail = self.view.detail

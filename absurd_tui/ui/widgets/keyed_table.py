@@ -8,7 +8,8 @@ cursor back on the row (by key) it was on.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
@@ -45,7 +46,7 @@ class KeyedTable(DataTable):
             return None
         try:
             return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:  # noqa: BLE001 - no row under the cursor (empty table): no key
+        except Exception:
             return None
 
     def apply(self, rows: Sequence[tuple[str, Sequence[Any]]]) -> None:
@@ -63,7 +64,7 @@ class KeyedTable(DataTable):
             if old is None:
                 self.add_row(*cells, key=key)
             else:
-                for column, before, after in zip(column_keys, old, cells):
+                for column, before, after in zip(column_keys, old, cells, strict=False):
                     if _differs(before, after):
                         self.update_cell(key, column, after, update_width=True)
             self._cells[key] = cells

@@ -80,9 +80,7 @@ class PollingView(Vertical):
         self.in_flight = False
         app = self.app
         if message.error is not None:
-            if isinstance(message.error, DatabaseUnavailable) or isinstance(
-                message.error, psycopg.OperationalError
-            ):
+            if isinstance(message.error, (DatabaseUnavailable, psycopg.OperationalError)):
                 app.report_unavailable(message.error)
             else:
                 app.report_success()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from textual.content import Content
 from textual.reactive import reactive
@@ -59,7 +59,10 @@ class StatusBar(Widget):
     def render(self) -> Content:
         now = self._clock()
         state = self.connection
-        parts: list[str | tuple[str, str]] = [(" ", ""), (clean(self.label, single_line=True), "bold")]
+        parts: list[str | tuple[str, str]] = [
+            (" ", ""),
+            (clean(self.label, single_line=True), "bold"),
+        ]
         if state.connected:
             parts += [("  ●", "$success"), (" connected", "")]
         else:

@@ -15,8 +15,8 @@ markup, never escape sequences.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Mapping, Sequence
 
 from rich.text import Text
 from textual.containers import VerticalScroll
@@ -81,7 +81,9 @@ def render_entry(entry: Entry, now: datetime, colours: Mapping[str, str]) -> Tex
             note += f" It stops waiting {until(entry.until, now)}."
         text.append_text(Text("\n" + note, style=f"bold {colours.get('warning', '')}".strip()))
     elif entry.kind == "sleeping" and entry.until is not None:
-        text.append_text(Text(f" (wakes {until(entry.until, now)})", style=colours.get("foreground-muted", "")))
+        text.append_text(
+            Text(f" (wakes {until(entry.until, now)})", style=colours.get("foreground-muted", ""))
+        )
     return text
 
 
