@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from . import text as screen
 from .agent import cli as agent_cli
 from .config import DEFAULT_QUEUE, DSN_ENV, resolve_settings
 from .db import dsn as dsn_text
 from .db import reads
-from .ui import text as screen
 
 if TYPE_CHECKING:
     import psycopg

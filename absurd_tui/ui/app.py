@@ -26,6 +26,7 @@ from textual.worker import get_current_worker
 from ..agent import AGENT_QUEUE, AGENT_TASK, PendingQuestion, model_options
 from ..db.errors import DatabaseError, DatabaseUnavailable
 from ..db.reads import TaskFilter, short_id
+from ..text import until
 from .actions import bindings
 from .commands import ActionsProvider
 from .dialogs import (
@@ -45,7 +46,6 @@ from .screens.help import HelpScreen
 from .screens.main import MainScreen
 from .screens.task_detail import TaskDetailScreen
 from .source import ActionError, BulkPlan, DataSource, bulk_states
-from .text import until
 from .widgets.polling import error_text
 from .widgets.status_bar import ConnectionState, StatusBar, WorkersState
 

@@ -31,8 +31,8 @@ from textual.widgets import (
 
 from ..agent import AgentParamsError, ModelOption, PendingQuestion, agent_params
 from ..agent.conversation import MAX_ITERATIONS_LIMIT
+from ..text import plain
 from .source import TaskType, parse_json
-from .text import plain
 
 
 @dataclass(frozen=True)

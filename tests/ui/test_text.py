@@ -8,8 +8,8 @@ import pytest
 from rich.text import Text
 
 from absurd_tui.db.reads import Count, short_id
+from absurd_tui.text import age, clean, duration, plain, until
 from absurd_tui.ui.source import parse_json
-from absurd_tui.ui.text import age, clean, duration, plain, until
 
 
 def test_plain_keeps_markup_literal_and_escapes_control_characters():

@@ -33,9 +33,7 @@ from ...db.reads import (
     WaitInfo,
     short_id,
 )
-from ..actions import bindings, dimmed_action, why_not
-from ..source import EventsSnapshot, TasksSnapshot, bulk_states
-from ..text import (
+from ...text import (
     age,
     attempts,
     json_preview,
@@ -44,6 +42,8 @@ from ..text import (
     state_text,
     until,
 )
+from ..actions import bindings, dimmed_action, why_not
+from ..source import EventsSnapshot, TasksSnapshot, bulk_states
 from ..widgets.keyed_table import KeyedTable
 from ..widgets.polling import PollingView
 from ..widgets.status_bar import StatusBar

@@ -20,8 +20,7 @@ from textual.widgets import Footer, Header, Label, Static, TabbedContent, TabPan
 
 from ...agent import AGENT_TASK, PendingQuestion, Transcript, transcript_from_detail
 from ...db.reads import CheckpointInfo, TaskDetail, short_id
-from ..actions import bindings, dimmed_action, why_not
-from ..text import (
+from ...text import (
     age,
     attempts,
     json_block,
@@ -31,6 +30,7 @@ from ..text import (
     timestamp,
     until,
 )
+from ..actions import bindings, dimmed_action, why_not
 from ..widgets.keyed_table import KeyedTable
 from ..widgets.polling import PollingView
 from ..widgets.status_bar import StatusBar

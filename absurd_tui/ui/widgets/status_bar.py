@@ -9,7 +9,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ..text import clean, duration
+from ...text import clean, duration
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ...agent import Entry
-from ..text import json_block, plain, until
+from ...text import json_block, plain, until
 
 # The theme variable that colours each kind of entry's heading (see app.tcss for the
 # left rule in the same colour).

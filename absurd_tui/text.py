@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.text import Text
 
-from ..db.reads import pretty, preview
+from .db.reads import pretty, preview
 
 # C0 controls except tab and newline, DEL, C1 controls; plus bidi overrides, which can
 # make text read differently from what it is.
