@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import psycopg
 
@@ -12,7 +13,7 @@ from ..db.dsn import scrub
 CONNECT_TIMEOUT = 5
 # TCP keepalives make a silently vanished server (network loss) surface as an error
 # within about 25 s instead of a query hanging forever; Unix sockets ignore them.
-KEEPALIVE_KWARGS = {
+KEEPALIVE_KWARGS: dict[str, Any] = {
     "keepalives": 1,
     "keepalives_idle": 10,
     "keepalives_interval": 5,
