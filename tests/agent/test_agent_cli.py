@@ -7,11 +7,12 @@ import argparse
 import io
 
 import pytest
+from support import wait_until
 
 from absurd_tui.agent.cli import add_agent_parser, run_agent_command
 from absurd_tui.agent.conversation import answer_event_name
 
-from .helpers import detail, wait_for
+from .helpers import detail
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -73,8 +74,10 @@ def test_follow_with_stdin_closed_leaves_the_agent_waiting(
     assert "Standard input closed: the agent keeps waiting for an answer" in out
     assert f"absurd-tui emit '{event}' --queue agents" in out
     # The task is parked on its question (possibly after the worker finished suspending).
-    task = wait_for(
-        lambda: (d := detail(conn, task_id)).waits and d, what="the wait to be registered"
+    task = wait_until(
+        lambda: (d := detail(conn, task_id)).waits and d,
+        timeout=30,
+        what="the wait to be registered",
     )
     assert task.state == "sleeping" and task.waits[0]["event_name"] == event
 

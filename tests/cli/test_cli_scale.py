@@ -9,9 +9,10 @@ import signal
 import threading
 
 import pytest
+from support import wait_until
 
 from .cli_tasks import CREATE_TABLE
-from .helpers import TASK_MODULE, wait_for
+from .helpers import TASK_MODULE
 
 SINGLE = 5
 BATCHES = 5
@@ -91,12 +92,12 @@ def test_two_workers_complete_500_cli_spawned_tasks_exactly_once_through_a_sigte
     spawner.start()
     try:
         # Stop one worker while both are busy and more work keeps arriving.
-        wait_for(lambda: busy_moment(conn, stopped.pid), timeout=120, what="a busy moment")
+        wait_until(lambda: busy_moment(conn, stopped.pid), timeout=120, what="a busy moment")
         stopped.signal(signal.SIGTERM)
         assert stopped.wait(timeout=60) == 0, stopped.log()
         spawner.join(timeout=120)
         assert not spawner.is_alive()
-        wait_for(lambda: counts(conn)[1] == TOTAL, timeout=120, what="every task to complete")
+        wait_until(lambda: counts(conn)[1] == TOTAL, timeout=120, what="every task to complete")
     finally:
         spawner.join(timeout=120)
         stopped.stop()
