@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from os.path import commonpath
 
 from .helpers import assert_clean_error
 
@@ -29,6 +28,16 @@ def fail(conn, task_id: str, queue: str = "default") -> None:
     }
     conn.execute("SELECT absurd.fail_run(%s, %s, %s, NULL)", (queue, run_id, json.dumps(reason)))
     assert state(conn, task_id, queue) == "failed"
+
+
+def common_prefix(first: str, second: str) -> str:
+    """The characters two ids share from the start (os.path.commonpath compares path
+    components, which is not this)."""
+    length = next(
+        (i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b),
+        min(len(first), len(second)),
+    )
+    return first[:length]
 
 
 def state(conn, task_id: str, queue: str = "default") -> str:
@@ -71,7 +80,7 @@ def test_retry_of_a_task_that_is_not_failed_fails(cli, conn, default_queue):
 def test_engine_refusal_is_exit_1_with_the_engine_message(cli, conn, default_queue):
     task_id = spawn(conn)
     fail(conn, task_id)
-    result = cli("retry", task_id, "--max-attempts", "1")
+    result = cli.process("retry", task_id, "--max-attempts", "1")
     assert_clean_error(result, 1, "must be greater than current attempts")
     assert len(result.err.strip().splitlines()) == 1
     assert state(conn, task_id) == "failed"
@@ -96,7 +105,7 @@ def test_unknown_task_id(cli, conn, default_queue):
 
 def test_ambiguous_prefix_lists_the_candidates_and_changes_nothing(cli, conn, default_queue):
     first, second = spawn(conn), spawn(conn)
-    prefix = commonpath([first, second])
+    prefix = common_prefix(first, second)
     assert len(prefix) >= 4, (first, second)  # UUIDv7 ids spawned together share a time prefix
     result = cli("cancel", prefix)
     assert_clean_error(result, 2, first, second)

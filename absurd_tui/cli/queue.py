@@ -1,0 +1,107 @@
+"""``queue list | create | drop``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from ..db import reads
+from .options import add_command_parser, add_json_option
+from .output import ago, confirm, note, print_json, quote, table
+from .session import EXIT_OK, PROG, Session, operation_failed, usage_error
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = "List, create and drop queues."
+    commands = parser.add_subparsers(dest="queue_command", metavar="ACTION", required=True)
+
+    listing = add_command_parser(commands, "list", "every queue with its task counts by state")
+    add_json_option(listing)
+    listing.set_defaults(run=run_list)
+
+    create = add_command_parser(commands, "create", "create a queue (no-op if it exists)")
+    create.add_argument("queue", metavar="QUEUE")
+    create.set_defaults(run=run_create)
+
+    drop = add_command_parser(
+        commands, "drop", "drop a queue with all its tasks, runs, checkpoints and events"
+    )
+    drop.add_argument("queue", metavar="QUEUE")
+    drop.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    drop.set_defaults(run=run_drop)
+
+
+def run_list(args: argparse.Namespace, session: Session) -> int:
+    summaries = reads.queue_summaries(session.connection())
+    if args.json:
+        print_json([_queue_json(s) for s in summaries])
+        return EXIT_OK
+    if not summaries:
+        note(f"No queues yet. Create one with: {PROG} queue create NAME")
+        return EXIT_OK
+    now = datetime.now(UTC)
+    print(
+        table(
+            ["QUEUE", *(s.upper() for s in reads.STATES), "CLAIMABLE", "OLDEST WAITING"],
+            [
+                [
+                    s.queue,
+                    *(s.count(state).label() for state in reads.STATES),
+                    s.claimable.label(),
+                    ago(s.oldest_claimable_at, now),
+                ]
+                for s in summaries
+            ],
+        )
+    )
+    return EXIT_OK
+
+
+def _queue_json(summary: Any) -> dict[str, Any]:
+    counts = dict(summary.counts)
+    return {
+        "queue": summary.queue,
+        "created_at": summary.created_at,
+        "counts": {state: count.value for state, count in counts.items()},
+        "claimable": summary.claimable.value,
+        "oldest_claimable_at": summary.oldest_claimable_at,
+        # Counts of big queues are capped or planner estimates.
+        "approximate": sorted(
+            name
+            for name, count in [*counts.items(), ("claimable", summary.claimable)]
+            if count.capped or count.estimated
+        ),
+    }
+
+
+def run_create(args: argparse.Namespace, session: Session) -> int:
+    existed = args.queue in session.queue_names()
+    client = session.client()
+    try:
+        client.create_queue(args.queue)
+    except ValueError as exc:  # the SDK's queue-name check, before any SQL
+        raise usage_error(str(exc)) from exc
+    print(f"Queue {quote(args.queue)} {'already exists' if existed else 'created'}.")
+    return EXIT_OK
+
+
+def run_drop(args: argparse.Namespace, session: Session) -> int:
+    session.require_queue(args.queue)
+    total = reads.queue_summary(session.connection(), args.queue).total.label()
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise usage_error(
+                f"Dropping queue {quote(args.queue)} deletes its {total} task(s); "
+                "pass --yes to confirm when not at a terminal."
+            )
+        question = (
+            f"Drop queue {quote(args.queue)} with its {total} task(s) and all their runs, "
+            "checkpoints and events? This cannot be undone. [y/N] "
+        )
+        if not confirm(question):
+            raise operation_failed(f"Queue {quote(args.queue)} was not dropped.")
+    session.client().drop_queue(args.queue)
+    print(f"Queue {quote(args.queue)} dropped ({total} task(s)).")
+    return EXIT_OK
