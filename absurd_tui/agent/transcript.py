@@ -23,6 +23,7 @@ from typing import Any, Literal
 import psycopg
 
 from ..db import reads
+from ..text import preview
 from .conversation import AgentParamsError, AgentSpec, Planner, Turn, Usage
 from .models import model_label
 from .tools import ToolResult
@@ -398,7 +399,7 @@ def _call_text(name: str, tool_input: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else reads.preview(value, 80)
+    text = repr(value) if isinstance(value, str) else preview(value, 80)
     return text if len(text) <= 80 else text[:79] + "…"
 
 
@@ -420,7 +421,7 @@ def _failure_text(failure: Any) -> str:
         name = failure.get("name")
         if message:
             return str(message) if name in (None, "AgentFailure") else f"{name}: {message}"
-        return reads.preview(failure, 500)
+        return preview(failure, 500)
     if failure is None:
         return "no reason recorded"
     return str(failure)

@@ -26,7 +26,7 @@ from textual.worker import get_current_worker
 from ..agent import AGENT_QUEUE, AGENT_TASK, PendingQuestion, model_options
 from ..db.errors import DatabaseError, DatabaseUnavailable
 from ..db.reads import TaskFilter, short_id
-from ..text import until
+from ..text import filter_label, until
 from .actions import bindings
 from .commands import ActionsProvider
 from .dialogs import (
@@ -595,7 +595,7 @@ class AbsurdApp(App):
         count = len(plan.tasks)
         if count == 0:
             self.notify(
-                f"No {kind} tasks match {plan.flt.describe()}.", severity="warning", markup=False
+                f"No {kind} tasks match {filter_label(plan.flt)}.", severity="warning", markup=False
             )
             return
         more = " (the first 100,000; run it again for the rest)" if plan.truncated else ""
@@ -621,7 +621,7 @@ class AbsurdApp(App):
         self.push_screen(
             ConfirmDialog(
                 f"{verb} {count:,} {noun}",
-                f"{verb} {count:,} {kind} {noun} matching {plan.flt.describe()}{more}?",
+                f"{verb} {count:,} {kind} {noun} matching {filter_label(plan.flt)}{more}?",
                 f"{verb} {count:,}",
             ),
             confirmed,

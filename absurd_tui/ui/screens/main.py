@@ -36,6 +36,7 @@ from ...db.reads import (
 from ...text import (
     age,
     attempts,
+    count_label,
     json_preview,
     muted,
     plain,
@@ -203,11 +204,11 @@ class TasksView(PollingView):
         cells: list[Any] = [name]
         for state in STATES:
             value = count(state)
-            text = Text(value.label(), justify="right")
+            text = Text(count_label(value), justify="right")
             if value.value and state in ("failed", "running"):
                 text.stylize(colours.get("error" if state == "failed" else "primary", ""))
             cells.append(text)
-        cells.append(Text(claimable.label(), justify="right"))
+        cells.append(Text(count_label(claimable), justify="right"))
         cells.append(Text(age(oldest, now), justify="right"))
         return tuple(cells)
 
@@ -243,7 +244,7 @@ class TasksView(PollingView):
         )
 
     def _show_matches(self) -> None:
-        label = "…" if self.matches is None else self.matches.label()
+        label = "…" if self.matches is None else count_label(self.matches)
         page = len(self.pages) + 1
         more = ", more: ]" if self.next_after else ""
         back = "[ newer, " if self.pages else ""
