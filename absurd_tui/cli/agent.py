@@ -17,12 +17,21 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .. import ops
 from ..agent.conversation import MAX_ITERATIONS_LIMIT
-from ..agent.models import API_KEY_ENV, DEMO_LABEL, has_api_key, is_demo, model_label
-from ..agent.task import AGENT_QUEUE, agent_params, answer_question, register_agent, spawn_agent
+from ..agent.models import (
+    API_KEY_ENV,
+    DEMO_LABEL,
+    default_model_name,
+    has_api_key,
+    is_demo,
+    model_label,
+)
+from ..agent.task import AGENT_QUEUE, register_agent
 from ..agent.transcript import Entry, PendingQuestion, Transcript, load_transcript
+from ..text import shell_word
 from .inputs import whole_number_in
-from .output import plain, shell_word
+from .output import plain
 from .session import EXIT_FAILED, EXIT_OK, PROG, CliError, Session, usage_error
 
 if TYPE_CHECKING:
@@ -59,9 +68,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--queue",
         "-q",
-        default=AGENT_QUEUE,
         metavar="Q",
-        help="queue to spawn on (default: %(default)s; workers must serve it with the agent registered)",
+        help=f"queue to spawn on (default: {AGENT_QUEUE}, created if missing; workers must "
+        "serve it with the agent registered)",
     )
     parser.add_argument(
         "--tasks",
@@ -91,34 +100,27 @@ def run(args: argparse.Namespace, session: Session) -> int:
             load_task_modules(args.tasks)
         except TaskModuleError as exc:
             raise usage_error(str(exc)) from exc
-    if args.queue != AGENT_QUEUE:
-        # The agent's own queue is created on spawn; any other must exist already.
-        session.require_queue(args.queue)
-    try:
-        params = agent_params(
-            args.prompt,
-            model=args.model,
-            max_iterations=args.max_iterations,
-            system=args.system,
-        )
-        task_id = spawn_agent(
-            session.connection(), params.pop("prompt"), queue=args.queue, **params
-        )
-    except ValueError as exc:
-        # Bad params or queue name: refused before anything was written.
-        raise usage_error(str(exc)) from exc
+    spawned = ops.spawn_agent(
+        session.connection(),
+        args.prompt,
+        model=args.model,
+        max_iterations=args.max_iterations,
+        system=args.system,
+        queue=args.queue,
+    )
+    queue, task_id = spawned.queue, str(spawned.task_id)
     print(task_id, flush=True)
-    model = params.get("model")
+    model = args.model or default_model_name()
     if not args.follow:
         print(
-            f"{PROG}: spawned agent on queue {args.queue!r} with model {model_label(model)}; "
+            f"{PROG}: spawned agent on queue {queue!r} with model {model_label(model)}; "
             f"watch it in the console, or: {PROG} show {task_id}",
             file=sys.stderr,
         )
-        if args.queue != AGENT_QUEUE:
+        if not ops.is_agent_queue(queue):
             print(
-                f"{PROG}: note: workers on {args.queue!r} need the agent registered for that queue, "
-                f"e.g. a --tasks module calling absurd_tui.agent.register_agent(queue={args.queue!r}).",
+                f"{PROG}: note: workers on {queue!r} need the agent registered for that queue, "
+                f"e.g. a --tasks module calling absurd_tui.agent.register_agent(queue={queue!r}).",
                 file=sys.stderr,
             )
         if not is_demo(model) and not has_api_key():
@@ -127,7 +129,7 @@ def run(args: argparse.Namespace, session: Session) -> int:
                 file=sys.stderr,
             )
         return EXIT_OK
-    return follow(session.database(), args.queue, task_id, stdin=sys.stdin, stdout=sys.stdout)
+    return follow(session.database(), queue, task_id, stdin=sys.stdin, stdout=sys.stdout)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -217,7 +219,7 @@ def _follow(
                         flush=True,
                     )
                     return EXIT_FAILED
-                answer_question(conn, queue, question.event_name, answer)
+                ops.answer(conn, queue, question.event_name, answer)
                 answered.add(question.event_name)
                 continue
             # Checkpoint writes send no notification; a poll is one indexed query.

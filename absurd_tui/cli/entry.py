@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..config import DSN_ENV
+from ..db.errors import ErrorKind
 from . import agent, console, database, queue, retry_cancel, spawn_emit, views, worker
 from .logs import configure_logging, one_line
 from .options import add_command_parser, global_options
@@ -125,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILED
     except Exception as exc:
-        code, message = _classify(exc, session)
+        code, message = _report(exc, session)
         return _fail(message, code, exc if args.verbose else None)
     finally:
         if session is not None:
@@ -140,46 +141,39 @@ def _fail(message: str, code: int, exc: BaseException | None = None) -> int:
     return code
 
 
-def _engine_message(exc: BaseException) -> str:
-    """The primary message of a server error, without psycopg's context lines."""
-    diag = getattr(exc, "diag", None)
-    return getattr(diag, "message_primary", None) or str(exc)
+# How each kind of failure ends the process: what the user can fix (where they point
+# us, what they typed, names that do not exist) is bad usage; what the engine or the
+# moment decided (a refusal, a timeout, a conflicting change) is a failed operation.
+EXIT_CODES: dict[ErrorKind, int] = {
+    ErrorKind.CONNECTION_LOST: EXIT_USAGE,
+    ErrorKind.BAD_INPUT: EXIT_USAGE,
+    ErrorKind.NOT_FOUND: EXIT_USAGE,
+    ErrorKind.REFUSED: EXIT_FAILED,
+    ErrorKind.TIMED_OUT: EXIT_FAILED,
+    ErrorKind.CONFLICT: EXIT_FAILED,
+}
 
 
-def _classify(exc: Exception, session: Session | None) -> tuple[int, str]:
+def _report(exc: Exception, session: Session | None) -> tuple[int, str]:
     """The exit code and one-paragraph message for an error a command raised."""
     import psycopg
 
-    from ..db.connect import unavailable
+    from .. import ops
     from ..db.errors import DatabaseError
-    from ..sdk import errors as sdk_errors
+    from ..sdk.errors import TaskModuleError
 
     secret = session.secret if session is not None else None
-    if isinstance(exc, DatabaseError):
-        # Unreachable database, unusable schema, unknown or ambiguous task id: the
-        # message is complete and written for the user.
+    conn = session.open_connection if session is not None else None
+    # Only errors of the database and the layers over it are classified: anything
+    # else is a bug, reported as one (ops would call a stray ValueError bad input).
+    if isinstance(exc, (psycopg.Error, DatabaseError)) and ops.kind_of(exc, conn) is not None:
+        error = ops.translate(exc, conn=conn, dsn=secret)
+        return EXIT_CODES[error.kind], one_line(error, secret)
+    if isinstance(exc, (DatabaseError, TaskModuleError)):
+        # An unusable schema, a task module that does not import: the message is
+        # complete and written for the user.
         return EXIT_USAGE, one_line(exc, secret)
-    if isinstance(exc, (sdk_errors.NotJSONError, sdk_errors.TaskModuleError)):
-        return EXIT_USAGE, one_line(exc, secret)
-    if _connection_lost(exc):
-        dsn = session.dsn if session is not None else None
-        return EXIT_USAGE, one_line(unavailable(dsn or "", exc), secret)
-    if isinstance(exc, psycopg.Error):
-        # The engine refused the operation, e.g. 'Task "..." is not currently failed'.
-        return EXIT_FAILED, one_line(_engine_message(exc), secret)
     return EXIT_FAILED, (
         f"unexpected error: {type(exc).__name__}: {one_line(exc, secret)} "
         "(run with -v to see the traceback)"
-    )
-
-
-def _connection_lost(exc: BaseException) -> bool:
-    import psycopg
-
-    if isinstance(exc, psycopg.InterfaceError):
-        return True  # "the connection is closed"
-    code = getattr(exc, "sqlstate", None)
-    # No SQLSTATE: the client lost the server. Class 08 and 57P0x: the server said so.
-    return isinstance(exc, psycopg.OperationalError) and (
-        code is None or code.startswith("08") or code.startswith("57P0")
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shlex
 import sys
 import uuid
 from collections.abc import Iterable, Sequence
@@ -19,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import text as screen
-from ..db.reads import pretty
 
 _UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -27,15 +25,6 @@ _UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 def plain(text: Any, *, multiline: bool = False) -> str:
     """User data made inert for a terminal (one line unless ``multiline``)."""
     return screen.clean(text, single_line=not multiline)
-
-
-def quote(text: str) -> str:
-    """A name in a message, quoted and safe: ``"my queue"``."""
-    return '"' + plain(text).replace('"', '\\"') + '"'
-
-
-def shell_word(text: str) -> str:
-    return shlex.quote(plain(text))
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -91,7 +80,7 @@ def print_json(value: Any) -> None:
 
 
 def pretty_json(value: Any) -> str:
-    return plain(pretty(value), multiline=True)
+    return plain(screen.pretty(value), multiline=True)
 
 
 def note(message: str) -> None:

@@ -7,9 +7,12 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import ops
 from ..db import reads
+from ..db.models import STATES, QueueSummary
+from ..text import count_label, quote
 from .options import add_command_parser, add_json_option
-from .output import ago, confirm, note, print_json, quote, table
+from .output import ago, confirm, note, print_json, table
 from .session import EXIT_OK, PROG, Session, operation_failed, usage_error
 
 
@@ -44,12 +47,12 @@ def run_list(args: argparse.Namespace, session: Session) -> int:
     now = datetime.now(UTC)
     print(
         table(
-            ["QUEUE", *(s.upper() for s in reads.STATES), "CLAIMABLE", "OLDEST WAITING"],
+            ["QUEUE", *(s.upper() for s in STATES), "CLAIMABLE", "OLDEST WAITING"],
             [
                 [
                     s.queue,
-                    *(s.count(state).label() for state in reads.STATES),
-                    s.claimable.label(),
+                    *(count_label(s.count(state)) for state in STATES),
+                    count_label(s.claimable),
                     ago(s.oldest_claimable_at, now),
                 ]
                 for s in summaries
@@ -59,7 +62,7 @@ def run_list(args: argparse.Namespace, session: Session) -> int:
     return EXIT_OK
 
 
-def _queue_json(summary: Any) -> dict[str, Any]:
+def _queue_json(summary: QueueSummary) -> dict[str, Any]:
     counts = dict(summary.counts)
     return {
         "queue": summary.queue,
@@ -77,7 +80,7 @@ def _queue_json(summary: Any) -> dict[str, Any]:
 
 
 def run_create(args: argparse.Namespace, session: Session) -> int:
-    existed = args.queue in session.queue_names()
+    existed = args.queue in reads.queue_names(session.connection())
     client = session.client()
     try:
         client.create_queue(args.queue)
@@ -88,8 +91,9 @@ def run_create(args: argparse.Namespace, session: Session) -> int:
 
 
 def run_drop(args: argparse.Namespace, session: Session) -> int:
-    session.require_queue(args.queue)
-    total = reads.queue_summary(session.connection(), args.queue).total.label()
+    conn = session.connection()
+    ops.resolve_queue(conn, args.queue)
+    total = count_label(reads.queue_summary(conn, args.queue).total)
     if not args.yes:
         if not sys.stdin.isatty():
             raise usage_error(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from ..db import reads
+from .. import ops
 from .inputs import positive_int
 from .options import add_json_option, add_task_id_argument
-from .output import print_json, quote
+from .output import print_json
 from .session import EXIT_OK, Session, operation_failed
-from .spawn_emit import with_queue
 
 
 def configure_retry(parser: argparse.ArgumentParser) -> None:
@@ -24,26 +23,23 @@ def configure_retry(parser: argparse.ArgumentParser) -> None:
 
 
 def run_retry(args: argparse.Namespace, session: Session) -> int:
-    ref = session.find_task(args.task_id, args.queue)
-    if ref.state != "failed":
-        raise operation_failed(
-            f"Task {ref.task_id} ({quote(ref.task_name)}) is {ref.state}, not failed: "
-            "only failed tasks can be retried."
-        )
-    client = session.client(ref.queue)
-    result = client.retry_task(
-        str(ref.task_id),
-        max_attempts=args.max_attempts,
-        spawn_new=args.spawn_new,
-        queue_name=ref.queue,
-    )
-    data = with_queue(result, ref.queue)
+    conn = session.connection()
+    task = ops.resolve_task(conn, args.task_id, args.queue)
+    result = ops.retry(conn, task, spawn_new=args.spawn_new, max_attempts=args.max_attempts)
+    if not result.ok:
+        raise operation_failed(result.message)
     if args.json:
-        print_json(data)
-    elif args.spawn_new:
-        print(f"Spawned task {data['task_id']} as a new copy of {ref.task_id}.")
+        print_json(
+            {
+                "task_id": result.new_task_id,
+                "run_id": result.run_id,
+                "attempt": result.attempt,
+                "created": result.status is ops.RetryStatus.SPAWNED_NEW,
+                "queue": task.queue,
+            }
+        )
     else:
-        print(f"Task {ref.task_id} is pending again as attempt {data['attempt']}.")
+        print(result.message)
     return EXIT_OK
 
 
@@ -56,20 +52,9 @@ def configure_cancel(parser: argparse.ArgumentParser) -> None:
 
 
 def run_cancel(args: argparse.Namespace, session: Session) -> int:
-    ref = session.find_task(args.task_id, args.queue)
-    if ref.state in reads.TERMINAL_STATES:
-        raise operation_failed(
-            f"Task {ref.task_id} ({quote(ref.task_name)}) is already {ref.state}: "
-            "nothing to cancel."
-        )
-    client = session.client(ref.queue)
-    client.cancel_task(str(ref.task_id), queue_name=ref.queue)
-    # Cancelling a task that finished meanwhile is a no-op in the engine: say so.
-    after = client.fetch_task_result(str(ref.task_id), queue_name=ref.queue)
-    if after is not None and after.state != "cancelled":
-        raise operation_failed(
-            f"Task {ref.task_id} ({quote(ref.task_name)}) became {after.state} before it "
-            "could be cancelled."
-        )
-    print(f"Task {ref.task_id} ({quote(ref.task_name)}) cancelled.")
+    conn = session.connection()
+    result = ops.cancel(conn, ops.resolve_task(conn, args.task_id, args.queue))
+    if not result.ok:
+        raise operation_failed(result.message)
+    print(result.message)
     return EXIT_OK

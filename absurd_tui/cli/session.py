@@ -76,31 +76,10 @@ class Session:
         # The command's one autocommit connection: a short command needs no pool.
         return Absurd(self.connection(), queue_name=queue)
 
-    def queue_names(self) -> list[str]:
-        from ..db import reads
-
-        return reads.queue_names(self.connection())
-
-    def require_queue(self, queue: str) -> None:
-        """Refuse an unknown queue before anything is written."""
-        from .output import quote, shell_word
-
-        names = self.queue_names()
-        if queue in names:
-            return
-        known = ", ".join(quote(n) for n in names) if names else "none yet"
-        raise usage_error(
-            f"Unknown queue {quote(queue)} (queues: {known}). "
-            f"Create it with: {PROG} queue create {shell_word(queue)}"
-        )
-
-    def find_task(self, ref: str, queue: str | None):
-        """Resolve a full id, a unique prefix or the short id that tables show."""
-        from ..db import reads
-
-        if queue is not None:
-            self.require_queue(queue)
-        return reads.find_task(self.connection(), ref, queue)
+    @property
+    def open_connection(self) -> psycopg.Connection | None:
+        """The command's connection if it opened one (to tell whether it broke)."""
+        return self._conn
 
     @property
     def dsn(self) -> str | None:

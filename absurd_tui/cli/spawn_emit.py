@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
 from typing import Any
 
+from .. import ops
 from ..config import DEFAULT_QUEUE
-from ..db import reads
 from .inputs import param_pairs, positive_int, read_json, read_json_lines, read_json_object
 from .options import add_json_option
-from .output import note, print_json, quote
+from .output import note, print_json
 from .session import EXIT_OK, Session, usage_error
 from .worker import register_builtin_tasks
 
@@ -76,73 +75,48 @@ def run_spawn(args: argparse.Namespace, session: Session) -> int:
                 )
             params = {**params, **param_pairs(args.pairs)}
         batch = [params if params is not None else {}]
-    queue = args.queue or _registered_queue(args.task) or DEFAULT_QUEUE
-    session.require_queue(queue)
-    results = _spawn_all(session, args.task, queue, batch, options)
+    from ..sdk.registry import default_registry
+
+    # The built-in tasks' registered queues decide where a spawn without --queue goes.
+    register_builtin_tasks()
+    results = ops.spawn_batch(
+        session.connection(),
+        args.task,
+        batch,
+        queue=args.queue,
+        registry=default_registry,
+        **options,
+    )
     if args.json:
-        print_json(results if args.batch is not None else results[0])
+        data = [spawned_json(result) for result in results]
+        print_json(data if args.batch is not None else data[0])
         return EXIT_OK
     for result in results:
-        print(result["task_id"])
-        if not result.get("created", True):
-            note(
-                f"An existing task has idempotency key {quote(args.idempotency_key)}: "
-                "nothing new was spawned."
-            )
+        print(result.task_id)
+        if not result.created:
+            note(result.message)
     return EXIT_OK
 
 
 def _spawn_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if args.max_attempts is not None:
-        options["max_attempts"] = args.max_attempts
-    retry_strategy = read_json_object(args.retry_strategy, "--retry-strategy")
-    if retry_strategy is not None:
-        options["retry_strategy"] = retry_strategy
-    cancellation = read_json_object(args.cancellation, "--cancellation")
-    if cancellation is not None:
-        options["cancellation"] = cancellation
-    if args.headers is not None:
-        options["headers"] = read_json_object(args.headers, "--headers")
-    if args.idempotency_key is not None:
-        options["idempotency_key"] = args.idempotency_key
-    return options
+    return {
+        "max_attempts": args.max_attempts,
+        "retry_strategy": read_json_object(args.retry_strategy, "--retry-strategy"),
+        "cancellation": read_json_object(args.cancellation, "--cancellation"),
+        "headers": read_json_object(args.headers, "--headers"),
+        "idempotency_key": args.idempotency_key,
+    }
 
 
-def _registered_queue(task_name: str) -> str | None:
-    """The queue a built-in task (the agent) is registered on, if any."""
-    from ..sdk.registry import default_registry
-
-    register_builtin_tasks()
-    registration = default_registry.get(task_name)
-    return registration.queue if registration is not None else None
-
-
-def _spawn_all(
-    session: Session, task: str, queue: str, batch: list[Any], options: dict[str, Any]
-) -> list[dict[str, Any]]:
-    from ..sdk import Absurd
-    from ..sdk.errors import NotJSONError
-
-    conn = session.connection()
-    client = Absurd(conn, queue_name=queue)
-    results = []
-    try:
-        # One transaction for the whole batch: it is spawned completely or not at all.
-        with conn.transaction():
-            for params in batch:
-                result = client.spawn(task, params, queue=queue, **options)
-                results.append(with_queue(result, queue))
-    except (NotJSONError, ValueError) as exc:
-        # The SDK checks its input (JSON, options, the task's registered queue)
-        # before any SQL; nothing was committed.
-        raise usage_error(str(exc)) from exc
-    return results
-
-
-def with_queue(result: Mapping[str, Any], queue: str) -> dict[str, Any]:
-    """A spawn or retry result (task_id, run_id, attempt, created) as plain JSON."""
-    return {**result, "queue": queue}
+def spawned_json(result: ops.Spawned) -> dict[str, Any]:
+    """What ``spawn --json`` prints for each task (the keys scripts rely on)."""
+    return {
+        "task_id": result.task_id,
+        "run_id": result.run_id,
+        "attempt": result.attempt,
+        "created": result.created,
+        "queue": result.queue,
+    }
 
 
 def configure_emit(parser: argparse.ArgumentParser) -> None:
@@ -157,18 +131,6 @@ def configure_emit(parser: argparse.ArgumentParser) -> None:
 
 def run_emit(args: argparse.Namespace, session: Session) -> int:
     payload = read_json(args.payload, "--payload") if args.payload is not None else None
-    if not args.event.strip():
-        raise usage_error("The event name must not be empty.")
-    session.require_queue(args.queue)
-    earlier = reads.event_emitted_at(session.connection(), args.queue, args.event)
-    if earlier is not None:
-        # The engine keeps the first payload of an event (first emit wins): say so
-        # rather than report an emit that changed nothing.
-        print(
-            f"{quote(args.event)} was already emitted on queue {quote(args.queue)} at "
-            f"{earlier:%Y-%m-%d %H:%M:%S %Z}; the first emit wins, so nothing changed."
-        )
-        return EXIT_OK
-    session.client(args.queue).emit_event(args.event, payload, queue_name=args.queue)
-    print(f"Emitted {quote(args.event)} on queue {quote(args.queue)}.")
+    result = ops.emit(session.connection(), args.queue, args.event, payload)
+    print(result.message)
     return EXIT_OK

@@ -9,8 +9,12 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import ops
 from .. import text as screen
 from ..db import reads
+from ..db.ids import short_id
+from ..db.models import STATES, TaskDetail, TaskFilter, TaskRow
+from ..text import count_label, filter_label
 from .inputs import positive_int
 from .options import add_json_option, add_task_id_argument
 from .output import ago, indent, note, plain, pretty_json, print_json, table
@@ -20,7 +24,7 @@ from .session import EXIT_OK, Session, usage_error
 def configure_tasks(parser: argparse.ArgumentParser) -> None:
     parser.description = "List tasks, newest first."
     parser.add_argument("--queue", "-q", help="only this queue (default: every queue)")
-    parser.add_argument("--state", "-s", choices=reads.STATES)
+    parser.add_argument("--state", "-s", choices=STATES)
     parser.add_argument("--name", "-n", help="task name prefix")
     parser.add_argument(
         "--limit", type=positive_int, default=50, help="at most N rows (default: %(default)s)"
@@ -29,15 +33,16 @@ def configure_tasks(parser: argparse.ArgumentParser) -> None:
 
 
 def run_tasks(args: argparse.Namespace, session: Session) -> int:
+    conn = session.connection()
     if args.queue is not None:
-        session.require_queue(args.queue)
-    flt = reads.TaskFilter(queue=args.queue, state=args.state, name=args.name)
-    page = reads.list_tasks(session.connection(), flt, limit=args.limit)
+        ops.resolve_queue(conn, args.queue)
+    flt = TaskFilter(queue=args.queue, state=args.state, name=args.name)
+    page = reads.list_tasks(conn, flt, limit=args.limit)
     if args.json:
         print_json([dataclasses.asdict(row) for row in page.rows])
         return EXIT_OK
     if not page.rows:
-        note(f"No tasks ({flt.describe()}).")
+        note(f"No tasks ({plain(filter_label(flt))}).")
         return EXIT_OK
     now = datetime.now(UTC)
     print(
@@ -45,7 +50,7 @@ def run_tasks(args: argparse.Namespace, session: Session) -> int:
             ["ID", "QUEUE", "NAME", "STATE", "ATTEMPT", "STEP", "UPDATED", "WORKER"],
             [
                 [
-                    reads.short_id(row.task_id),
+                    short_id(row.task_id),
                     row.queue,
                     row.task_name,
                     _state_label(row),
@@ -60,13 +65,14 @@ def run_tasks(args: argparse.Namespace, session: Session) -> int:
     )
     if page.next_after is not None or len(page.rows) < page.matches.value:
         note(
-            f"Showing {len(page.rows)} of {page.matches.label()} tasks ({flt.describe()}); "
+            f"Showing {len(page.rows)} of {count_label(page.matches)} tasks "
+            f"({plain(filter_label(flt))}); "
             "use --limit for more."
         )
     return EXIT_OK
 
 
-def _state_label(row: Any) -> str:
+def _state_label(row: TaskRow) -> str:
     if row.state == "sleeping" and row.wake_event:
         return f"waiting for {row.wake_event}"
     return row.state
@@ -79,8 +85,9 @@ def configure_show(parser: argparse.ArgumentParser) -> None:
 
 
 def run_show(args: argparse.Namespace, session: Session) -> int:
-    ref = session.find_task(args.task_id, args.queue)
-    detail = reads.task_detail(session.connection(), ref.queue, ref.task_id)
+    conn = session.connection()
+    ref = ops.resolve_task(conn, args.task_id, args.queue)
+    detail = reads.task_detail(conn, ref.queue, ref.task_id)
     if detail is None:
         raise usage_error(
             f"Task {ref.task_id} disappeared (its queue was dropped or it was cleaned up)."
@@ -92,7 +99,7 @@ def run_show(args: argparse.Namespace, session: Session) -> int:
     return EXIT_OK
 
 
-def render_detail(detail: Any) -> str:
+def render_detail(detail: TaskDetail) -> str:
     attempts = f"{detail.attempts} of {detail.max_attempts or 'unlimited'}"
     fields = [
         ("id", str(detail.task_id)),
@@ -151,7 +158,7 @@ def render_detail(detail: Any) -> str:
                 table(
                     ["STEP", "UPDATED", "ATTEMPT", "VALUE"],
                     [
-                        [c.name, c.updated_at, c.owner_attempt, reads.preview(c.state, 80)]
+                        [c.name, c.updated_at, c.owner_attempt, screen.preview(c.state, 80)]
                         for c in detail.checkpoints
                     ],
                 )
@@ -212,9 +219,9 @@ def configure_events(parser: argparse.ArgumentParser) -> None:
 
 
 def run_events(args: argparse.Namespace, session: Session) -> int:
-    if args.queue is not None:
-        session.require_queue(args.queue)
     conn = session.connection()
+    if args.queue is not None:
+        ops.resolve_queue(conn, args.queue)
     waits = reads.pending_waits(conn, args.queue, limit=args.limit)
     events = reads.emitted_events(conn, args.queue, limit=args.limit)
     if args.json:
@@ -233,7 +240,7 @@ def run_events(args: argparse.Namespace, session: Session) -> int:
                     ["TASK", "QUEUE", "NAME", "EVENT", "STEP", "SINCE", "TIMEOUT"],
                     [
                         [
-                            reads.short_id(w.task_id),
+                            short_id(w.task_id),
                             w.queue,
                             w.task_name,
                             w.event_name,
@@ -255,7 +262,7 @@ def run_events(args: argparse.Namespace, session: Session) -> int:
                 table(
                     ["EVENT", "QUEUE", "EMITTED", "PAYLOAD"],
                     [
-                        [e.event_name, e.queue, e.emitted_at, reads.preview(e.payload, 80)]
+                        [e.event_name, e.queue, e.emitted_at, screen.preview(e.payload, 80)]
                         for e in events
                     ],
                 )

@@ -8,6 +8,7 @@ import signal
 import threading
 from typing import Any
 
+from .. import ops
 from ..config import DEFAULT_QUEUE
 from .inputs import non_negative_float, positive_int
 from .session import EXIT_FAILED, EXIT_OK, Session, usage_error
@@ -76,8 +77,9 @@ def run(args: argparse.Namespace, session: Session) -> int:
     database = session.database()
     if args.queues:
         queues = list(dict.fromkeys(args.queues))
+        conn = session.connection()
         for queue in queues:
-            session.require_queue(queue)
+            ops.resolve_queue(conn, queue)
     else:
         # The queues of the tasks this worker knows, created if missing as the console
         # does for its own workers (creating a queue is idempotent).
