@@ -9,9 +9,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
+import psycopg
+
+from .. import __version__, ops
 from ..config import DSN_ENV
-from ..db.errors import ErrorKind
+from ..db.errors import DatabaseError
+from ..ops import ErrorKind
+from ..sdk.errors import TaskModuleError
 from . import agent, console, database, queue, retry_cancel, spawn_emit, views, worker
 from .logs import configure_logging, one_line
 from .options import add_command_parser, global_options
@@ -156,12 +160,6 @@ EXIT_CODES: dict[ErrorKind, int] = {
 
 def _report(exc: Exception, session: Session | None) -> tuple[int, str]:
     """The exit code and one-paragraph message for an error a command raised."""
-    import psycopg
-
-    from .. import ops
-    from ..db.errors import DatabaseError
-    from ..sdk.errors import TaskModuleError
-
     secret = session.secret if session is not None else None
     conn = session.open_connection if session is not None else None
     # Only errors of the database and the layers over it are classified: anything
