@@ -12,10 +12,30 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from typing import Protocol
 
 from ..db.models import TaskFilter, TaskRef
 from ..text import clean, filter_label, quote
 from .policy import BulkOperation, states_label
+
+
+class Outcome(Protocol):
+    """What every outcome offers an interface."""
+
+    @property
+    def ok(self) -> bool:
+        """The operation did what was asked (an exit code of 0)."""
+        ...
+
+    @property
+    def changed(self) -> bool:
+        """Something in the engine changed."""
+        ...
+
+    @property
+    def message(self) -> str:
+        """The one sentence every interface reports it with."""
+        ...
 
 
 def _when(moment: datetime) -> str:
@@ -210,6 +230,9 @@ class BulkPlan:
     def started_message(self) -> str:
         return f"{self.verb} of {len(self.tasks):,} {self.noun} started."
 
+    def progress_message(self, processed: int) -> str:
+        return f"{self.verb}: {processed:,} of {len(self.tasks):,} {self.noun} so far."
+
 
 @dataclass(frozen=True)
 class BulkResult:
@@ -253,6 +276,7 @@ __all__ = [
     "Cancelled",
     "EmitStatus",
     "Emitted",
+    "Outcome",
     "Retried",
     "RetryStatus",
     "Spawned",

@@ -20,7 +20,11 @@ CHECKPOINT_LIMIT = 2_000
 
 
 def task_detail(
-    conn: psycopg.Connection, queue: str, task_id: uuid.UUID | str
+    conn: psycopg.Connection,
+    queue: str,
+    task_id: uuid.UUID | str,
+    *,
+    checkpoint_limit: int | None = CHECKPOINT_LIMIT,
 ) -> TaskDetail | None:
     """Everything about one task, as one consistent snapshot: its row, runs,
     checkpoints in order and pending waits (None if there is no such task or queue).
@@ -28,10 +32,11 @@ def task_detail(
     The statements run in one REPEATABLE READ READ ONLY transaction, so a worker
     committing a step between them cannot make the runs disagree with the task's state.
     On a connection already inside a transaction they join it (its isolation applies).
+    ``checkpoint_limit=None`` loads every checkpoint (the agent transcript needs them all).
     """
     task_id = uuid.UUID(str(task_id))
     with _snapshot(conn):
-        return _read_detail(conn, queue, task_id)
+        return _read_detail(conn, queue, task_id, checkpoint_limit)
 
 
 @contextmanager
@@ -45,7 +50,9 @@ def _snapshot(conn: psycopg.Connection) -> Iterator[None]:
         yield
 
 
-def _read_detail(conn: psycopg.Connection, queue: str, task_id: uuid.UUID) -> TaskDetail | None:
+def _read_detail(
+    conn: psycopg.Connection, queue: str, task_id: uuid.UUID, limit: int | None
+) -> TaskDetail | None:
     if queue not in queue_names(conn):
         return None
     read_at = db_now(conn)
@@ -92,7 +99,7 @@ def _read_detail(conn: psycopg.Connection, queue: str, task_id: uuid.UUID) -> Ta
                 "SELECT checkpoint_name, state, status, owner_run_id, updated_at FROM {} "
                 "WHERE task_id = %s ORDER BY updated_at, checkpoint_name LIMIT %s"
             ).format(table("c", queue)),
-            (task_id, CHECKPOINT_LIMIT + 1),
+            (task_id, None if limit is None else limit + 1),
         ).fetchall()
         checkpoints = tuple(
             CheckpointInfo(
@@ -103,7 +110,7 @@ def _read_detail(conn: psycopg.Connection, queue: str, task_id: uuid.UUID) -> Ta
                 owner_attempt=attempt_of.get(c["owner_run_id"]),
                 updated_at=c["updated_at"],
             )
-            for c in checkpoint_rows[:CHECKPOINT_LIMIT]
+            for c in checkpoint_rows[:limit]
         )
         waits = tuple(
             WaitInfo(
@@ -143,7 +150,7 @@ def _read_detail(conn: psycopg.Connection, queue: str, task_id: uuid.UUID) -> Ta
         last_run_id=task["last_attempt_run"],
         runs=runs,
         checkpoints=checkpoints,
-        checkpoints_truncated=len(checkpoint_rows) > CHECKPOINT_LIMIT,
+        checkpoints_truncated=limit is not None and len(checkpoint_rows) > limit,
         waits=waits,
         read_at=read_at,
     )

@@ -24,6 +24,7 @@ from textual.widgets import (
     TabPane,
 )
 
+from ... import ops
 from ...db.reads import (
     STATES,
     Count,
@@ -44,7 +45,7 @@ from ...text import (
     until,
 )
 from ..actions import bindings, dimmed_action, why_not
-from ..source import EventsSnapshot, TasksSnapshot, bulk_states
+from ..source import EventsSnapshot, TasksSnapshot
 from ..widgets.keyed_table import KeyedTable
 from ..widgets.polling import PollingView
 from ..widgets.status_bar import StatusBar
@@ -330,12 +331,12 @@ class TasksView(PollingView):
         if action == "open_task":
             return task is not None or None
         if action == "retry_task":
-            return (task is not None and task.state == "failed") or None
+            return (task is not None and ops.can_retry(task.state)) or None
         if action == "cancel_task":
-            return (task is not None and task.state in ("pending", "running", "sleeping")) or None
+            return (task is not None and ops.can_cancel(task.state)) or None
         if action in ("retry_all", "cancel_all"):
-            operation = "retry" if action == "retry_all" else "cancel"
-            return bool(bulk_states(operation, self.flt)) or None
+            operation: ops.BulkOperation = "retry" if action == "retry_all" else "cancel"
+            return bool(ops.bulk_states(operation, self.flt.state)) or None
         if action == "next_page":
             return self.next_after is not None or None
         if action == "prev_page":
