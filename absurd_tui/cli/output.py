@@ -15,9 +15,13 @@ import sys
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import text as screen
+from .session import EXIT_OK, operation_failed
+
+if TYPE_CHECKING:
+    from ..ops import Outcome
 
 _UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -81,6 +85,15 @@ def print_json(value: Any) -> None:
 
 def pretty_json(value: Any) -> str:
     return plain(screen.pretty(value), multiline=True)
+
+
+def report(outcome: Outcome) -> int:
+    """Print what an operation did, in the words every interface uses; one that did
+    not do what was asked is a failed operation (exit 1), said on stderr."""
+    if not outcome.ok:
+        raise operation_failed(outcome.message)
+    print(outcome.message)
+    return EXIT_OK
 
 
 def note(message: str) -> None:

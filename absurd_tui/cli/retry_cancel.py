@@ -7,8 +7,8 @@ import argparse
 from .. import ops
 from .inputs import positive_int
 from .options import add_json_option, add_task_id_argument
-from .output import print_json
-from .session import EXIT_OK, Session, operation_failed
+from .output import print_json, report
+from .session import EXIT_OK, Session
 
 
 def configure_retry(parser: argparse.ArgumentParser) -> None:
@@ -26,9 +26,7 @@ def run_retry(args: argparse.Namespace, session: Session) -> int:
     conn = session.connection()
     task = ops.resolve_task(conn, args.task_id, args.queue)
     result = ops.retry(conn, task, spawn_new=args.spawn_new, max_attempts=args.max_attempts)
-    if not result.ok:
-        raise operation_failed(result.message)
-    if args.json:
+    if args.json and result.ok:
         print_json(
             {
                 "task_id": result.new_task_id,
@@ -38,9 +36,8 @@ def run_retry(args: argparse.Namespace, session: Session) -> int:
                 "queue": task.queue,
             }
         )
-    else:
-        print(result.message)
-    return EXIT_OK
+        return EXIT_OK
+    return report(result)
 
 
 def configure_cancel(parser: argparse.ArgumentParser) -> None:
@@ -53,8 +50,4 @@ def configure_cancel(parser: argparse.ArgumentParser) -> None:
 
 def run_cancel(args: argparse.Namespace, session: Session) -> int:
     conn = session.connection()
-    result = ops.cancel(conn, ops.resolve_task(conn, args.task_id, args.queue))
-    if not result.ok:
-        raise operation_failed(result.message)
-    print(result.message)
-    return EXIT_OK
+    return report(ops.cancel(conn, ops.resolve_task(conn, args.task_id, args.queue)))

@@ -9,7 +9,7 @@ from .. import ops
 from ..config import DEFAULT_QUEUE
 from .inputs import param_pairs, positive_int, read_json, read_json_lines, read_json_object
 from .options import add_json_option
-from .output import note, print_json
+from .output import note, print_json, report
 from .session import EXIT_OK, Session, usage_error
 from .worker import register_builtin_tasks
 
@@ -131,6 +131,4 @@ def configure_emit(parser: argparse.ArgumentParser) -> None:
 
 def run_emit(args: argparse.Namespace, session: Session) -> int:
     payload = read_json(args.payload, "--payload") if args.payload is not None else None
-    result = ops.emit(session.connection(), args.queue, args.event, payload)
-    print(result.message)
-    return EXIT_OK
+    return report(ops.emit(session.connection(), args.queue, args.event, payload))
