@@ -229,6 +229,7 @@ def retry(
         new_task_id=uuid.UUID(result.task_id),
         run_id=uuid.UUID(result.run_id),
         attempt=result.attempt,
+        created=result.created,
     )
 
 

@@ -139,8 +139,11 @@ class Retried:
     state: str
     """The task's state that decided it (the new state when retried)."""
     new_task_id: uuid.UUID | None = None
+    """The task that runs next: the same id in place, the copy's with spawn_new."""
     run_id: uuid.UUID | None = None
     attempt: int | None = None
+    created: bool = False
+    """A new task was created (spawn_new), as the engine's retry_task reports it."""
 
     @property
     def ok(self) -> bool:
