@@ -32,7 +32,7 @@ def run_retry(args: argparse.Namespace, session: Session) -> int:
                 "task_id": result.new_task_id,
                 "run_id": result.run_id,
                 "attempt": result.attempt,
-                "created": result.status is ops.RetryStatus.SPAWNED_NEW,
+                "created": result.created,
                 "queue": task.queue,
             }
         )
