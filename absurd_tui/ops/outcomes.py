@@ -47,6 +47,37 @@ def _task(ref: TaskRef) -> str:
 
 
 @dataclass(frozen=True)
+class QueueCreated:
+    queue: str
+    created: bool
+    """False when the queue existed already (creating one is idempotent)."""
+
+    ok = True
+
+    @property
+    def changed(self) -> bool:
+        return self.created
+
+    @property
+    def message(self) -> str:
+        return f"Queue {quote(self.queue)} {'created' if self.created else 'already exists'}."
+
+
+@dataclass(frozen=True)
+class QueueDropped:
+    queue: str
+    tasks: str
+    """How many tasks it held, as counted before the drop ("12", "10,000+", "~1.2M")."""
+
+    ok = True
+    changed = True
+
+    @property
+    def message(self) -> str:
+        return f"Queue {quote(self.queue)} dropped ({self.tasks} task(s))."
+
+
+@dataclass(frozen=True)
 class Spawned:
     queue: str
     task_name: str
@@ -280,6 +311,8 @@ __all__ = [
     "EmitStatus",
     "Emitted",
     "Outcome",
+    "QueueCreated",
+    "QueueDropped",
     "Retried",
     "RetryStatus",
     "Spawned",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from absurd_tui.db import schema
 from absurd_tui.db.connect import KEEPALIVE_IDLE, connect, connection_kwargs
 from absurd_tui.db.errors import DatabaseUnavailable
 
@@ -44,8 +43,3 @@ def test_failure_to_connect_is_explained_or_raw():
     assert "secret" not in str(caught.value)
     with pytest.raises(psycopg.OperationalError):
         connect(dsn, connect_timeout=2, explain_failure=False)
-
-
-def test_schema_revision_is_read_from_the_sql_file():
-    version_literal = f"+absurd-tui.{schema.schema_revision()}'"
-    assert version_literal in schema.schema_sql()
