@@ -12,7 +12,7 @@ from ..db import reads
 from ..db.models import STATES, QueueSummary
 from ..text import count_label, quote
 from .options import add_command_parser, add_json_option
-from .output import ago, confirm, note, print_json, table
+from .output import ago, confirm, note, print_json, report, table
 from .session import EXIT_OK, PROG, Session, operation_failed, usage_error
 
 
@@ -80,21 +80,14 @@ def _queue_json(summary: QueueSummary) -> dict[str, Any]:
 
 
 def run_create(args: argparse.Namespace, session: Session) -> int:
-    existed = args.queue in reads.queue_names(session.connection())
-    client = session.client()
-    try:
-        client.create_queue(args.queue)
-    except ValueError as exc:  # the SDK's queue-name check, before any SQL
-        raise usage_error(str(exc)) from exc
-    print(f"Queue {quote(args.queue)} {'already exists' if existed else 'created'}.")
-    return EXIT_OK
+    return report(ops.create_queue(session.connection(), args.queue))
 
 
 def run_drop(args: argparse.Namespace, session: Session) -> int:
     conn = session.connection()
-    ops.resolve_queue(conn, args.queue)
-    total = count_label(reads.queue_summary(conn, args.queue).total)
     if not args.yes:
+        ops.resolve_queue(conn, args.queue)
+        total = count_label(reads.queue_summary(conn, args.queue).total)
         if not sys.stdin.isatty():
             raise usage_error(
                 f"Dropping queue {quote(args.queue)} deletes its {total} task(s); "
@@ -106,6 +99,4 @@ def run_drop(args: argparse.Namespace, session: Session) -> int:
         )
         if not confirm(question):
             raise operation_failed(f"Queue {quote(args.queue)} was not dropped.")
-    session.client().drop_queue(args.queue)
-    print(f"Queue {quote(args.queue)} dropped ({total} task(s)).")
-    return EXIT_OK
+    return report(ops.drop_queue(conn, args.queue))

@@ -12,13 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..config import DEFAULT_QUEUE, resolve_settings
+from ..config import resolve_settings
 
 if TYPE_CHECKING:
     import psycopg
 
     from ..db import Database
-    from ..sdk import Absurd
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +67,6 @@ class Session:
             self._conn = self.database().connect()
             self._closers.append(self._conn.close)
         return self._conn
-
-    def client(self, queue: str = DEFAULT_QUEUE) -> Absurd:
-        """An SDK client whose default queue is ``queue``."""
-        from ..sdk import Absurd
-
-        # The command's one autocommit connection: a short command needs no pool.
-        return Absurd(self.connection(), queue_name=queue)
 
     @property
     def open_connection(self) -> psycopg.Connection | None:

@@ -84,9 +84,9 @@ def run(args: argparse.Namespace, session: Session) -> int:
         # The queues of the tasks this worker knows, created if missing as the console
         # does for its own workers (creating a queue is idempotent).
         queues = list(dict.fromkeys([DEFAULT_QUEUE, *default_registry.queues()]))
-        client = session.client()
+        conn = session.connection()
         for queue in queues:
-            client.create_queue(queue)
+            ops.create_queue(conn, queue)
     session.close()  # the pool opens its own connections; this one would sit idle
 
     stop = threading.Event()
