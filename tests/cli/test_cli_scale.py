@@ -67,10 +67,11 @@ def test_two_workers_complete_500_cli_spawned_tasks_exactly_once_through_a_sigte
 
     def spawn_everything() -> None:
         # A few one-task invocations, then the bulk as --batch invocations: every task
-        # goes through `absurd-tui spawn`, in one process at a time.
+        # goes through `absurd-tui spawn`, in one process at a time (processes, as this
+        # thread runs beside the test's own).
         for n in range(SINGLE):
             spawns.append(
-                cli(
+                cli.process(
                     "spawn",
                     "record",
                     "-q",
@@ -86,7 +87,9 @@ def test_two_workers_complete_500_cli_spawned_tasks_exactly_once_through_a_sigte
                 json.dumps({"n": SINGLE + batch * PER_BATCH + i, "sleep": TASK_SECONDS})
                 for i in range(PER_BATCH)
             )
-            spawns.append(cli("spawn", "record", "-q", "scale", "--batch", "-", input=lines))
+            spawns.append(
+                cli.process("spawn", "record", "-q", "scale", "--batch", "-", input=lines)
+            )
 
     spawner = threading.Thread(target=spawn_everything)
     spawner.start()
