@@ -8,8 +8,13 @@
 -- Runs on PostgreSQL 14 and later; nothing newer than 14 is used unconditionally.
 -- Functions never COMMIT: they work inside a caller's transaction, DDL included.
 --
--- Schema version: get_schema_version() just below returns '<upstream>+absurd-tui.<rev>'.
--- Bump the revision there (and only there) whenever this file changes the schema.
+-- Versions: get_schema_version() answers like upstream's, with the upstream release whose
+-- contract this file implements ('0.5.1'), so upstream's tools see a release they know.
+-- get_engine_revision() (beyond upstream) returns this engine's own revision: bump
+-- c_revision in the last block of this file whenever the file changes the schema. That
+-- block also fingerprints every function of the schema as installed, so when another tool
+-- replaces some of them (absurdctl migrate does), get_engine_revision() returns NULL and
+-- absurd-tui asks for `absurd-tui init`, which re-applies this file and restores them.
 --
 -- NOTIFY channels (payload = the queue name; delivered at commit, and PostgreSQL folds
 -- identical notifications of one transaction into one, so they are cheap):
@@ -39,12 +44,59 @@
 
 CREATE SCHEMA IF NOT EXISTS absurd;
 
+-- Whether this file is being applied over upstream Absurd's own schema (it has a queue
+-- registry but none of this engine's functions): the upgrade steps at the end do what
+-- upstream's own migrations would do for it. Local to this transaction.
+DO $$
+BEGIN
+    PERFORM set_config('absurd.upgrading_upstream',
+        (to_regclass('absurd.queues') IS NOT NULL
+         AND to_regprocedure('absurd.engine_query(text, text)') IS NULL)::text,
+        true);
+END;
+$$;
+
+-- CREATE OR REPLACE cannot rename a parameter, and callers may pass arguments by name, so
+-- every parameter is named as upstream names it. A function of ours from before that rule
+-- (or of another implementation) whose names differ is dropped here and created below.
+DO $$
+DECLARE
+    v_signature text;
+    v_names text[];
+BEGIN
+    FOR v_signature, v_names IN VALUES
+        ('absurd.uuidv7_floor(timestamptz)', ARRAY['p_ts'])
+    LOOP
+        IF to_regprocedure(v_signature) IS NOT NULL
+           AND (SELECT proargnames FROM pg_proc WHERE oid = to_regprocedure(v_signature))
+               IS DISTINCT FROM v_names THEN
+            EXECUTE format('DROP FUNCTION %s', to_regprocedure(v_signature));
+        END IF;
+    END LOOP;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION absurd.get_schema_version()
 RETURNS text
 LANGUAGE sql
 IMMUTABLE
 AS $$
-    SELECT '0.4.0+absurd-tui.1'::text
+    SELECT '0.5.1'::text
+$$;
+
+-- A digest of every function of the schema (name, argument types, body), except
+-- get_engine_revision itself, whose body holds the digest taken at install time.
+CREATE OR REPLACE FUNCTION absurd.engine_fingerprint()
+RETURNS text
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT md5(coalesce(string_agg(
+        p.proname || '(' || p.proargtypes::text || ')' || p.prorettype::text || '=' || md5(p.prosrc),
+        ',' ORDER BY p.proname, p.proargtypes::text), ''))
+    FROM pg_catalog.pg_proc p
+    WHERE p.pronamespace = 'absurd'::regnamespace
+      AND p.proname <> 'get_engine_revision'
 $$;
 
 -- ---------------------------------------------------------------------------------------
@@ -119,13 +171,13 @@ AS $$
     END
 $$;
 
--- The smallest UUIDv7 of the millisecond that contains p_at: a lower bound for id ranges.
-CREATE OR REPLACE FUNCTION absurd.uuidv7_floor(p_at timestamptz)
+-- The smallest UUIDv7 of the millisecond that contains p_ts: a lower bound for id ranges.
+CREATE OR REPLACE FUNCTION absurd.uuidv7_floor(p_ts timestamptz)
 RETURNS uuid
 LANGUAGE sql
 IMMUTABLE STRICT PARALLEL SAFE
 AS $$
-    SELECT (lpad(to_hex(greatest(floor(extract(epoch FROM p_at) * 1000)::bigint, 0)), 12, '0')
+    SELECT (lpad(to_hex(greatest(floor(extract(epoch FROM p_ts) * 1000)::bigint, 0)), 12, '0')
             || '70008000000000000000')::uuid
 $$;
 
@@ -362,20 +414,34 @@ BEGIN
         CREATE TABLE IF NOT EXISTS absurd.%I (
             event_name text PRIMARY KEY,
             payload jsonb,
-            emitted_at timestamptz NOT NULL
+            emitted_at timestamptz NOT NULL DEFAULT absurd.current_time()
         )$ddl$, e);
 
     -- Wait registrations: one row per run suspended on an event.
     EXECUTE format($ddl$
         CREATE TABLE IF NOT EXISTS absurd.%I (
+            task_id uuid NOT NULL,
             run_id uuid NOT NULL,
             step_name text NOT NULL,
-            task_id uuid NOT NULL,
             event_name text NOT NULL,
             timeout_at timestamptz,
-            created_at timestamptz NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT absurd.current_time(),
             PRIMARY KEY (run_id, step_name)
         )$ddl$, w);
+
+    -- Queues created by revision 1 of this engine lack these two defaults, which other
+    -- clients' inserts rely on. Setting a default rewrites nothing, but it does lock the
+    -- table briefly, so it happens only where the default is missing: once.
+    FOR v_table, v_suffix IN VALUES (e, 'emitted_at'), (w, 'created_at') LOOP
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_attribute a
+            JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+            WHERE a.attrelid = format('absurd.%I', v_table)::regclass AND a.attname = v_suffix
+        ) THEN
+            EXECUTE format('ALTER TABLE absurd.%I ALTER COLUMN %I SET DEFAULT absurd.current_time()',
+                           v_table, v_suffix);
+        END IF;
+    END LOOP;
 
     -- Indexes: (table, index suffix, key and predicate). Only missing ones are created:
     -- CREATE INDEX IF NOT EXISTS locks the table against writes before it finds the index,
@@ -396,6 +462,8 @@ BEGIN
         (r, '_fai', '(failed_at) WHERE state = ''failed'''),
         -- ... and cancelled tasks by cancellation time.
         (t, '_cai', '(cancelled_at) WHERE state = ''cancelled'''),
+        -- Tasks that carry a cancellation policy (upstream 0.5.1 names and keys it so).
+        (t, '_ci', '(task_id) WHERE cancellation IS NOT NULL'),
         -- Cancellation-policy sweep (claim_task step 1): live tasks that carry a policy,
         -- keyed by the moment they break it, so the sweep reads only what it cancels.
         (t, '_cdi', '(absurd.cancellation_deadline(cancellation, enqueue_at, first_started_at))'
@@ -1866,5 +1934,45 @@ BEGIN
     LOOP
         PERFORM absurd.ensure_queue_tables(v_queue);
     END LOOP;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Upgrade from upstream Absurd: what its 0.4.0 -> 0.5.0 migration does besides functions.
+-- This engine needs no extension; upstream 0.4 installed uuid-ossp for its ids. Dropped
+-- only when nothing else depends on it (never CASCADE).
+-- ---------------------------------------------------------------------------------------
+
+DO $$
+BEGIN
+    IF current_setting('absurd.upgrading_upstream', true) = 'true' THEN
+        DROP EXTENSION IF EXISTS "uuid-ossp";
+    END IF;
+EXCEPTION
+    WHEN dependent_objects_still_exist THEN
+        RAISE NOTICE 'uuid-ossp was kept: other objects in this database depend on it';
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- The engine revision and the fingerprint of the functions as this file leaves them.
+-- This block must stay the last statement of the file: a function created after it would
+-- make get_engine_revision() report the engine as changed by another tool.
+-- ---------------------------------------------------------------------------------------
+
+DO $$
+DECLARE
+    c_revision constant integer := 2;
+BEGIN
+    EXECUTE format($ddl$
+        CREATE OR REPLACE FUNCTION absurd.get_engine_revision()
+        RETURNS integer
+        LANGUAGE sql
+        STABLE
+        AS %L$ddl$,
+        format('SELECT CASE WHEN absurd.engine_fingerprint() = %L THEN %s END',
+               absurd.engine_fingerprint(), c_revision));
+    COMMENT ON FUNCTION absurd.get_engine_revision() IS
+        'absurd-tui engine revision; NULL when another tool has replaced engine functions';
 END;
 $$;
