@@ -185,22 +185,8 @@ $$;
 -- JSON option helpers
 -- ---------------------------------------------------------------------------------------
 
--- A JSON number, or a string holding one, as double precision (clamped to +-10^300);
--- NULL for anything else. Retry strategies are stored as the caller sent them, so
--- reading them must not throw: a throwing fail_run would stop the worker that calls it.
-CREATE OR REPLACE FUNCTION absurd.json_number(p_value jsonb)
-RETURNS double precision
-LANGUAGE sql
-IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT CASE WHEN v IS NOT NULL THEN least(greatest(v, -1e300), 1e300)::double precision END
-    FROM (SELECT CASE
-        WHEN jsonb_typeof(p_value) = 'number' THEN p_value::text::numeric
-        WHEN jsonb_typeof(p_value) = 'string'
-             AND (p_value #>> '{}') ~ '^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,5})?\s*$'
-            THEN (p_value #>> '{}')::numeric
-    END AS v) s
-$$;
+-- Revision 1 read retry strategies leniently through this helper; 0.5 validates them.
+DROP FUNCTION IF EXISTS absurd.json_number(jsonb);
 
 -- A whole number of seconds (JSON integer, or a string holding one) as bigint, clamped
 -- to +-10^10 s so that adding it to a timestamp cannot overflow; NULL for anything else.
@@ -243,51 +229,72 @@ BEGIN
 END;
 $$;
 
--- Retry delay in seconds for the failing attempt (contract section 4): fixed = base
--- (default 60); exponential = base (default 30) * factor (default 2) ^ (attempt - 1),
--- capped by max_seconds; anything else = 0. Never negative, never above 100 years, and
--- range-checked in log space so a large attempt number cannot overflow.
+-- Retry delay in seconds for the failing attempt (contract section 4), and the check of a
+-- strategy (SQLSTATE AB003, as upstream 0.5): kind none (the default), fixed or
+-- exponential; fixed = base_seconds (default 60); exponential = base_seconds (default 30)
+-- * factor (default 2) ^ (attempt - 1), capped by max_seconds (default one day).
+-- base_seconds and max_seconds lie between 0 and 86,400, the factor is finite and not
+-- negative; numbers may be JSON numbers or strings holding one. An exponential that
+-- overflows saturates at the cap (or at 0 for a factor below 1).
 CREATE OR REPLACE FUNCTION absurd.retry_delay_seconds(p_strategy jsonb, p_attempt integer)
 RETURNS double precision
 LANGUAGE plpgsql
 IMMUTABLE PARALLEL SAFE
 AS $$
 DECLARE
-    c_cap constant double precision := 3155760000;  -- 100 years
-    v_kind text := p_strategy ->> 'kind';
+    c_limit constant double precision := 86400;
+    v_kind text;
     v_base double precision;
     v_factor double precision;
     v_max double precision;
-    v_log double precision;
-    v_delay double precision;
 BEGIN
-    IF v_kind = 'fixed' THEN
-        v_base := coalesce(absurd.json_number(p_strategy -> 'base_seconds'), 60);
-        RETURN least(greatest(v_base, 0), c_cap);
-    ELSIF v_kind = 'exponential' THEN
-        v_base := coalesce(absurd.json_number(p_strategy -> 'base_seconds'), 30);
-        v_factor := coalesce(absurd.json_number(p_strategy -> 'factor'), 2);
-        v_max := absurd.json_number(p_strategy -> 'max_seconds');
-        IF v_base <= 0 THEN
-            v_delay := 0;
-        ELSIF v_factor <= 0 OR p_attempt <= 1 THEN
-            v_delay := v_base * power(greatest(v_factor, 0), greatest(p_attempt - 1, 0));
-        ELSE
-            -- The logarithm only decides whether power() stays in range; the delay itself
-            -- is computed exactly, so 30 * 2^2 is 120, not 119.99999999999997.
-            v_log := ln(v_base) + (p_attempt - 1) * ln(v_factor);
-            v_delay := CASE
-                WHEN v_log >= ln(c_cap) THEN c_cap
-                WHEN v_log < -40 THEN 0
-                ELSE v_base * power(v_factor, p_attempt - 1)
-            END;
-        END IF;
-        IF v_max IS NOT NULL THEN
-            v_delay := least(v_delay, greatest(v_max, 0));
-        END IF;
-        RETURN least(greatest(v_delay, 0), c_cap);
+    IF p_strategy IS NULL THEN
+        RETURN 0;
+    ELSIF jsonb_typeof(p_strategy) <> 'object' THEN
+        RAISE EXCEPTION 'retry_strategy must be a JSON object' USING ERRCODE = 'AB003';
     END IF;
-    RETURN 0;
+    v_kind := coalesce(p_strategy ->> 'kind', 'none');
+    IF v_kind NOT IN ('none', 'fixed', 'exponential') THEN
+        RAISE EXCEPTION 'Unsupported retry strategy kind "%"', v_kind USING ERRCODE = 'AB003';
+    ELSIF v_kind = 'none' THEN
+        RETURN 0;
+    END IF;
+
+    -- Only the keys the kind uses are read, so only those are checked.
+    BEGIN
+        v_base := (p_strategy ->> 'base_seconds')::double precision;
+        IF v_kind = 'exponential' THEN
+            v_factor := (p_strategy ->> 'factor')::double precision;
+            v_max := (p_strategy ->> 'max_seconds')::double precision;
+        END IF;
+    EXCEPTION
+        WHEN invalid_text_representation OR numeric_value_out_of_range THEN
+            RAISE EXCEPTION 'retry_strategy contains an invalid number' USING ERRCODE = 'AB003';
+    END;
+    v_base := coalesce(v_base, CASE v_kind WHEN 'fixed' THEN 60 ELSE 30 END);
+    -- NaN compares above every number, so these range checks refuse it too.
+    IF NOT (v_base >= 0 AND v_base <= c_limit) THEN
+        RAISE EXCEPTION 'retry_strategy.base_seconds must be between 0 and 86400' USING ERRCODE = 'AB003';
+    ELSIF v_kind = 'fixed' THEN
+        RETURN v_base;
+    END IF;
+
+    v_factor := coalesce(v_factor, 2);
+    v_max := coalesce(v_max, c_limit);
+    IF NOT (v_factor >= 0 AND v_factor < 'infinity'::double precision) THEN
+        RAISE EXCEPTION 'retry_strategy.factor must be a finite non-negative number' USING ERRCODE = 'AB003';
+    ELSIF NOT (v_max >= 0 AND v_max <= c_limit) THEN
+        RAISE EXCEPTION 'retry_strategy.max_seconds must be between 0 and 86400' USING ERRCODE = 'AB003';
+    ELSIF v_base = 0 OR coalesce(p_attempt, 1) <= 1 THEN
+        RETURN least(v_base, v_max);
+    ELSIF v_factor < 1 THEN
+        -- Shrinks towards 0; in log space so that a large attempt cannot underflow.
+        RETURN CASE WHEN v_factor = 0 OR ln(v_base) + (p_attempt - 1) * ln(v_factor) < -700 THEN 0
+                    ELSE least(v_base * power(v_factor, p_attempt - 1), v_max) END;
+    ELSIF ln(v_base) + (p_attempt - 1) * ln(v_factor) >= ln(v_max + 1) THEN
+        RETURN v_max;  -- beyond the cap whatever the rounding: no power() that could overflow
+    END IF;
+    RETURN least(v_base * power(v_factor, p_attempt - 1), v_max);
 END;
 $$;
 
@@ -876,6 +883,9 @@ BEGIN
     IF v_max_attempts IS NOT NULL AND v_max_attempts < 1 THEN
         RAISE EXCEPTION 'max_attempts must be >= 1';
     END IF;
+    IF v_retry_strategy IS NOT NULL THEN
+        PERFORM absurd.retry_delay_seconds(v_retry_strategy, 1);  -- AB003 when invalid
+    END IF;
     -- Upstream casts these to bigint inside every claim, so a bad value breaks claiming
     -- for the whole queue; here it is refused up front instead.
     IF v_cancellation IS NOT NULL THEN
@@ -972,6 +982,7 @@ DECLARE
     v_max_duration bigint;
     v_new_run uuid;
     v_new_state text;
+    v_delay double precision;
 BEGIN
     EXECUTE format('SELECT task_id, attempt, state FROM absurd.%I WHERE run_id = $1 FOR UPDATE', r)
     INTO v_task_id, v_attempt, v_run_state
@@ -1002,11 +1013,27 @@ BEGIN
     EXECUTE format('DELETE FROM absurd.%I WHERE run_id = $1', 'w_' || p_queue_name)
     USING p_run_id;
 
+    IF p_retry_at IS NOT NULL THEN
+        v_delay := 0;
+    ELSIF v_retry_strategy IS NOT NULL THEN
+        BEGIN
+            v_delay := absurd.retry_delay_seconds(v_retry_strategy, v_attempt);
+        EXCEPTION
+            WHEN SQLSTATE 'AB003' THEN
+                -- Stored before strategies were checked and invalid: a retry could never
+                -- be planned, so the task fails for good rather than wedge the queue.
+                v_delay := NULL;
+        END;
+    ELSE
+        v_delay := 0;
+    END IF;
+
     -- Beyond upstream: a reason saying {"retryable": false} (a handler's permanent error,
     -- such as bad input or a rejected credential) ends the task now, like exhausted
     -- attempts; retry_task can still revive it. Other clients never send the key.
     IF (v_max_attempts IS NOT NULL AND v_attempt + 1 > v_max_attempts)
-       OR coalesce(p_reason -> 'retryable' = 'false'::jsonb, false) THEN
+       OR coalesce(p_reason -> 'retryable' = 'false'::jsonb, false)
+       OR v_delay IS NULL THEN
         EXECUTE format($sql$
             UPDATE absurd.%I SET state = 'failed', last_attempt_run = $2 WHERE task_id = $1$sql$, t)
         USING v_task_id, p_run_id;
@@ -1014,10 +1041,7 @@ BEGIN
         RETURN;
     END IF;
 
-    v_next_at := greatest(
-        coalesce(p_retry_at,
-                 p_now + make_interval(secs => absurd.retry_delay_seconds(v_retry_strategy, v_attempt))),
-        p_now);
+    v_next_at := greatest(coalesce(p_retry_at, p_now + make_interval(secs => v_delay)), p_now);
 
     -- A retry that could only start after max_duration has run out is a cancellation.
     v_max_duration := absurd.json_seconds(v_cancellation -> 'max_duration');
