@@ -29,11 +29,14 @@
 --                   Dashboards LISTEN here to refresh at once.
 --
 -- Durable event timeouts (beyond upstream; upstream issues #96 and #138): await_event
--- returns a third column, timed_out. When the engine sees that a wait timed out (the
--- claim that wakes the run, or an emit that finds the wait expired) it writes a
--- checkpoint for that step with status 'timed_out' and a NULL state, so every replay of
--- the step gets (false, NULL, true) instead of waiting again. Readers that filter on
--- status = 'committed' (the official SDK's checkpoint preload) never see these rows.
+-- returns a third column, timed_out, and takes a seventh argument, p_durable_timeout,
+-- that only absurd-tui's SDK passes (true). For such a caller a wait that timed out is
+-- recorded on its step, as a checkpoint with status 'timed_out' and a NULL state, so every
+-- replay of the step gets (false, NULL, true) instead of waiting again. Callers that leave
+-- it false (the official SDKs) see exactly upstream 0.5.1's behaviour: no record is
+-- written for them and records written for others are not shown to them. Readers that
+-- filter on status = 'committed' (the official SDK's checkpoint preload) never see these
+-- rows either.
 --
 -- Permanent failures (beyond upstream): fail_run with a reason holding "retryable": false
 -- fails the task at once, whatever attempts remain (absurd_tui's NonRetryableError).
@@ -745,17 +748,12 @@ BEGIN
                           t.retry_strategy, t.max_attempts, t.headers,
                           claimed.wake_event, claimed.event_payload, claimed.position
             ), expired_wait AS (
+                -- The run wakes because its wait timed out: the wait is over. The run keeps
+                -- wake_event, which tells the SDK (and await_event) that it timed out.
                 DELETE FROM absurd.%3$I wt
                 USING claimed
                 WHERE wt.run_id = claimed.run_id
                   AND wt.timeout_at <= $1::timestamptz
-                RETURNING wt.task_id, wt.step_name, wt.run_id
-            ), timed_out AS (
-                -- The run wakes because its wait timed out: record that on the step.
-                INSERT INTO absurd.%4$I (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
-                SELECT task_id, step_name, NULL, 'timed_out', run_id, $1::timestamptz
-                FROM expired_wait
-                ON CONFLICT (task_id, checkpoint_name) DO NOTHING
             )
             SELECT run_id, task_id, attempt, task_name, params, retry_strategy, max_attempts,
                    headers, wake_event, event_payload
@@ -1354,6 +1352,8 @@ $$;
 -- integer version would stay beside the new one as an overload, so it goes first.
 DROP FUNCTION IF EXISTS absurd.extend_claim(text, uuid, integer);
 DROP FUNCTION IF EXISTS absurd.await_event(text, uuid, uuid, text, text, integer);
+-- Revision 1's await_event, without p_durable_timeout.
+DROP FUNCTION IF EXISTS absurd.await_event(text, uuid, uuid, text, text, double precision);
 
 CREATE OR REPLACE FUNCTION absurd.extend_claim(p_queue_name text, p_run_id uuid, p_extend_by double precision)
 RETURNS void
@@ -1534,7 +1534,8 @@ CREATE OR REPLACE FUNCTION absurd.await_event(
     p_run_id uuid,
     p_step_name text,
     p_event_name text,
-    p_timeout double precision DEFAULT NULL
+    p_timeout double precision DEFAULT NULL,
+    p_durable_timeout boolean DEFAULT false
 )
 RETURNS TABLE (should_suspend boolean, payload jsonb, timed_out boolean)
 LANGUAGE plpgsql
@@ -1569,12 +1570,13 @@ BEGIN
         RAISE EXCEPTION 'timeout must be non-negative';
     END IF;
 
-    -- 1. The step already has an outcome: a payload, or a recorded timeout.
+    -- 1. The step already has an outcome: a payload, or (for a durable caller only) a
+    --    recorded timeout. Upstream has no such records, so other callers do not see them.
     EXECUTE format($sql$
         SELECT true, state, status FROM absurd.%I WHERE task_id = $1 AND checkpoint_name = $2$sql$, c)
     INTO v_found, v_checkpoint_state, v_checkpoint_status
     USING p_task_id, p_step_name;
-    IF v_found THEN
+    IF v_found AND (v_checkpoint_status <> 'timed_out' OR coalesce(p_durable_timeout, false)) THEN
         RETURN QUERY SELECT false, v_checkpoint_state, v_checkpoint_status = 'timed_out';
         RETURN;
     END IF;
@@ -1618,8 +1620,10 @@ BEGIN
         RAISE EXCEPTION 'Run "%" must be running to await events', p_run_id;
     END IF;
 
-    -- 6.
-    IF NOT v_resolved AND v_event_payload IS NOT NULL THEN
+    -- 6. For a durable caller a timeout (step 8) wins over an emit that came too late.
+    IF NOT v_resolved AND v_event_payload IS NOT NULL
+       AND NOT (coalesce(p_durable_timeout, false)
+                AND v_wake_event IS NOT DISTINCT FROM p_event_name AND v_delivered IS NULL) THEN
         v_resolved := true;
         v_result := v_event_payload;
     END IF;
@@ -1637,29 +1641,24 @@ BEGIN
         RETURN;
     END IF;
 
-    -- 8. The run woke from a timed-out wait on this event. The claim that woke it has
-    --    normally recorded the timeout on the waiting step already (found in step 1 by a
-    --    replay of that step); then this is a fresh wait under another step name and must
-    --    not inherit the timeout (upstream #138). Only when no timeout was recorded for
-    --    this run is this step the one that timed out.
+    -- 8. The run woke from a timed-out wait on this event, and this is the first await of
+    --    the event since: it is the one that timed out. Clearing wake_event means a later
+    --    await of the same event waits afresh. A durable caller gets the timeout recorded
+    --    on the step, so that its replays time out again instead of waiting.
     IF v_wake_event = p_event_name AND v_delivered IS NULL THEN
         EXECUTE format('UPDATE absurd.%I SET wake_event = NULL WHERE run_id = $1', r)
         USING p_run_id;
-        EXECUTE format($sql$
-            SELECT true FROM absurd.%I
-            WHERE task_id = $1 AND owner_run_id = $2 AND status = 'timed_out'
-            LIMIT 1$sql$, c)
-        INTO v_found
-        USING p_task_id, p_run_id;
-        IF v_found IS NULL THEN
+        IF coalesce(p_durable_timeout, false) THEN
             EXECUTE format($sql$
-                INSERT INTO absurd.%I (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
+                INSERT INTO absurd.%I AS ck (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
                 VALUES ($1, $2, NULL, 'timed_out', $3, $4)
-                ON CONFLICT (task_id, checkpoint_name) DO NOTHING$sql$, c)
+                ON CONFLICT (task_id, checkpoint_name) DO UPDATE
+                SET state = NULL, status = 'timed_out', owner_run_id = EXCLUDED.owner_run_id,
+                    updated_at = EXCLUDED.updated_at$sql$, c)
             USING p_task_id, p_step_name, p_run_id, v_now;
-            RETURN QUERY SELECT false, NULL::jsonb, true;
-            RETURN;
         END IF;
+        RETURN QUERY SELECT false, NULL::jsonb, true;
+        RETURN;
     END IF;
 
     -- 9. Suspend until the event arrives or the timeout passes.
@@ -1727,14 +1726,9 @@ BEGIN
     EXECUTE format($sql$
         WITH expired_wait AS (
             -- Waits whose timeout has passed do not get the payload: they timed out, and
-            -- that is recorded on their step as for a timeout seen by the claim.
+            -- their runs wake when claimed, as timed out.
             DELETE FROM absurd.%1$I wt
             WHERE wt.event_name = $1 AND wt.timeout_at <= $3
-            RETURNING wt.task_id, wt.step_name, wt.run_id
-        ), timed_out AS (
-            INSERT INTO absurd.%3$I (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
-            SELECT task_id, step_name, NULL, 'timed_out', run_id, $3 FROM expired_wait
-            ON CONFLICT (task_id, checkpoint_name) DO NOTHING
         ), waiter AS (
             SELECT wt.run_id, wt.task_id, wt.step_name
             FROM absurd.%1$I wt
@@ -1753,7 +1747,6 @@ BEGIN
             ON CONFLICT (task_id, checkpoint_name) DO UPDATE
             SET state = EXCLUDED.state, status = EXCLUDED.status,
                 owner_run_id = EXCLUDED.owner_run_id, updated_at = EXCLUDED.updated_at
-            WHERE ck.status <> 'timed_out'
         ), task AS (
             UPDATE absurd.%4$I t SET state = 'pending'
             FROM woken WHERE t.task_id = woken.task_id
