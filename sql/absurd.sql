@@ -692,7 +692,7 @@ BEGIN
     -- Run and task are both taken with SKIP LOCKED, in that order: the sweep never waits.
     WHEN 'lease_sweep' THEN
         RETURN format($sql$
-            SELECT r.run_id, r.claimed_by, r.claim_expires_at, r.attempt
+            SELECT r.run_id, r.claimed_by, r.claim_expires_at, r.attempt, r.created_at
             FROM absurd.%1$I r
             JOIN absurd.%2$I t ON t.task_id = r.task_id
             WHERE r.state = 'running'
@@ -956,12 +956,17 @@ $$;
 -- ---------------------------------------------------------------------------------------
 
 -- Fails a running or sleeping run and decides the retry. Locks the run, then the task.
+-- p_queue_position, when given, is where a retry that is due at once queues (its
+-- available_at): the lease sweep passes the failed run's creation time, so a task whose
+-- worker vanished keeps its place ahead of newer work instead of going to the back.
+DROP FUNCTION IF EXISTS absurd.fail_run_at(text, uuid, jsonb, timestamptz, timestamptz);
 CREATE OR REPLACE FUNCTION absurd.fail_run_at(
     p_queue_name text,
     p_run_id uuid,
     p_reason jsonb,
     p_retry_at timestamptz,
-    p_now timestamptz
+    p_now timestamptz,
+    p_queue_position timestamptz DEFAULT NULL
 )
 RETURNS void
 LANGUAGE plpgsql
@@ -1056,6 +1061,9 @@ BEGIN
 
     v_new_run := absurd.portable_uuidv7();
     v_new_state := CASE WHEN v_next_at > p_now THEN 'sleeping' ELSE 'pending' END;
+    IF v_new_state = 'pending' AND p_queue_position IS NOT NULL THEN
+        v_next_at := least(v_next_at, p_queue_position);
+    END IF;
     EXECUTE format($sql$
         INSERT INTO absurd.%I (run_id, task_id, attempt, state, available_at, created_at)
         VALUES ($1, $2, $3, $4, $5, $6)$sql$, r)
@@ -1236,7 +1244,7 @@ BEGIN
                 'workerId', v_run -> 'claimed_by',
                 'claimExpiredAt', v_run -> 'claim_expires_at',
                 'attempt', v_run -> 'attempt')),
-            NULL, v_now);
+            NULL, v_now, (v_run ->> 'created_at')::timestamptz);
     END LOOP;
 
     -- 3. Claim: lock the candidates, then take them.
