@@ -1103,10 +1103,13 @@ def run_worker(args: argparse.Namespace, session: Session) -> int:
             session.require_queue(queue)
     else:
         # The queues of the tasks this worker knows, created if missing as the console
-        # does for its own workers (creating a queue is idempotent).
+        # does for its own workers (creating a queue is idempotent); the agent's queue
+        # only appears with the first agent, and is served from then on.
+        from .agent import queues_to_create
+
         queues = list(dict.fromkeys([DEFAULT_QUEUE, *default_registry.queues()]))
         client = session.client()
-        for queue in queues:
+        for queue in queues_to_create(queues):
             client.create_queue(queue)
     session.close()  # the pool opens its own connections; this one would sit idle
 

@@ -35,7 +35,7 @@ def run_tui(
     """
     import psycopg
 
-    from ..agent import register_agent
+    from ..agent import queues_to_create, register_agent
     from ..db import DatabaseError, open_database
     from ..sdk import Absurd
     from ..sdk.errors import TaskModuleError
@@ -55,11 +55,12 @@ def run_tui(
 
     serve = worker_queues(queues)
     if not no_workers:
-        # The queues the embedded workers serve must exist; creating one is idempotent.
+        # The queues the embedded workers were asked to serve must exist; creating one is
+        # idempotent. Unasked, the agent's queue waits for the first agent to create it.
         try:
             with database.connect() as conn:
                 client = Absurd(conn)
-                for name in serve:
+                for name in serve if queues else queues_to_create(serve):
                     client.create_queue(name)
         except (DatabaseError, ValueError, psycopg.Error) as exc:
             print(
