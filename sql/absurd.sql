@@ -174,14 +174,41 @@ AS $$
     END
 $$;
 
--- The smallest UUIDv7 of the millisecond that contains p_ts: a lower bound for id ranges.
+-- The smallest UUIDv7 of the millisecond that contains p_ts: a lower bound for id ranges
+-- (the bounds of weekly partitions). Outside UUIDv7's 48-bit millisecond range: an error.
 CREATE OR REPLACE FUNCTION absurd.uuidv7_floor(p_ts timestamptz)
 RETURNS uuid
+LANGUAGE plpgsql
+IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+DECLARE
+    v_ms numeric := floor(extract(epoch FROM p_ts) * 1000);
+BEGIN
+    IF v_ms < 0 OR v_ms >= 281474976710656 THEN
+        RAISE EXCEPTION 'Timestamp "%" is outside UUIDv7 supported range', p_ts;
+    END IF;
+    RETURN (lpad(to_hex(v_ms::bigint), 12, '0') || '70008000000000000000')::uuid;
+END;
+$$;
+
+-- The start (Monday 00:00 UTC) of the ISO week that contains p_ts.
+CREATE OR REPLACE FUNCTION absurd.week_bucket_utc(p_ts timestamptz)
+RETURNS timestamptz
 LANGUAGE sql
 IMMUTABLE STRICT PARALLEL SAFE
 AS $$
-    SELECT (lpad(to_hex(greatest(floor(extract(epoch FROM p_ts) * 1000)::bigint, 0)), 12, '0')
-            || '70008000000000000000')::uuid
+    SELECT date_trunc('week', p_ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+$$;
+
+-- The suffix of a weekly partition: the last digit of the ISO year and the two-digit ISO
+-- week, in UTC ('401' for the week of 2024-01-01; '053' for 2021-01-01, which ISO counts
+-- in week 53 of 2020).
+CREATE OR REPLACE FUNCTION absurd.partition_week_tag(p_ts timestamptz)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+    SELECT right(to_char(p_ts AT TIME ZONE 'UTC', 'IYYY'), 1) || to_char(p_ts AT TIME ZONE 'UTC', 'IW')
 $$;
 
 -- ---------------------------------------------------------------------------------------
@@ -361,6 +388,17 @@ DECLARE
     v_table text;
     v_suffix text;
     v_definition text;
+    v_partitioned boolean := coalesce(
+        (SELECT storage_mode = 'partitioned' FROM absurd.queues WHERE queue_name = q), false);
+    -- A partitioned queue's t_, r_, c_ and w_ are split into weekly ranges of their UUIDv7
+    -- keys (ensure_partitions creates them); storage parameters belong to the partitions.
+    v_t_storage text := CASE WHEN v_partitioned THEN 'PARTITION BY RANGE (task_id)'
+        ELSE 'WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02)' END;
+    v_r_storage text := CASE WHEN v_partitioned THEN 'PARTITION BY RANGE (run_id)'
+        ELSE 'WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02)' END;
+    v_c_storage text := CASE WHEN v_partitioned THEN 'PARTITION BY RANGE (task_id)'
+        ELSE 'WITH (fillfactor = 70)' END;
+    v_w_storage text := CASE WHEN v_partitioned THEN 'PARTITION BY RANGE (run_id)' ELSE '' END;
 BEGIN
     -- Tasks. Queue tables churn (every task is updated a few times, then kept as history),
     -- so autovacuum runs at 2% dead rows instead of 20%: dead index entries of claimed
@@ -382,8 +420,10 @@ BEGIN
             last_attempt_run uuid,
             completed_payload jsonb,
             cancelled_at timestamptz,
-            idempotency_key text UNIQUE  -- serves spawn_task's ON CONFLICT (idempotency_key)
-        ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02)$ddl$, t);
+            -- Unique here (serving spawn_task's ON CONFLICT); a partitioned table cannot
+            -- hold a unique key without its partition key, so there i_<q> holds the keys.
+            idempotency_key text %s
+        ) %s$ddl$, t, CASE WHEN v_partitioned THEN '' ELSE 'UNIQUE' END, v_t_storage);
 
     -- Runs (attempts).
     EXECUTE format($ddl$
@@ -404,7 +444,7 @@ BEGIN
             result jsonb,
             failure_reason jsonb,
             created_at timestamptz NOT NULL DEFAULT absurd.current_time()
-        ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02)$ddl$, r);
+        ) %s$ddl$, r, v_r_storage);
 
     -- Checkpoints. The primary key serves every checkpoint read and write, the replay
     -- preload (prefix task_id) and cleanup.
@@ -417,7 +457,7 @@ BEGIN
             owner_run_id uuid,
             updated_at timestamptz NOT NULL DEFAULT absurd.current_time(),
             PRIMARY KEY (task_id, checkpoint_name)
-        ) WITH (fillfactor = 70)$ddl$, c);
+        ) %s$ddl$, c, v_c_storage);
 
     -- Events: payload IS NULL marks a name awaited but not emitted yet.
     EXECUTE format($ddl$
@@ -437,7 +477,20 @@ BEGIN
             timeout_at timestamptz,
             created_at timestamptz NOT NULL DEFAULT absurd.current_time(),
             PRIMARY KEY (run_id, step_name)
-        )$ddl$, w);
+        ) %s$ddl$, w, v_w_storage);
+
+    -- Idempotency keys of a partitioned queue: one row per key, naming its task.
+    IF v_partitioned THEN
+        EXECUTE format($ddl$
+            CREATE TABLE IF NOT EXISTS absurd.%I (
+                idempotency_key text PRIMARY KEY,
+                task_id uuid NOT NULL
+            )$ddl$, 'i_' || q);
+        IF to_regclass(format('absurd.%I', 'i_' || q || '_ti')) IS NULL THEN
+            -- cleanup_tasks releases the keys of the tasks it deletes through this.
+            EXECUTE format('CREATE INDEX %I ON absurd.%I (task_id)', 'i_' || q || '_ti', 'i_' || q);
+        END IF;
+    END IF;
 
     -- Queues created by revision 1 of this engine lack these two defaults, which other
     -- clients' inserts rely on. Setting a default rewrites nothing, but it does lock the
@@ -509,9 +562,6 @@ BEGIN
     IF v_mode NOT IN ('unpartitioned', 'partitioned') THEN
         RAISE EXCEPTION 'Unsupported queue storage mode "%"', p_storage_mode;
     END IF;
-    IF v_mode = 'partitioned' THEN
-        RAISE EXCEPTION 'Partitioned storage mode is not supported by this schema (absurd-tui); use "unpartitioned"';
-    END IF;
 
     -- The registry row serialises concurrent creators of one queue: the second waits
     -- for the first to commit, then finds the tables in place.
@@ -527,6 +577,9 @@ BEGIN
     END IF;
 
     PERFORM absurd.ensure_queue_tables(q);
+    IF v_mode = 'partitioned' THEN
+        PERFORM absurd.ensure_partitions(q);
+    END IF;
     PERFORM pg_notify('absurd_changed', q);
 END;
 $$;
@@ -551,6 +604,10 @@ BEGIN
     PERFORM 1 FROM absurd.queues WHERE queue_name = p_queue_name FOR UPDATE;
     IF NOT FOUND THEN
         RETURN;
+    END IF;
+    -- The queue's maintenance jobs go with it, where pg_cron is there to hold any.
+    IF absurd.pg_cron_problem() IS NULL THEN
+        PERFORM absurd.disable_cron(p_queue_name);
     END IF;
     FOREACH v_prefix IN ARRAY ARRAY['i_', 'w_', 'e_', 'c_', 'r_', 't_'] LOOP
         EXECUTE format('DROP TABLE IF EXISTS absurd.%I CASCADE', v_prefix || p_queue_name);
@@ -640,22 +697,436 @@ BEGIN
             END IF;
             v_queue.detach_mode := v_text;
         ELSIF v_key = 'default_partition' THEN
-            -- Only partitioned queues have default partitions, and this schema has none.
-            RAISE EXCEPTION 'default_partition applies to partitioned queues only; queue "%" is %',
-                p_queue_name, v_queue.storage_mode;
+            IF v_queue.storage_mode <> 'partitioned' THEN
+                RAISE EXCEPTION 'default_partition applies to partitioned queues only; queue "%" is %',
+                    p_queue_name, v_queue.storage_mode;
+            END IF;
+            v_text := lower(btrim(v_value #>> '{}'));
+            IF jsonb_typeof(v_value) <> 'string' OR v_text NOT IN ('enabled', 'disabled') THEN
+                RAISE EXCEPTION 'default_partition must be "enabled" or "disabled"';
+            END IF;
+            v_queue.default_partition := v_text;
         ELSE
             RAISE EXCEPTION 'Unsupported queue policy key "%"', v_key;
         END IF;
     END LOOP;
 
+    IF v_queue.default_partition = 'disabled' THEN
+        PERFORM absurd.drop_default_partitions(p_queue_name);
+    END IF;
     UPDATE absurd.queues
-    SET partition_lookahead = v_queue.partition_lookahead,
+    SET default_partition = v_queue.default_partition,
+        partition_lookahead = v_queue.partition_lookahead,
         partition_lookback = v_queue.partition_lookback,
         cleanup_ttl = v_queue.cleanup_ttl,
         cleanup_limit = v_queue.cleanup_limit,
         detach_mode = v_queue.detach_mode,
         detach_min_age = v_queue.detach_min_age
     WHERE queue_name = p_queue_name;
+    IF v_queue.default_partition = 'enabled' AND v_queue.storage_mode = 'partitioned' THEN
+        PERFORM absurd.ensure_partitions(p_queue_name);
+    END IF;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Partitioned storage: a partitioned queue keeps t_, r_, c_ and w_ as weekly partitions
+-- over the UUIDv7 keys (t_<q>_401 holds the tasks created in ISO week 1 of a year ending
+-- in 4), optionally with DEFAULT partitions (<table>_d) for ids outside every week that
+-- exists. Old weeks that are empty can be detached and dropped, by hand or through pg_cron.
+-- Creating a partition locks its parent, so these functions create only what is missing
+-- and are never run by merely re-applying this file.
+-- ---------------------------------------------------------------------------------------
+
+-- For the partitioned queue p_queue_name, or every partitioned queue: the weeks from
+-- now - partition_lookback to now + partition_lookahead, and the defaults when enabled.
+CREATE OR REPLACE FUNCTION absurd.ensure_partitions(p_queue_name text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_now timestamptz := absurd.current_time();
+    v_queue record;
+    v_parent text;
+    v_child text;
+    v_week timestamptz;
+    v_last timestamptz;
+BEGIN
+    IF p_queue_name IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM absurd.queues
+                       WHERE queue_name = absurd.validate_queue_name(p_queue_name)) THEN
+        RAISE EXCEPTION 'Queue "%" does not exist', p_queue_name;
+    END IF;
+    FOR v_queue IN
+        SELECT qs.queue_name, qs.default_partition, qs.partition_lookahead, qs.partition_lookback
+        FROM absurd.queues qs
+        WHERE qs.storage_mode = 'partitioned'
+          AND (p_queue_name IS NULL OR qs.queue_name = p_queue_name)
+        ORDER BY qs.queue_name
+    LOOP
+        FOREACH v_parent IN ARRAY ARRAY['t_', 'r_', 'c_', 'w_'] LOOP
+            v_parent := v_parent || v_queue.queue_name;
+            IF v_queue.default_partition = 'enabled'
+               AND to_regclass(format('absurd.%I', v_parent || '_d')) IS NULL THEN
+                EXECUTE format('CREATE TABLE absurd.%I PARTITION OF absurd.%I DEFAULT',
+                               v_parent || '_d', v_parent);
+            END IF;
+            v_week := absurd.week_bucket_utc(v_now - v_queue.partition_lookback);
+            v_last := absurd.week_bucket_utc(v_now + v_queue.partition_lookahead);
+            WHILE v_week <= v_last LOOP
+                v_child := v_parent || '_' || absurd.partition_week_tag(v_week);
+                IF to_regclass(format('absurd.%I', v_child)) IS NULL THEN
+                    EXECUTE format(
+                        'CREATE TABLE absurd.%I PARTITION OF absurd.%I FOR VALUES FROM (%L) TO (%L)',
+                        v_child, v_parent, absurd.uuidv7_floor(v_week),
+                        absurd.uuidv7_floor(v_week + interval '7 days'));
+                END IF;
+                v_week := v_week + interval '7 days';
+            END LOOP;
+        END LOOP;
+    END LOOP;
+END;
+$$;
+
+-- Detaches and drops the DEFAULT partitions of a partitioned queue, refusing (and
+-- changing nothing) while any of them holds rows. Writes to them wait meanwhile.
+CREATE OR REPLACE FUNCTION absurd.drop_default_partitions(p_queue_name text)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_parent text;
+    v_default text;
+    v_has_rows boolean;
+BEGIN
+    FOREACH v_parent IN ARRAY ARRAY['t_', 'r_', 'c_', 'w_'] LOOP
+        v_parent := v_parent || p_queue_name;
+        v_default := v_parent || '_d';
+        CONTINUE WHEN NOT EXISTS (
+            SELECT 1 FROM pg_inherits i
+            WHERE i.inhrelid = to_regclass(format('absurd.%I', v_default))
+              AND i.inhparent = to_regclass(format('absurd.%I', v_parent)));
+        EXECUTE format('LOCK TABLE absurd.%I IN ACCESS EXCLUSIVE MODE', v_default);
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM absurd.%I)', v_default) INTO v_has_rows;
+        IF v_has_rows THEN
+            RAISE EXCEPTION 'Cannot disable default_partition for queue "%": default partition "%" is not empty',
+                p_queue_name, v_default;
+        END IF;
+        EXECUTE format('ALTER TABLE absurd.%I DETACH PARTITION absurd.%I', v_parent, v_default);
+        EXECUTE format('DROP TABLE absurd.%I', v_default);
+    END LOOP;
+END;
+$$;
+
+-- The upper bound of a weekly partition (its TO value), NULL for a DEFAULT partition.
+CREATE OR REPLACE FUNCTION absurd.partition_upper_bound(p_partition regclass)
+RETURNS uuid
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([0-9a-fA-F-]{36})''\)'))[1]::uuid
+    FROM pg_class c
+    WHERE c.oid = p_partition
+$$;
+
+-- The weekly partitions that may go: of queues whose detach_mode is 'empty', those whose
+-- week ended more than detach_min_age ago and that hold no rows. Nothing is detached here.
+CREATE OR REPLACE FUNCTION absurd.list_detach_candidates(p_queue_name text DEFAULT NULL)
+RETURNS TABLE (queue_name text, parent_table text, partition_table text)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_now timestamptz := absurd.current_time();
+    v_queue record;
+    v_part record;
+    v_has_rows boolean;
+BEGIN
+    IF p_queue_name IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM absurd.queues
+                       WHERE queue_name = absurd.validate_queue_name(p_queue_name)) THEN
+        RAISE EXCEPTION 'Queue "%" does not exist', p_queue_name;
+    END IF;
+    FOR v_queue IN
+        SELECT qs.queue_name, qs.detach_min_age
+        FROM absurd.queues qs
+        WHERE qs.storage_mode = 'partitioned' AND qs.detach_mode = 'empty'
+          AND (p_queue_name IS NULL OR qs.queue_name = p_queue_name)
+        ORDER BY qs.queue_name
+    LOOP
+        FOR v_part IN
+            SELECT parent.relname AS parent_name, child.relname AS child_name,
+                   absurd.uuidv7_timestamp(absurd.partition_upper_bound(child.oid)) AS ends_at
+            FROM unnest(ARRAY['t_', 'r_', 'c_', 'w_']) WITH ORDINALITY AS kind (prefix, position)
+            JOIN pg_class parent
+              ON parent.oid = to_regclass(format('absurd.%I', kind.prefix || v_queue.queue_name))
+            JOIN pg_inherits i ON i.inhparent = parent.oid
+            JOIN pg_class child ON child.oid = i.inhrelid
+            ORDER BY kind.position, 3, child.relname
+        LOOP
+            CONTINUE WHEN v_part.ends_at IS NULL OR v_part.ends_at >= v_now - v_queue.detach_min_age;
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM absurd.%I)', v_part.child_name) INTO v_has_rows;
+            CONTINUE WHEN v_has_rows;
+            queue_name := v_queue.queue_name;
+            parent_table := v_part.parent_name;
+            partition_table := v_part.child_name;
+            RETURN NEXT;
+        END LOOP;
+    END LOOP;
+END;
+$$;
+
+-- NULL when pg_cron's job table and functions are there; otherwise what is missing.
+CREATE OR REPLACE FUNCTION absurd.pg_cron_problem()
+RETURNS text
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT CASE
+        WHEN to_regclass('cron.job') IS NULL THEN 'missing cron.job'
+        WHEN NOT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                         WHERE n.nspname = 'cron' AND p.proname = 'schedule') THEN 'missing cron.schedule'
+        WHEN NOT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                         WHERE n.nspname = 'cron' AND p.proname = 'unschedule') THEN 'missing cron.unschedule'
+    END
+$$;
+
+CREATE OR REPLACE FUNCTION absurd.require_pg_cron()
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    v_problem text := absurd.pg_cron_problem();
+BEGIN
+    IF v_problem IS NOT NULL THEN
+        RAISE EXCEPTION 'pg_cron is not available (%)', v_problem
+            USING HINT = 'The pg_cron extension is needed: add it to shared_preload_libraries '
+                         'and run CREATE EXTENSION pg_cron in this database.';
+    END IF;
+END;
+$$;
+
+-- Unschedules the pg_cron jobs with these names (quietly: pg_cron may have none).
+CREATE OR REPLACE FUNCTION absurd.unschedule_cron_jobs(p_job_names text[])
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_job_id bigint;
+BEGIN
+    IF to_regclass('cron.job') IS NULL THEN
+        RETURN;
+    END IF;
+    FOR v_job_id IN EXECUTE 'SELECT jobid FROM cron.job WHERE jobname = ANY ($1) ORDER BY jobid'
+        USING p_job_names
+    LOOP
+        EXECUTE 'SELECT cron.unschedule($1)' USING v_job_id;
+    END LOOP;
+END;
+$$;
+
+-- Drops a partition once it has been detached (by a DETACH job, or by hand). Returns
+-- whether it dropped it; false while still attached, or when it is gone already. With the
+-- name of the drop job that calls it (absurd_drop_run_...), that job and its paired detach
+-- job are unscheduled once their work is done. Only former partitions of a queue's tables
+-- qualify: a queue's own tables and anything else are refused.
+CREATE OR REPLACE FUNCTION absurd.drop_detached_partition(
+    p_partition_table text,
+    p_unschedule_job_name text DEFAULT NULL
+)
+RETURNS boolean
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_table text := nullif(btrim(coalesce(p_partition_table, '')), '');
+    v_relation regclass;
+    v_detach_job text;
+BEGIN
+    IF v_table IS NULL THEN
+        RAISE EXCEPTION 'partition table must be provided';
+    END IF;
+    IF p_unschedule_job_name LIKE 'absurd\_drop\_run\_%' THEN
+        v_detach_job := 'absurd_detach_run_' || substr(p_unschedule_job_name, length('absurd_drop_run_') + 1);
+    END IF;
+    v_relation := to_regclass(format('absurd.%I', v_table));
+    IF v_relation IS NULL THEN
+        PERFORM absurd.unschedule_cron_jobs(ARRAY[p_unschedule_job_name, v_detach_job]);
+        RETURN false;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = v_relation) THEN
+        RETURN false;
+    END IF;
+    IF v_table !~ '^[trcw]_.+_([0-9]{3}|d)$'
+       OR EXISTS (SELECT 1 FROM absurd.queues qs
+                  WHERE v_table IN ('t_' || qs.queue_name, 'r_' || qs.queue_name, 'c_' || qs.queue_name,
+                                    'w_' || qs.queue_name, 'e_' || qs.queue_name, 'i_' || qs.queue_name))
+       OR (SELECT relkind FROM pg_class WHERE oid = v_relation) <> 'r' THEN
+        RAISE EXCEPTION 'Table "%" is not a detached partition of an Absurd queue', v_table;
+    END IF;
+    PERFORM absurd.unschedule_cron_jobs(ARRAY[v_detach_job]);
+    EXECUTE format('DROP TABLE absurd.%I', v_table);
+    PERFORM absurd.unschedule_cron_jobs(ARRAY[p_unschedule_job_name]);
+    RETURN true;
+END;
+$$;
+
+-- The job-name suffix of a queue's pg_cron jobs: 'all', or 12 hex digits naming the queue.
+CREATE OR REPLACE FUNCTION absurd.cron_scope(p_queue_name text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT CASE WHEN p_queue_name IS NULL THEN 'all' ELSE left(md5(p_queue_name), 12) END
+$$;
+
+-- Schedules, per partitioned parent table, one detach job and one drop job (each every
+-- minute) for its oldest detach candidate, unless that parent has such a pipeline already.
+-- The detach is CONCURRENTLY unless the parent has a DEFAULT partition (which PostgreSQL
+-- does not allow); the drop job calls drop_detached_partition until the table is gone.
+CREATE OR REPLACE FUNCTION absurd.schedule_detach_jobs(p_queue_name text DEFAULT NULL)
+RETURNS TABLE (job_name text, job_id bigint, queue_name text, partition_table text, job_kind text)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_scope text;
+    v_candidate record;
+    v_parent_key text;
+    v_candidate_key text;
+    v_busy boolean;
+    v_has_default boolean;
+    v_command text;
+BEGIN
+    IF p_queue_name IS NOT NULL THEN
+        PERFORM absurd.validate_queue_name(p_queue_name);
+    END IF;
+    PERFORM absurd.require_pg_cron();
+    v_scope := absurd.cron_scope(p_queue_name);
+    FOR v_candidate IN
+        SELECT DISTINCT ON (c.parent_table) c.queue_name, c.parent_table, c.partition_table
+        FROM absurd.list_detach_candidates(p_queue_name) c
+        ORDER BY c.parent_table,
+                 absurd.uuidv7_timestamp(absurd.partition_upper_bound(
+                     to_regclass(format('absurd.%I', c.partition_table)))),
+                 c.partition_table
+    LOOP
+        v_parent_key := left(md5(v_candidate.parent_table), 8);
+        EXECUTE $q$SELECT EXISTS (SELECT 1 FROM cron.job
+                   WHERE jobname ~ ('^absurd_(detach|drop)_run_[^_]+_' || $1 || '_'))$q$
+        INTO v_busy
+        USING v_parent_key;
+        CONTINUE WHEN v_busy;
+        v_candidate_key := left(md5(v_candidate.parent_table || ':' || v_candidate.partition_table), 12);
+        SELECT EXISTS (
+            SELECT 1 FROM pg_inherits i JOIN pg_class child ON child.oid = i.inhrelid
+            WHERE i.inhparent = to_regclass(format('absurd.%I', v_candidate.parent_table))
+              AND pg_get_expr(child.relpartbound, child.oid) = 'DEFAULT')
+        INTO v_has_default;
+
+        v_command := format('ALTER TABLE absurd.%I DETACH PARTITION absurd.%I%s',
+                            v_candidate.parent_table, v_candidate.partition_table,
+                            CASE WHEN v_has_default THEN '' ELSE ' CONCURRENTLY' END);
+        job_name := format('absurd_detach_run_%s_%s_%s', v_scope, v_parent_key, v_candidate_key);
+        EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id USING job_name, '* * * * *', v_command;
+        queue_name := v_candidate.queue_name;
+        partition_table := v_candidate.partition_table;
+        job_kind := 'detach';
+        RETURN NEXT;
+
+        job_name := format('absurd_drop_run_%s_%s_%s', v_scope, v_parent_key, v_candidate_key);
+        v_command := format('SELECT absurd.drop_detached_partition(%L, %L)',
+                            v_candidate.partition_table, job_name);
+        EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id USING job_name, '* * * * *', v_command;
+        job_kind := 'drop';
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+
+-- Schedules the maintenance of one queue, or of all: partitions ahead
+-- (absurd_partitions_<scope>), retention (absurd_cleanup_<scope>) and detach planning
+-- (absurd_detach_plan_<scope>). Enabling again replaces the jobs.
+CREATE OR REPLACE FUNCTION absurd.enable_cron(
+    p_queue_name text DEFAULT NULL,
+    p_partition_schedule text DEFAULT '5 * * * *',
+    p_cleanup_schedule text DEFAULT '17 * * * *',
+    p_detach_schedule text DEFAULT '29 * * * *'
+)
+RETURNS TABLE (job_name text, job_id bigint)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_scope text;
+    v_argument text;
+    v_job record;
+BEGIN
+    IF p_queue_name IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM absurd.queues
+                       WHERE queue_name = absurd.validate_queue_name(p_queue_name)) THEN
+        RAISE EXCEPTION 'Queue "%" does not exist', p_queue_name;
+    END IF;
+    IF nullif(btrim(p_partition_schedule), '') IS NULL THEN
+        RAISE EXCEPTION 'Partition schedule must be provided';
+    ELSIF nullif(btrim(p_cleanup_schedule), '') IS NULL THEN
+        RAISE EXCEPTION 'Cleanup schedule must be provided';
+    ELSIF nullif(btrim(p_detach_schedule), '') IS NULL THEN
+        RAISE EXCEPTION 'Detach schedule must be provided';
+    END IF;
+    PERFORM absurd.require_pg_cron();
+    v_scope := absurd.cron_scope(p_queue_name);
+    v_argument := coalesce(quote_literal(p_queue_name), 'NULL');
+    FOR v_job IN
+        SELECT * FROM (VALUES
+            (1, 'absurd_partitions_' || v_scope, p_partition_schedule,
+             format('SELECT absurd.ensure_partitions(%s)', v_argument)),
+            (2, 'absurd_cleanup_' || v_scope, p_cleanup_schedule,
+             format('SELECT * FROM absurd.cleanup_all_queues(%s)', v_argument)),
+            (3, 'absurd_detach_plan_' || v_scope, p_detach_schedule,
+             format('SELECT * FROM absurd.schedule_detach_jobs(%s)', v_argument))
+        ) AS jobs (position, name, schedule, command)
+        ORDER BY position
+    LOOP
+        PERFORM absurd.unschedule_cron_jobs(ARRAY[v_job.name]);
+        job_name := v_job.name;
+        EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id
+            USING v_job.name, v_job.schedule, v_job.command;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+
+-- Unschedules what enable_cron and schedule_detach_jobs scheduled for this scope (one
+-- queue, or 'all'), and returns those jobs.
+CREATE OR REPLACE FUNCTION absurd.disable_cron(p_queue_name text DEFAULT NULL)
+RETURNS TABLE (job_name text, job_id bigint)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_scope text;
+    v_job record;
+BEGIN
+    IF p_queue_name IS NOT NULL THEN
+        PERFORM absurd.validate_queue_name(p_queue_name);
+    END IF;
+    PERFORM absurd.require_pg_cron();
+    v_scope := absurd.cron_scope(p_queue_name);
+    FOR v_job IN EXECUTE
+        $q$SELECT jobid, jobname FROM cron.job
+           WHERE jobname IN ('absurd_partitions_' || $1, 'absurd_cleanup_' || $1,
+                             'absurd_detach_plan_' || $1)
+              OR left(jobname, length('absurd_detach_run_' || $1 || '_')) = 'absurd_detach_run_' || $1 || '_'
+              OR left(jobname, length('absurd_drop_run_' || $1 || '_')) = 'absurd_drop_run_' || $1 || '_'
+           ORDER BY jobname, jobid$q$
+        USING v_scope
+    LOOP
+        EXECUTE 'SELECT cron.unschedule($1)' USING v_job.jobid;
+        job_name := v_job.jobname;
+        job_id := v_job.jobid;
+        RETURN NEXT;
+    END LOOP;
 END;
 $$;
 
@@ -764,7 +1235,8 @@ BEGIN
     -- for the candidates (oldest first, each branch stops at the limit), then r_<q>_ti,
     -- w_<q>_ti and c_<q>_pkey for the rows that go with them. Tasks are locked with
     -- SKIP LOCKED so a concurrent retry_task or a second cleaner is never waited for.
-    WHEN 'cleanup_tasks' THEN
+    -- The partitioned variant also releases the idempotency keys (i_<q>_ti).
+    WHEN 'cleanup_tasks', 'cleanup_partitioned_tasks' THEN
         RETURN format($sql$
             WITH candidate AS (
                 SELECT task_id FROM (
@@ -805,8 +1277,11 @@ BEGIN
             ), gone_tasks AS (
                 DELETE FROM absurd.%1$I t USING doomed WHERE t.task_id = doomed.task_id
                 RETURNING 1
-            )
-            SELECT count(*)::integer FROM gone_tasks$sql$, t, r, w, c);
+            )%5$s
+            SELECT count(*)::integer FROM gone_tasks$sql$, t, r, w, c,
+            CASE WHEN p_query_name = 'cleanup_partitioned_tasks' THEN format($keys$, gone_keys AS (
+                DELETE FROM absurd.%I k USING doomed WHERE k.task_id = doomed.task_id
+            )$keys$, 'i_' || p_queue_name) ELSE '' END);
 
     -- cleanup_events. $1 = cutoff, $2 = limit. Index: e_<q>_eai, oldest first.
     WHEN 'cleanup_events' THEN
@@ -863,6 +1338,8 @@ DECLARE
     v_run_id uuid;
     v_attempts integer;
     v_tries integer := 0;
+    v_keys_table text;
+    v_reserved uuid;
 BEGIN
     IF p_task_name IS NULL OR btrim(p_task_name) = '' THEN
         RAISE EXCEPTION 'task_name must be provided';
@@ -900,9 +1377,40 @@ BEGIN
         END IF;
     END IF;
 
+    -- A partitioned queue's keys live in i_<q>: reserve the key there first.
+    IF v_key IS NOT NULL
+       AND (SELECT storage_mode FROM absurd.queues WHERE queue_name = q) = 'partitioned' THEN
+        v_keys_table := 'i_' || q;
+    END IF;
+
     LOOP
         v_task_id := absurd.portable_uuidv7();
         v_run_id := absurd.portable_uuidv7();
+
+        IF v_keys_table IS NOT NULL THEN
+            -- A concurrent spawn with the same key waits here for the first to commit.
+            EXECUTE format($sql$
+                INSERT INTO absurd.%I (idempotency_key, task_id) VALUES ($1, $2)
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING task_id$sql$, v_keys_table)
+            INTO v_reserved
+            USING v_key, v_task_id;
+            IF v_reserved IS NULL THEN
+                EXECUTE format($sql$
+                    SELECT k.task_id, t.last_attempt_run, t.attempts
+                    FROM absurd.%I k JOIN absurd.%I t ON t.task_id = k.task_id
+                    WHERE k.idempotency_key = $1
+                    FOR KEY SHARE OF k$sql$, v_keys_table, 't_' || q)
+                INTO v_task_id, v_run_id, v_attempts
+                USING v_key;
+                IF v_task_id IS NULL THEN
+                    RAISE EXCEPTION 'Idempotency key "%" in queue "%" was concurrently cleaned up', v_key, q
+                        USING ERRCODE = '40001', HINT = 'Retry spawn_task with the same idempotency key.';
+                END IF;
+                RETURN QUERY SELECT v_task_id, v_run_id, v_attempts, false;
+                RETURN;
+            END IF;
+        END IF;
 
         -- Insert-or-nothing on the unique key: a concurrent spawn with the same key waits
         -- for this one to commit and then takes the existing-task branch below. The run is
@@ -913,13 +1421,16 @@ BEGIN
                                          max_attempts, cancellation, enqueue_at, state, attempts,
                                          last_attempt_run, idempotency_key)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 1, $9, $10)
-                ON CONFLICT (idempotency_key) DO NOTHING
+                %3$s
                 RETURNING task_id
             ), run AS (
                 INSERT INTO absurd.%2$I (run_id, task_id, attempt, state, available_at, created_at)
                 SELECT $9, task_id, 1, 'pending', $8, $8 FROM task
             )
-            SELECT task_id FROM task$sql$, 't_' || q, 'r_' || q)
+            SELECT task_id FROM task$sql$, 't_' || q, 'r_' || q,
+            -- Partitioned tasks have no unique key (a reserved key cannot conflict).
+            CASE WHEN v_keys_table IS NULL AND v_key IS NOT NULL
+                 THEN 'ON CONFLICT (idempotency_key) DO NOTHING' ELSE '' END)
         INTO v_task_id
         USING v_task_id, p_task_name, coalesce(p_params, 'null'::jsonb), v_headers,
               v_retry_strategy, v_max_attempts, v_cancellation, v_now, v_run_id, v_key;
@@ -1907,7 +2418,12 @@ $$;
 CREATE OR REPLACE FUNCTION absurd.cleanup_tasks(p_queue_name text, p_ttl_seconds integer, p_limit integer DEFAULT 1000)
 RETURNS integer
 LANGUAGE sql
-AS $$ SELECT absurd.cleanup_batch(p_queue_name, 'cleanup_tasks', p_ttl_seconds, p_limit) $$;
+AS $$
+    SELECT absurd.cleanup_batch(p_queue_name,
+        CASE WHEN (SELECT storage_mode FROM absurd.queues WHERE queue_name = p_queue_name) = 'partitioned'
+             THEN 'cleanup_partitioned_tasks' ELSE 'cleanup_tasks' END,
+        p_ttl_seconds, p_limit)
+$$;
 
 CREATE OR REPLACE FUNCTION absurd.cleanup_events(p_queue_name text, p_ttl_seconds integer, p_limit integer DEFAULT 1000)
 RETURNS integer
@@ -1931,7 +2447,6 @@ BEGIN
         SELECT qs.queue_name, qs.cleanup_ttl, qs.cleanup_limit
         FROM absurd.queues qs
         WHERE (p_queue_name IS NULL OR qs.queue_name = p_queue_name)
-          AND qs.storage_mode = 'unpartitioned'
         ORDER BY qs.queue_name
     LOOP
         v_ttl := least(floor(extract(epoch FROM v_queue.cleanup_ttl)), 2147483647)::integer;
@@ -1945,7 +2460,7 @@ $$;
 
 -- ---------------------------------------------------------------------------------------
 -- Upgrade step: bring the tables and indexes of every existing queue up to this file.
--- Queues created in partitioned mode by another implementation are left alone.
+-- Partitions are not created here (that locks the parent): ensure_partitions does it.
 -- ---------------------------------------------------------------------------------------
 
 DO $$
@@ -1954,7 +2469,7 @@ DECLARE
 BEGIN
     FOR v_queue IN
         SELECT queue_name FROM absurd.queues
-        WHERE storage_mode = 'unpartitioned' AND octet_length(queue_name) <= 57
+        WHERE octet_length(queue_name) <= 57
         ORDER BY queue_name
     LOOP
         PERFORM absurd.ensure_queue_tables(v_queue);

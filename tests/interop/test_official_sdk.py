@@ -540,6 +540,30 @@ def test_queue_management(app, worker_conn):
     assert app.list_queues() == [Q]
 
 
+def test_a_partitioned_queue(worker_conn, clock):
+    parts = absurd_sdk.Absurd(worker_conn, queue_name="parts")
+    parts.create_queue(storage_mode="partitioned", partition_lookahead="14 days")
+    policy = parts.get_queue_policy()
+    assert (policy["storage_mode"], policy["partition_lookahead"]) == (
+        "partitioned",
+        timedelta(days=14),
+    )
+
+    @parts.register_task("double")
+    def double(params, ctx):
+        return ctx.step("double", lambda: params * 2)
+
+    first = parts.spawn("double", 21, idempotency_key="once")
+    again = parts.spawn("double", 99, idempotency_key="once")
+    assert again["task_id"] == first["task_id"]
+    parts.work_batch(worker_id="parts-worker", claim_timeout=60, batch_size=5)
+    assert parts.fetch_task_result(first["task_id"]).result == 42
+    keys = worker_conn.execute("SELECT idempotency_key FROM absurd.i_parts").fetchall()
+    assert keys == [("once",)]
+    parts.drop_queue()
+    assert "parts" not in parts.list_queues()
+
+
 def test_worker_thread_runs_tasks_until_stopped(db_dsn, connect):
     # Real time and the SDK's own polling loop, with a client connection built from a URL.
     worker = absurd_sdk.Absurd(db_dsn, queue_name=Q)
