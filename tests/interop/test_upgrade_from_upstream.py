@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 
 import absurd_tui
 from absurd_tui.config import Settings
-from absurd_tui.db import open_database
+from absurd_tui.db import SchemaError, open_database
 
 from . import upstream
 
@@ -215,3 +215,40 @@ def test_init_upgrades_an_upstream_database_with_work_in_flight(
             assert work.calls.count(step) == 1, (step, work.calls)
         waits = sql.SQL("SELECT count(*) FROM absurd.{}").format(sql.Identifier(f"w_{Q}"))
         assert conn.execute(waits).fetchone()[0] == 0
+
+
+def test_what_absurdctl_migrate_does_to_our_schema_and_how_init_restores_it(empty_db_dsn):
+    """`absurdctl migrate` finds '0.5.1' and does nothing; forced with `--from 0.4.0` it
+    applies upstream's 0.4.0 -> 0.5.0 -> 0.5.1 migrations (the SQL below is exactly what it
+    runs). That replaces some of our functions with upstream's: the database keeps working,
+    our tools notice and ask for `init`, and init restores our engine keeping the data."""
+    database = open_database(Settings(dsn=empty_db_dsn), install=True)
+    assert database.schema.current
+    with psycopg.connect(empty_db_dsn, autocommit=True) as conn:
+        conn.execute("SELECT absurd.create_queue('kept')")
+        before = conn.execute(
+            "SELECT task_id FROM absurd.spawn_task('kept', 'job', '{}'::jsonb)"
+        ).fetchone()[0]
+        conn.execute(upstream.migration_sql("0.5.1", "0.4.0-0.5.0.sql"))
+        conn.execute(upstream.migration_sql("0.5.1", "0.5.0-0.5.1.sql"))
+        assert conn.execute("SELECT absurd.get_schema_version()").fetchone()[0] == "0.5.1"
+        assert conn.execute("SELECT absurd.get_engine_revision()").fetchone()[0] is None
+        # Still usable as it stands: the replaced functions are upstream's own.
+        claimed = conn.execute("SELECT task_id, run_id FROM absurd.claim_task('kept', 'w', 30, 1)")
+        task_id, run_id = claimed.fetchone()
+        assert task_id == before
+        conn.execute("SELECT absurd.complete_run('kept', %s, '\"done\"'::jsonb)", (run_id,))
+
+    with pytest.raises(SchemaError, match="absurd-tui init"):
+        open_database(Settings(dsn=empty_db_dsn))
+    restored = open_database(Settings(dsn=empty_db_dsn), install=True)
+    assert restored.schema.current and not restored.schema.modified
+    with psycopg.connect(empty_db_dsn, autocommit=True) as conn:
+        state = conn.execute(
+            "SELECT state FROM absurd.get_task_result('kept', %s)", (before,)
+        ).fetchone()[0]
+        assert state == "completed"
+        # Our own behaviour is back, e.g. strategies checked our way and NOTIFY on spawn.
+        conn.execute("LISTEN absurd_ready")
+        conn.execute("SELECT absurd.spawn_task('kept', 'job', '{}'::jsonb)")
+        assert [n.payload for n in conn.notifies(timeout=5, stop_after=1)] == ["kept"]
