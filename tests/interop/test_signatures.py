@@ -51,12 +51,13 @@ def signatures(dsn: str, install) -> dict[str, set[tuple[str, str]]]:
 
 def test_every_upstream_function_is_here_with_the_same_signature(pg_server_dsn, empty_db_dsn):
     theirs = signatures(empty_db_dsn, lambda conn: upstream.install(conn, "0.5.1"))
-    name = sql.Identifier(f"absurd_sig_{os.getpid()}")
+    dbname = f"absurd_sig_{os.getpid()}"
+    name = sql.Identifier(dbname)
     with psycopg.connect(pg_server_dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
     try:
         params = conninfo_to_dict(pg_server_dsn)
-        params["dbname"] = name.as_string(None).strip('"')
+        params["dbname"] = dbname
         ours = signatures(make_conninfo(**params), schema.install)
     finally:
         with psycopg.connect(pg_server_dsn, autocommit=True) as admin:
