@@ -98,17 +98,25 @@ class SchemaInfo:
         return f"{self.version} (upstream Absurd)"
 
 
+def _one_row(conn: psycopg.Connection, query: str) -> tuple:
+    row = conn.execute(query).fetchone()
+    assert row is not None  # a SELECT without FROM returns one row
+    return tuple(row)
+
+
 def inspect(conn: psycopg.Connection) -> SchemaInfo:
-    version_fn, revision_fn = conn.execute(
+    version_fn, revision_fn = _one_row(
+        conn,
         "SELECT to_regprocedure('absurd.get_schema_version()') IS NOT NULL,"
-        " to_regprocedure('absurd.get_engine_revision()') IS NOT NULL"
-    ).fetchone()
+        " to_regprocedure('absurd.get_engine_revision()') IS NOT NULL",
+    )
     if not version_fn:
         return SchemaInfo(version=None)
-    query = "SELECT absurd.get_schema_version(), " + (
-        "absurd.get_engine_revision()" if revision_fn else "NULL::integer"
+    version, revision = _one_row(
+        conn,
+        "SELECT absurd.get_schema_version(), "
+        + ("absurd.get_engine_revision()" if revision_fn else "NULL::integer"),
     )
-    version, revision = conn.execute(query).fetchone()
     return SchemaInfo(version=version, engine=revision_fn, engine_revision=revision)
 
 
