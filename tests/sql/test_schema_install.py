@@ -226,3 +226,27 @@ def test_revision_one_databases_are_recognised_and_upgraded(empty_db_dsn):
         old = schema.inspect(conn)
         assert old.is_ours and old.revision == 1 and not old.current
         assert schema.install(conn).current
+
+
+def test_reapplying_takes_no_lock_on_queue_tables(conn, connect):
+    # A writer holds ROW EXCLUSIVE on every queue table (as any open transaction that
+    # spawned or claimed does). Re-applying must not wait for it: no index, default or
+    # partition is created where it exists already.
+    create_queue(conn, "plain")
+    conn.execute("SELECT absurd.create_queue('parted', 'partitioned')")
+    writer = connect(autocommit=False)
+    tables = writer.execute(
+        "SELECT format('absurd.%I', c.relname) FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'absurd' AND c.relkind IN ('r', 'p') AND c.relname <> 'queues'"
+    ).fetchall()
+    assert len(tables) > 12
+    for (name,) in tables:
+        writer.execute(sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE").format(sql.SQL(name)))
+    conn.execute("SET lock_timeout = '2s'")
+    try:
+        schema.install(conn)
+    finally:
+        conn.execute("RESET lock_timeout")
+        writer.rollback()
+    assert schema.inspect(conn).current
