@@ -19,19 +19,19 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any, LiteralString
 
 import psycopg
 
 from .errors import SchemaError
 
-# The engine revision this version of absurd-tui was written against (what
-# get_engine_revision() returns). Older revisions are upgraded by `init`.
-SCHEMA_REVISION = 2
 MIN_UPSTREAM = (0, 4)
 _LOCK_KEY = 0x0AB5_0D7E  # pg_advisory_xact_lock key serialising concurrent installs
 
 _REVISION_1 = re.compile(r"\+absurd-tui\.(\d+)$")  # revision 1's version string
 _RELEASE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
+# The revision constant of the block in sql/absurd.sql that creates get_engine_revision().
+_SQL_REVISION = re.compile(r"\bc_revision\s+constant\s+integer\s*:=\s*(\d+)\s*;")
 
 
 @cache
@@ -42,6 +42,22 @@ def schema_sql() -> str:
         return packaged.read_text(encoding="utf-8")
     source = Path(__file__).resolve().parents[2] / "sql" / "absurd.sql"
     return source.read_text(encoding="utf-8")
+
+
+def revision_in(sql_text: str) -> int:
+    """The engine revision that get_engine_revision() reports in this text of absurd.sql."""
+    found = _SQL_REVISION.findall(sql_text)
+    if len(found) != 1:
+        raise SchemaError(
+            "absurd.sql must hold exactly one 'c_revision constant integer := <rev>;' "
+            f"declaration; found {len(found)}"
+        )
+    return int(found[0])
+
+
+# The engine revision this version of absurd-tui ships and expects, read from the SQL so
+# that bumping c_revision there is the only change. Older ones `init` upgrades.
+SCHEMA_REVISION = revision_in(schema_sql())
 
 
 @dataclass(frozen=True)
@@ -82,7 +98,9 @@ class SchemaInfo:
         if self.version.strip() == "main":
             return True
         match = _RELEASE.match(self.version.strip())
-        return bool(match) and (int(match.group(1)), int(match.group(2))) >= MIN_UPSTREAM
+        if match is None:
+            return False
+        return (int(match.group(1)), int(match.group(2))) >= MIN_UPSTREAM
 
     @property
     def current(self) -> bool:
@@ -98,9 +116,9 @@ class SchemaInfo:
         return f"{self.version} (upstream Absurd)"
 
 
-def _one_row(conn: psycopg.Connection, query: str) -> tuple:
+def _one_row(conn: psycopg.Connection, query: LiteralString) -> tuple[Any, ...]:
     row = conn.execute(query).fetchone()
-    assert row is not None  # a SELECT without FROM returns one row
+    assert row is not None, query  # a SELECT without FROM always yields one row
     return tuple(row)
 
 
