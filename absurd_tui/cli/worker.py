@@ -65,9 +65,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, session: Session) -> int:
+    from ..agent.task import queues_to_create
     from ..runtime import WorkerPool
     from ..sdk.errors import TaskModuleError
-    from ..agent.task import queues_to_create
     from ..sdk.registry import default_registry, load_task_modules
 
     register_builtin_tasks()

@@ -136,9 +136,7 @@ def test_without_queues_a_worker_serves_and_creates_those_of_its_tasks(cli, conn
 
         # 'default' and 'scale' from the test module; the built-in agent's queue is served
         # but not created: it appears when the first agent is spawned.
-        wait_until(
-            lambda: names() == ["default", "scale"], timeout=30, what="the worker's queues"
-        )
+        wait_until(lambda: names() == ["default", "scale"], timeout=30, what="the worker's queues")
         spawned = cli("spawn", "steps")
         assert spawned.code == 0, spawned
         wait_until(
