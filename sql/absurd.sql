@@ -8,8 +8,13 @@
 -- Runs on PostgreSQL 14 and later; nothing newer than 14 is used unconditionally.
 -- Functions never COMMIT: they work inside a caller's transaction, DDL included.
 --
--- Schema version: get_schema_version() just below returns '<upstream>+absurd-tui.<rev>'.
--- Bump the revision there (and only there) whenever this file changes the schema.
+-- Versions: get_schema_version() answers like upstream's, with the upstream release whose
+-- contract this file implements ('0.5.1'), so upstream's tools see a release they know.
+-- get_engine_revision() (beyond upstream) returns this engine's own revision: bump
+-- c_revision in the last block of this file whenever the file changes the schema. That
+-- block also fingerprints every function of the schema as installed, so when another tool
+-- replaces some of them (absurdctl migrate does), get_engine_revision() returns NULL and
+-- absurd-tui asks for `absurd-tui init`, which re-applies this file and restores them.
 --
 -- NOTIFY channels (payload = the queue name; delivered at commit, and PostgreSQL folds
 -- identical notifications of one transaction into one, so they are cheap):
@@ -24,11 +29,14 @@
 --                   Dashboards LISTEN here to refresh at once.
 --
 -- Durable event timeouts (beyond upstream; upstream issues #96 and #138): await_event
--- returns a third column, timed_out. When the engine sees that a wait timed out (the
--- claim that wakes the run, or an emit that finds the wait expired) it writes a
--- checkpoint for that step with status 'timed_out' and a NULL state, so every replay of
--- the step gets (false, NULL, true) instead of waiting again. Readers that filter on
--- status = 'committed' (the official SDK's checkpoint preload) never see these rows.
+-- returns a third column, timed_out, and takes a seventh argument, p_durable_timeout,
+-- that only absurd-tui's SDK passes (true). For such a caller a wait that timed out is
+-- recorded on its step, as a checkpoint with status 'timed_out' and a NULL state, so every
+-- replay of the step gets (false, NULL, true) instead of waiting again. Callers that leave
+-- it false (the official SDKs) see exactly upstream 0.5.1's behaviour: no record is
+-- written for them and records written for others are not shown to them. Readers that
+-- filter on status = 'committed' (the official SDK's checkpoint preload) never see these
+-- rows either.
 --
 -- Permanent failures (beyond upstream): fail_run with a reason holding "retryable": false
 -- fails the task at once, whatever attempts remain (absurd_tui's NonRetryableError).
@@ -39,12 +47,59 @@
 
 CREATE SCHEMA IF NOT EXISTS absurd;
 
+-- Whether this file is being applied over upstream Absurd's own schema (it has a queue
+-- registry but none of this engine's functions): the upgrade steps at the end do what
+-- upstream's own migrations would do for it. Local to this transaction.
+DO $$
+BEGIN
+    PERFORM set_config('absurd.upgrading_upstream',
+        (to_regclass('absurd.queues') IS NOT NULL
+         AND to_regprocedure('absurd.engine_query(text, text)') IS NULL)::text,
+        true);
+END;
+$$;
+
+-- CREATE OR REPLACE cannot rename a parameter, and callers may pass arguments by name, so
+-- every parameter is named as upstream names it. A function of ours from before that rule
+-- (or of another implementation) whose names differ is dropped here and created below.
+DO $$
+DECLARE
+    v_signature text;
+    v_names text[];
+BEGIN
+    FOR v_signature, v_names IN VALUES
+        ('absurd.uuidv7_floor(timestamptz)', ARRAY['p_ts'])
+    LOOP
+        IF to_regprocedure(v_signature) IS NOT NULL
+           AND (SELECT proargnames FROM pg_proc WHERE oid = to_regprocedure(v_signature))
+               IS DISTINCT FROM v_names THEN
+            EXECUTE format('DROP FUNCTION %s', to_regprocedure(v_signature));
+        END IF;
+    END LOOP;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION absurd.get_schema_version()
 RETURNS text
 LANGUAGE sql
 IMMUTABLE
 AS $$
-    SELECT '0.4.0+absurd-tui.1'::text
+    SELECT '0.5.1'::text
+$$;
+
+-- A digest of every function of the schema (name, argument types, body), except
+-- get_engine_revision itself, whose body holds the digest taken at install time.
+CREATE OR REPLACE FUNCTION absurd.engine_fingerprint()
+RETURNS text
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT md5(coalesce(string_agg(
+        p.proname || '(' || p.proargtypes::text || ')' || p.prorettype::text || '=' || md5(p.prosrc),
+        ',' ORDER BY p.proname, p.proargtypes::text), ''))
+    FROM pg_catalog.pg_proc p
+    WHERE p.pronamespace = 'absurd'::regnamespace
+      AND p.proname <> 'get_engine_revision'
 $$;
 
 -- ---------------------------------------------------------------------------------------
@@ -119,36 +174,49 @@ AS $$
     END
 $$;
 
--- The smallest UUIDv7 of the millisecond that contains p_at: a lower bound for id ranges.
-CREATE OR REPLACE FUNCTION absurd.uuidv7_floor(p_at timestamptz)
+-- The smallest UUIDv7 of the millisecond that contains p_ts: a lower bound for id ranges
+-- (the bounds of weekly partitions). Outside UUIDv7's 48-bit millisecond range: an error.
+CREATE OR REPLACE FUNCTION absurd.uuidv7_floor(p_ts timestamptz)
 RETURNS uuid
+LANGUAGE plpgsql
+IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+DECLARE
+    v_ms numeric := floor(extract(epoch FROM p_ts) * 1000);
+BEGIN
+    IF v_ms < 0 OR v_ms >= 281474976710656 THEN
+        RAISE EXCEPTION 'Timestamp "%" is outside UUIDv7 supported range', p_ts;
+    END IF;
+    RETURN (lpad(to_hex(v_ms::bigint), 12, '0') || '70008000000000000000')::uuid;
+END;
+$$;
+
+-- The start (Monday 00:00 UTC) of the ISO week that contains p_ts.
+CREATE OR REPLACE FUNCTION absurd.week_bucket_utc(p_ts timestamptz)
+RETURNS timestamptz
 LANGUAGE sql
 IMMUTABLE STRICT PARALLEL SAFE
 AS $$
-    SELECT (lpad(to_hex(greatest(floor(extract(epoch FROM p_at) * 1000)::bigint, 0)), 12, '0')
-            || '70008000000000000000')::uuid
+    SELECT date_trunc('week', p_ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+$$;
+
+-- The suffix of a weekly partition: the last digit of the ISO year and the two-digit ISO
+-- week, in UTC ('401' for the week of 2024-01-01; '053' for 2021-01-01, which ISO counts
+-- in week 53 of 2020).
+CREATE OR REPLACE FUNCTION absurd.partition_week_tag(p_ts timestamptz)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+    SELECT right(to_char(p_ts AT TIME ZONE 'UTC', 'IYYY'), 1) || to_char(p_ts AT TIME ZONE 'UTC', 'IW')
 $$;
 
 -- ---------------------------------------------------------------------------------------
 -- JSON option helpers
 -- ---------------------------------------------------------------------------------------
 
--- A JSON number, or a string holding one, as double precision (clamped to +-10^300);
--- NULL for anything else. Retry strategies are stored as the caller sent them, so
--- reading them must not throw: a throwing fail_run would stop the worker that calls it.
-CREATE OR REPLACE FUNCTION absurd.json_number(p_value jsonb)
-RETURNS double precision
-LANGUAGE sql
-IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT CASE WHEN v IS NOT NULL THEN least(greatest(v, -1e300), 1e300)::double precision END
-    FROM (SELECT CASE
-        WHEN jsonb_typeof(p_value) = 'number' THEN p_value::text::numeric
-        WHEN jsonb_typeof(p_value) = 'string'
-             AND (p_value #>> '{}') ~ '^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,5})?\s*$'
-            THEN (p_value #>> '{}')::numeric
-    END AS v) s
-$$;
+-- Revision 1 read retry strategies leniently through this helper; 0.5 validates them.
+DROP FUNCTION IF EXISTS absurd.json_number(jsonb);
 
 -- A whole number of seconds (JSON integer, or a string holding one) as bigint, clamped
 -- to +-10^10 s so that adding it to a timestamp cannot overflow; NULL for anything else.
@@ -191,51 +259,72 @@ BEGIN
 END;
 $$;
 
--- Retry delay in seconds for the failing attempt (contract section 4): fixed = base
--- (default 60); exponential = base (default 30) * factor (default 2) ^ (attempt - 1),
--- capped by max_seconds; anything else = 0. Never negative, never above 100 years, and
--- range-checked in log space so a large attempt number cannot overflow.
+-- Retry delay in seconds for the failing attempt (contract section 4), and the check of a
+-- strategy (SQLSTATE AB003, as upstream 0.5): kind none (the default), fixed or
+-- exponential; fixed = base_seconds (default 60); exponential = base_seconds (default 30)
+-- * factor (default 2) ^ (attempt - 1), capped by max_seconds (default one day).
+-- base_seconds and max_seconds lie between 0 and 86,400, the factor is finite and not
+-- negative; numbers may be JSON numbers or strings holding one. An exponential that
+-- overflows saturates at the cap (or at 0 for a factor below 1).
 CREATE OR REPLACE FUNCTION absurd.retry_delay_seconds(p_strategy jsonb, p_attempt integer)
 RETURNS double precision
 LANGUAGE plpgsql
 IMMUTABLE PARALLEL SAFE
 AS $$
 DECLARE
-    c_cap constant double precision := 3155760000;  -- 100 years
-    v_kind text := p_strategy ->> 'kind';
+    c_limit constant double precision := 86400;
+    v_kind text;
     v_base double precision;
     v_factor double precision;
     v_max double precision;
-    v_log double precision;
-    v_delay double precision;
 BEGIN
-    IF v_kind = 'fixed' THEN
-        v_base := coalesce(absurd.json_number(p_strategy -> 'base_seconds'), 60);
-        RETURN least(greatest(v_base, 0), c_cap);
-    ELSIF v_kind = 'exponential' THEN
-        v_base := coalesce(absurd.json_number(p_strategy -> 'base_seconds'), 30);
-        v_factor := coalesce(absurd.json_number(p_strategy -> 'factor'), 2);
-        v_max := absurd.json_number(p_strategy -> 'max_seconds');
-        IF v_base <= 0 THEN
-            v_delay := 0;
-        ELSIF v_factor <= 0 OR p_attempt <= 1 THEN
-            v_delay := v_base * power(greatest(v_factor, 0), greatest(p_attempt - 1, 0));
-        ELSE
-            -- The logarithm only decides whether power() stays in range; the delay itself
-            -- is computed exactly, so 30 * 2^2 is 120, not 119.99999999999997.
-            v_log := ln(v_base) + (p_attempt - 1) * ln(v_factor);
-            v_delay := CASE
-                WHEN v_log >= ln(c_cap) THEN c_cap
-                WHEN v_log < -40 THEN 0
-                ELSE v_base * power(v_factor, p_attempt - 1)
-            END;
-        END IF;
-        IF v_max IS NOT NULL THEN
-            v_delay := least(v_delay, greatest(v_max, 0));
-        END IF;
-        RETURN least(greatest(v_delay, 0), c_cap);
+    IF p_strategy IS NULL THEN
+        RETURN 0;
+    ELSIF jsonb_typeof(p_strategy) <> 'object' THEN
+        RAISE EXCEPTION 'retry_strategy must be a JSON object' USING ERRCODE = 'AB003';
     END IF;
-    RETURN 0;
+    v_kind := coalesce(p_strategy ->> 'kind', 'none');
+    IF v_kind NOT IN ('none', 'fixed', 'exponential') THEN
+        RAISE EXCEPTION 'Unsupported retry strategy kind "%"', v_kind USING ERRCODE = 'AB003';
+    ELSIF v_kind = 'none' THEN
+        RETURN 0;
+    END IF;
+
+    -- Only the keys the kind uses are read, so only those are checked.
+    BEGIN
+        v_base := (p_strategy ->> 'base_seconds')::double precision;
+        IF v_kind = 'exponential' THEN
+            v_factor := (p_strategy ->> 'factor')::double precision;
+            v_max := (p_strategy ->> 'max_seconds')::double precision;
+        END IF;
+    EXCEPTION
+        WHEN invalid_text_representation OR numeric_value_out_of_range THEN
+            RAISE EXCEPTION 'retry_strategy contains an invalid number' USING ERRCODE = 'AB003';
+    END;
+    v_base := coalesce(v_base, CASE v_kind WHEN 'fixed' THEN 60 ELSE 30 END);
+    -- NaN compares above every number, so these range checks refuse it too.
+    IF NOT (v_base >= 0 AND v_base <= c_limit) THEN
+        RAISE EXCEPTION 'retry_strategy.base_seconds must be between 0 and 86400' USING ERRCODE = 'AB003';
+    ELSIF v_kind = 'fixed' THEN
+        RETURN v_base;
+    END IF;
+
+    v_factor := coalesce(v_factor, 2);
+    v_max := coalesce(v_max, c_limit);
+    IF NOT (v_factor >= 0 AND v_factor < 'infinity'::double precision) THEN
+        RAISE EXCEPTION 'retry_strategy.factor must be a finite non-negative number' USING ERRCODE = 'AB003';
+    ELSIF NOT (v_max >= 0 AND v_max <= c_limit) THEN
+        RAISE EXCEPTION 'retry_strategy.max_seconds must be between 0 and 86400' USING ERRCODE = 'AB003';
+    ELSIF v_base = 0 OR coalesce(p_attempt, 1) <= 1 THEN
+        RETURN least(v_base, v_max);
+    ELSIF v_factor < 1 THEN
+        -- Shrinks towards 0; in log space so that a large attempt cannot underflow.
+        RETURN CASE WHEN v_factor = 0 OR ln(v_base) + (p_attempt - 1) * ln(v_factor) < -700 THEN 0
+                    ELSE least(v_base * power(v_factor, p_attempt - 1), v_max) END;
+    ELSIF ln(v_base) + (p_attempt - 1) * ln(v_factor) >= ln(v_max + 1) THEN
+        RETURN v_max;  -- beyond the cap whatever the rounding: no power() that could overflow
+    END IF;
+    RETURN least(v_base * power(v_factor, p_attempt - 1), v_max);
 END;
 $$;
 
@@ -299,6 +388,17 @@ DECLARE
     v_table text;
     v_suffix text;
     v_definition text;
+    v_partitioned boolean := coalesce(
+        (SELECT storage_mode = 'partitioned' FROM absurd.queues WHERE queue_name = q), false);
+    -- A partitioned queue's t_, r_, c_ and w_ are split into weekly ranges of their UUIDv7
+    -- keys (ensure_partitions creates them); storage parameters belong to the partitions.
+    v_t_storage text := CASE WHEN v_partitioned THEN 'PARTITION BY RANGE (task_id)'
+        ELSE 'WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02)' END;
+    v_r_storage text := CASE WHEN v_partitioned THEN 'PARTITION BY RANGE (run_id)'
+        ELSE 'WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02)' END;
+    v_c_storage text := CASE WHEN v_partitioned THEN 'PARTITION BY RANGE (task_id)'
+        ELSE 'WITH (fillfactor = 70)' END;
+    v_w_storage text := CASE WHEN v_partitioned THEN 'PARTITION BY RANGE (run_id)' ELSE '' END;
 BEGIN
     -- Tasks. Queue tables churn (every task is updated a few times, then kept as history),
     -- so autovacuum runs at 2% dead rows instead of 20%: dead index entries of claimed
@@ -320,8 +420,10 @@ BEGIN
             last_attempt_run uuid,
             completed_payload jsonb,
             cancelled_at timestamptz,
-            idempotency_key text UNIQUE  -- serves spawn_task's ON CONFLICT (idempotency_key)
-        ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02)$ddl$, t);
+            -- Unique here (serving spawn_task's ON CONFLICT); a partitioned table cannot
+            -- hold a unique key without its partition key, so there i_<q> holds the keys.
+            idempotency_key text %s
+        ) %s$ddl$, t, CASE WHEN v_partitioned THEN '' ELSE 'UNIQUE' END, v_t_storage);
 
     -- Runs (attempts).
     EXECUTE format($ddl$
@@ -342,7 +444,7 @@ BEGIN
             result jsonb,
             failure_reason jsonb,
             created_at timestamptz NOT NULL DEFAULT absurd.current_time()
-        ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02)$ddl$, r);
+        ) %s$ddl$, r, v_r_storage);
 
     -- Checkpoints. The primary key serves every checkpoint read and write, the replay
     -- preload (prefix task_id) and cleanup.
@@ -355,27 +457,54 @@ BEGIN
             owner_run_id uuid,
             updated_at timestamptz NOT NULL DEFAULT absurd.current_time(),
             PRIMARY KEY (task_id, checkpoint_name)
-        ) WITH (fillfactor = 70)$ddl$, c);
+        ) %s$ddl$, c, v_c_storage);
 
     -- Events: payload IS NULL marks a name awaited but not emitted yet.
     EXECUTE format($ddl$
         CREATE TABLE IF NOT EXISTS absurd.%I (
             event_name text PRIMARY KEY,
             payload jsonb,
-            emitted_at timestamptz NOT NULL
+            emitted_at timestamptz NOT NULL DEFAULT absurd.current_time()
         )$ddl$, e);
 
     -- Wait registrations: one row per run suspended on an event.
     EXECUTE format($ddl$
         CREATE TABLE IF NOT EXISTS absurd.%I (
+            task_id uuid NOT NULL,
             run_id uuid NOT NULL,
             step_name text NOT NULL,
-            task_id uuid NOT NULL,
             event_name text NOT NULL,
             timeout_at timestamptz,
-            created_at timestamptz NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT absurd.current_time(),
             PRIMARY KEY (run_id, step_name)
-        )$ddl$, w);
+        ) %s$ddl$, w, v_w_storage);
+
+    -- Idempotency keys of a partitioned queue: one row per key, naming its task.
+    IF v_partitioned THEN
+        EXECUTE format($ddl$
+            CREATE TABLE IF NOT EXISTS absurd.%I (
+                idempotency_key text PRIMARY KEY,
+                task_id uuid NOT NULL
+            )$ddl$, 'i_' || q);
+        IF to_regclass(format('absurd.%I', 'i_' || q || '_ti')) IS NULL THEN
+            -- cleanup_tasks releases the keys of the tasks it deletes through this.
+            EXECUTE format('CREATE INDEX %I ON absurd.%I (task_id)', 'i_' || q || '_ti', 'i_' || q);
+        END IF;
+    END IF;
+
+    -- Queues created by revision 1 of this engine lack these two defaults, which other
+    -- clients' inserts rely on. Setting a default rewrites nothing, but it does lock the
+    -- table briefly, so it happens only where the default is missing: once.
+    FOR v_table, v_suffix IN VALUES (e, 'emitted_at'), (w, 'created_at') LOOP
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_attribute a
+            JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+            WHERE a.attrelid = format('absurd.%I', v_table)::regclass AND a.attname = v_suffix
+        ) THEN
+            EXECUTE format('ALTER TABLE absurd.%I ALTER COLUMN %I SET DEFAULT absurd.current_time()',
+                           v_table, v_suffix);
+        END IF;
+    END LOOP;
 
     -- Indexes: (table, index suffix, key and predicate). Only missing ones are created:
     -- CREATE INDEX IF NOT EXISTS locks the table against writes before it finds the index,
@@ -396,6 +525,8 @@ BEGIN
         (r, '_fai', '(failed_at) WHERE state = ''failed'''),
         -- ... and cancelled tasks by cancellation time.
         (t, '_cai', '(cancelled_at) WHERE state = ''cancelled'''),
+        -- Tasks that carry a cancellation policy (upstream 0.5.1 names and keys it so).
+        (t, '_ci', '(task_id) WHERE cancellation IS NOT NULL'),
         -- Cancellation-policy sweep (claim_task step 1): live tasks that carry a policy,
         -- keyed by the moment they break it, so the sweep reads only what it cancels.
         (t, '_cdi', '(absurd.cancellation_deadline(cancellation, enqueue_at, first_started_at))'
@@ -431,9 +562,6 @@ BEGIN
     IF v_mode NOT IN ('unpartitioned', 'partitioned') THEN
         RAISE EXCEPTION 'Unsupported queue storage mode "%"', p_storage_mode;
     END IF;
-    IF v_mode = 'partitioned' THEN
-        RAISE EXCEPTION 'Partitioned storage mode is not supported by this schema (absurd-tui); use "unpartitioned"';
-    END IF;
 
     -- The registry row serialises concurrent creators of one queue: the second waits
     -- for the first to commit, then finds the tables in place.
@@ -449,6 +577,9 @@ BEGIN
     END IF;
 
     PERFORM absurd.ensure_queue_tables(q);
+    IF v_mode = 'partitioned' THEN
+        PERFORM absurd.ensure_partitions(q);
+    END IF;
     PERFORM pg_notify('absurd_changed', q);
 END;
 $$;
@@ -473,6 +604,10 @@ BEGIN
     PERFORM 1 FROM absurd.queues WHERE queue_name = p_queue_name FOR UPDATE;
     IF NOT FOUND THEN
         RETURN;
+    END IF;
+    -- The queue's maintenance jobs go with it, where pg_cron is there to hold any.
+    IF absurd.pg_cron_problem() IS NULL THEN
+        PERFORM absurd.disable_cron(p_queue_name);
     END IF;
     FOREACH v_prefix IN ARRAY ARRAY['i_', 'w_', 'e_', 'c_', 'r_', 't_'] LOOP
         EXECUTE format('DROP TABLE IF EXISTS absurd.%I CASCADE', v_prefix || p_queue_name);
@@ -562,22 +697,436 @@ BEGIN
             END IF;
             v_queue.detach_mode := v_text;
         ELSIF v_key = 'default_partition' THEN
-            -- Only partitioned queues have default partitions, and this schema has none.
-            RAISE EXCEPTION 'default_partition applies to partitioned queues only; queue "%" is %',
-                p_queue_name, v_queue.storage_mode;
+            IF v_queue.storage_mode <> 'partitioned' THEN
+                RAISE EXCEPTION 'default_partition applies to partitioned queues only; queue "%" is %',
+                    p_queue_name, v_queue.storage_mode;
+            END IF;
+            v_text := lower(btrim(v_value #>> '{}'));
+            IF jsonb_typeof(v_value) <> 'string' OR v_text NOT IN ('enabled', 'disabled') THEN
+                RAISE EXCEPTION 'default_partition must be "enabled" or "disabled"';
+            END IF;
+            v_queue.default_partition := v_text;
         ELSE
             RAISE EXCEPTION 'Unsupported queue policy key "%"', v_key;
         END IF;
     END LOOP;
 
+    IF v_queue.default_partition = 'disabled' THEN
+        PERFORM absurd.drop_default_partitions(p_queue_name);
+    END IF;
     UPDATE absurd.queues
-    SET partition_lookahead = v_queue.partition_lookahead,
+    SET default_partition = v_queue.default_partition,
+        partition_lookahead = v_queue.partition_lookahead,
         partition_lookback = v_queue.partition_lookback,
         cleanup_ttl = v_queue.cleanup_ttl,
         cleanup_limit = v_queue.cleanup_limit,
         detach_mode = v_queue.detach_mode,
         detach_min_age = v_queue.detach_min_age
     WHERE queue_name = p_queue_name;
+    IF v_queue.default_partition = 'enabled' AND v_queue.storage_mode = 'partitioned' THEN
+        PERFORM absurd.ensure_partitions(p_queue_name);
+    END IF;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Partitioned storage: a partitioned queue keeps t_, r_, c_ and w_ as weekly partitions
+-- over the UUIDv7 keys (t_<q>_401 holds the tasks created in ISO week 1 of a year ending
+-- in 4), optionally with DEFAULT partitions (<table>_d) for ids outside every week that
+-- exists. Old weeks that are empty can be detached and dropped, by hand or through pg_cron.
+-- Creating a partition locks its parent, so these functions create only what is missing
+-- and are never run by merely re-applying this file.
+-- ---------------------------------------------------------------------------------------
+
+-- For the partitioned queue p_queue_name, or every partitioned queue: the weeks from
+-- now - partition_lookback to now + partition_lookahead, and the defaults when enabled.
+CREATE OR REPLACE FUNCTION absurd.ensure_partitions(p_queue_name text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_now timestamptz := absurd.current_time();
+    v_queue record;
+    v_parent text;
+    v_child text;
+    v_week timestamptz;
+    v_last timestamptz;
+BEGIN
+    IF p_queue_name IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM absurd.queues
+                       WHERE queue_name = absurd.validate_queue_name(p_queue_name)) THEN
+        RAISE EXCEPTION 'Queue "%" does not exist', p_queue_name;
+    END IF;
+    FOR v_queue IN
+        SELECT qs.queue_name, qs.default_partition, qs.partition_lookahead, qs.partition_lookback
+        FROM absurd.queues qs
+        WHERE qs.storage_mode = 'partitioned'
+          AND (p_queue_name IS NULL OR qs.queue_name = p_queue_name)
+        ORDER BY qs.queue_name
+    LOOP
+        FOREACH v_parent IN ARRAY ARRAY['t_', 'r_', 'c_', 'w_'] LOOP
+            v_parent := v_parent || v_queue.queue_name;
+            IF v_queue.default_partition = 'enabled'
+               AND to_regclass(format('absurd.%I', v_parent || '_d')) IS NULL THEN
+                EXECUTE format('CREATE TABLE absurd.%I PARTITION OF absurd.%I DEFAULT',
+                               v_parent || '_d', v_parent);
+            END IF;
+            v_week := absurd.week_bucket_utc(v_now - v_queue.partition_lookback);
+            v_last := absurd.week_bucket_utc(v_now + v_queue.partition_lookahead);
+            WHILE v_week <= v_last LOOP
+                v_child := v_parent || '_' || absurd.partition_week_tag(v_week);
+                IF to_regclass(format('absurd.%I', v_child)) IS NULL THEN
+                    EXECUTE format(
+                        'CREATE TABLE absurd.%I PARTITION OF absurd.%I FOR VALUES FROM (%L) TO (%L)',
+                        v_child, v_parent, absurd.uuidv7_floor(v_week),
+                        absurd.uuidv7_floor(v_week + interval '7 days'));
+                END IF;
+                v_week := v_week + interval '7 days';
+            END LOOP;
+        END LOOP;
+    END LOOP;
+END;
+$$;
+
+-- Detaches and drops the DEFAULT partitions of a partitioned queue, refusing (and
+-- changing nothing) while any of them holds rows. Writes to them wait meanwhile.
+CREATE OR REPLACE FUNCTION absurd.drop_default_partitions(p_queue_name text)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_parent text;
+    v_default text;
+    v_has_rows boolean;
+BEGIN
+    FOREACH v_parent IN ARRAY ARRAY['t_', 'r_', 'c_', 'w_'] LOOP
+        v_parent := v_parent || p_queue_name;
+        v_default := v_parent || '_d';
+        CONTINUE WHEN NOT EXISTS (
+            SELECT 1 FROM pg_inherits i
+            WHERE i.inhrelid = to_regclass(format('absurd.%I', v_default))
+              AND i.inhparent = to_regclass(format('absurd.%I', v_parent)));
+        EXECUTE format('LOCK TABLE absurd.%I IN ACCESS EXCLUSIVE MODE', v_default);
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM absurd.%I)', v_default) INTO v_has_rows;
+        IF v_has_rows THEN
+            RAISE EXCEPTION 'Cannot disable default_partition for queue "%": default partition "%" is not empty',
+                p_queue_name, v_default;
+        END IF;
+        EXECUTE format('ALTER TABLE absurd.%I DETACH PARTITION absurd.%I', v_parent, v_default);
+        EXECUTE format('DROP TABLE absurd.%I', v_default);
+    END LOOP;
+END;
+$$;
+
+-- The upper bound of a weekly partition (its TO value), NULL for a DEFAULT partition.
+CREATE OR REPLACE FUNCTION absurd.partition_upper_bound(p_partition regclass)
+RETURNS uuid
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([0-9a-fA-F-]{36})''\)'))[1]::uuid
+    FROM pg_class c
+    WHERE c.oid = p_partition
+$$;
+
+-- The weekly partitions that may go: of queues whose detach_mode is 'empty', those whose
+-- week ended more than detach_min_age ago and that hold no rows. Nothing is detached here.
+CREATE OR REPLACE FUNCTION absurd.list_detach_candidates(p_queue_name text DEFAULT NULL)
+RETURNS TABLE (queue_name text, parent_table text, partition_table text)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_now timestamptz := absurd.current_time();
+    v_queue record;
+    v_part record;
+    v_has_rows boolean;
+BEGIN
+    IF p_queue_name IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM absurd.queues
+                       WHERE queue_name = absurd.validate_queue_name(p_queue_name)) THEN
+        RAISE EXCEPTION 'Queue "%" does not exist', p_queue_name;
+    END IF;
+    FOR v_queue IN
+        SELECT qs.queue_name, qs.detach_min_age
+        FROM absurd.queues qs
+        WHERE qs.storage_mode = 'partitioned' AND qs.detach_mode = 'empty'
+          AND (p_queue_name IS NULL OR qs.queue_name = p_queue_name)
+        ORDER BY qs.queue_name
+    LOOP
+        FOR v_part IN
+            SELECT parent.relname AS parent_name, child.relname AS child_name,
+                   absurd.uuidv7_timestamp(absurd.partition_upper_bound(child.oid)) AS ends_at
+            FROM unnest(ARRAY['t_', 'r_', 'c_', 'w_']) WITH ORDINALITY AS kind (prefix, position)
+            JOIN pg_class parent
+              ON parent.oid = to_regclass(format('absurd.%I', kind.prefix || v_queue.queue_name))
+            JOIN pg_inherits i ON i.inhparent = parent.oid
+            JOIN pg_class child ON child.oid = i.inhrelid
+            ORDER BY kind.position, 3, child.relname
+        LOOP
+            CONTINUE WHEN v_part.ends_at IS NULL OR v_part.ends_at >= v_now - v_queue.detach_min_age;
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM absurd.%I)', v_part.child_name) INTO v_has_rows;
+            CONTINUE WHEN v_has_rows;
+            queue_name := v_queue.queue_name;
+            parent_table := v_part.parent_name;
+            partition_table := v_part.child_name;
+            RETURN NEXT;
+        END LOOP;
+    END LOOP;
+END;
+$$;
+
+-- NULL when pg_cron's job table and functions are there; otherwise what is missing.
+CREATE OR REPLACE FUNCTION absurd.pg_cron_problem()
+RETURNS text
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT CASE
+        WHEN to_regclass('cron.job') IS NULL THEN 'missing cron.job'
+        WHEN NOT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                         WHERE n.nspname = 'cron' AND p.proname = 'schedule') THEN 'missing cron.schedule'
+        WHEN NOT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                         WHERE n.nspname = 'cron' AND p.proname = 'unschedule') THEN 'missing cron.unschedule'
+    END
+$$;
+
+CREATE OR REPLACE FUNCTION absurd.require_pg_cron()
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    v_problem text := absurd.pg_cron_problem();
+BEGIN
+    IF v_problem IS NOT NULL THEN
+        RAISE EXCEPTION 'pg_cron is not available (%)', v_problem
+            USING HINT = 'The pg_cron extension is needed: add it to shared_preload_libraries '
+                         'and run CREATE EXTENSION pg_cron in this database.';
+    END IF;
+END;
+$$;
+
+-- Unschedules the pg_cron jobs with these names (quietly: pg_cron may have none).
+CREATE OR REPLACE FUNCTION absurd.unschedule_cron_jobs(p_job_names text[])
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_job_id bigint;
+BEGIN
+    IF to_regclass('cron.job') IS NULL THEN
+        RETURN;
+    END IF;
+    FOR v_job_id IN EXECUTE 'SELECT jobid FROM cron.job WHERE jobname = ANY ($1) ORDER BY jobid'
+        USING p_job_names
+    LOOP
+        EXECUTE 'SELECT cron.unschedule($1)' USING v_job_id;
+    END LOOP;
+END;
+$$;
+
+-- Drops a partition once it has been detached (by a DETACH job, or by hand). Returns
+-- whether it dropped it; false while still attached, or when it is gone already. With the
+-- name of the drop job that calls it (absurd_drop_run_...), that job and its paired detach
+-- job are unscheduled once their work is done. Only former partitions of a queue's tables
+-- qualify: a queue's own tables and anything else are refused.
+CREATE OR REPLACE FUNCTION absurd.drop_detached_partition(
+    p_partition_table text,
+    p_unschedule_job_name text DEFAULT NULL
+)
+RETURNS boolean
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_table text := nullif(btrim(coalesce(p_partition_table, '')), '');
+    v_relation regclass;
+    v_detach_job text;
+BEGIN
+    IF v_table IS NULL THEN
+        RAISE EXCEPTION 'partition table must be provided';
+    END IF;
+    IF p_unschedule_job_name LIKE 'absurd\_drop\_run\_%' THEN
+        v_detach_job := 'absurd_detach_run_' || substr(p_unschedule_job_name, length('absurd_drop_run_') + 1);
+    END IF;
+    v_relation := to_regclass(format('absurd.%I', v_table));
+    IF v_relation IS NULL THEN
+        PERFORM absurd.unschedule_cron_jobs(ARRAY[p_unschedule_job_name, v_detach_job]);
+        RETURN false;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = v_relation) THEN
+        RETURN false;
+    END IF;
+    IF v_table !~ '^[trcw]_.+_([0-9]{3}|d)$'
+       OR EXISTS (SELECT 1 FROM absurd.queues qs
+                  WHERE v_table IN ('t_' || qs.queue_name, 'r_' || qs.queue_name, 'c_' || qs.queue_name,
+                                    'w_' || qs.queue_name, 'e_' || qs.queue_name, 'i_' || qs.queue_name))
+       OR (SELECT relkind FROM pg_class WHERE oid = v_relation) <> 'r' THEN
+        RAISE EXCEPTION 'Table "%" is not a detached partition of an Absurd queue', v_table;
+    END IF;
+    PERFORM absurd.unschedule_cron_jobs(ARRAY[v_detach_job]);
+    EXECUTE format('DROP TABLE absurd.%I', v_table);
+    PERFORM absurd.unschedule_cron_jobs(ARRAY[p_unschedule_job_name]);
+    RETURN true;
+END;
+$$;
+
+-- The job-name suffix of a queue's pg_cron jobs: 'all', or 12 hex digits naming the queue.
+CREATE OR REPLACE FUNCTION absurd.cron_scope(p_queue_name text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT CASE WHEN p_queue_name IS NULL THEN 'all' ELSE left(md5(p_queue_name), 12) END
+$$;
+
+-- Schedules, per partitioned parent table, one detach job and one drop job (each every
+-- minute) for its oldest detach candidate, unless that parent has such a pipeline already.
+-- The detach is CONCURRENTLY unless the parent has a DEFAULT partition (which PostgreSQL
+-- does not allow); the drop job calls drop_detached_partition until the table is gone.
+CREATE OR REPLACE FUNCTION absurd.schedule_detach_jobs(p_queue_name text DEFAULT NULL)
+RETURNS TABLE (job_name text, job_id bigint, queue_name text, partition_table text, job_kind text)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_scope text;
+    v_candidate record;
+    v_parent_key text;
+    v_candidate_key text;
+    v_busy boolean;
+    v_has_default boolean;
+    v_command text;
+BEGIN
+    IF p_queue_name IS NOT NULL THEN
+        PERFORM absurd.validate_queue_name(p_queue_name);
+    END IF;
+    PERFORM absurd.require_pg_cron();
+    v_scope := absurd.cron_scope(p_queue_name);
+    FOR v_candidate IN
+        SELECT DISTINCT ON (c.parent_table) c.queue_name, c.parent_table, c.partition_table
+        FROM absurd.list_detach_candidates(p_queue_name) c
+        ORDER BY c.parent_table,
+                 absurd.uuidv7_timestamp(absurd.partition_upper_bound(
+                     to_regclass(format('absurd.%I', c.partition_table)))),
+                 c.partition_table
+    LOOP
+        v_parent_key := left(md5(v_candidate.parent_table), 8);
+        EXECUTE $q$SELECT EXISTS (SELECT 1 FROM cron.job
+                   WHERE jobname ~ ('^absurd_(detach|drop)_run_[^_]+_' || $1 || '_'))$q$
+        INTO v_busy
+        USING v_parent_key;
+        CONTINUE WHEN v_busy;
+        v_candidate_key := left(md5(v_candidate.parent_table || ':' || v_candidate.partition_table), 12);
+        SELECT EXISTS (
+            SELECT 1 FROM pg_inherits i JOIN pg_class child ON child.oid = i.inhrelid
+            WHERE i.inhparent = to_regclass(format('absurd.%I', v_candidate.parent_table))
+              AND pg_get_expr(child.relpartbound, child.oid) = 'DEFAULT')
+        INTO v_has_default;
+
+        v_command := format('ALTER TABLE absurd.%I DETACH PARTITION absurd.%I%s',
+                            v_candidate.parent_table, v_candidate.partition_table,
+                            CASE WHEN v_has_default THEN '' ELSE ' CONCURRENTLY' END);
+        job_name := format('absurd_detach_run_%s_%s_%s', v_scope, v_parent_key, v_candidate_key);
+        EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id USING job_name, '* * * * *', v_command;
+        queue_name := v_candidate.queue_name;
+        partition_table := v_candidate.partition_table;
+        job_kind := 'detach';
+        RETURN NEXT;
+
+        job_name := format('absurd_drop_run_%s_%s_%s', v_scope, v_parent_key, v_candidate_key);
+        v_command := format('SELECT absurd.drop_detached_partition(%L, %L)',
+                            v_candidate.partition_table, job_name);
+        EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id USING job_name, '* * * * *', v_command;
+        job_kind := 'drop';
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+
+-- Schedules the maintenance of one queue, or of all: partitions ahead
+-- (absurd_partitions_<scope>), retention (absurd_cleanup_<scope>) and detach planning
+-- (absurd_detach_plan_<scope>). Enabling again replaces the jobs.
+CREATE OR REPLACE FUNCTION absurd.enable_cron(
+    p_queue_name text DEFAULT NULL,
+    p_partition_schedule text DEFAULT '5 * * * *',
+    p_cleanup_schedule text DEFAULT '17 * * * *',
+    p_detach_schedule text DEFAULT '29 * * * *'
+)
+RETURNS TABLE (job_name text, job_id bigint)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_scope text;
+    v_argument text;
+    v_job record;
+BEGIN
+    IF p_queue_name IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM absurd.queues
+                       WHERE queue_name = absurd.validate_queue_name(p_queue_name)) THEN
+        RAISE EXCEPTION 'Queue "%" does not exist', p_queue_name;
+    END IF;
+    IF nullif(btrim(p_partition_schedule), '') IS NULL THEN
+        RAISE EXCEPTION 'Partition schedule must be provided';
+    ELSIF nullif(btrim(p_cleanup_schedule), '') IS NULL THEN
+        RAISE EXCEPTION 'Cleanup schedule must be provided';
+    ELSIF nullif(btrim(p_detach_schedule), '') IS NULL THEN
+        RAISE EXCEPTION 'Detach schedule must be provided';
+    END IF;
+    PERFORM absurd.require_pg_cron();
+    v_scope := absurd.cron_scope(p_queue_name);
+    v_argument := coalesce(quote_literal(p_queue_name), 'NULL');
+    FOR v_job IN
+        SELECT * FROM (VALUES
+            (1, 'absurd_partitions_' || v_scope, p_partition_schedule,
+             format('SELECT absurd.ensure_partitions(%s)', v_argument)),
+            (2, 'absurd_cleanup_' || v_scope, p_cleanup_schedule,
+             format('SELECT * FROM absurd.cleanup_all_queues(%s)', v_argument)),
+            (3, 'absurd_detach_plan_' || v_scope, p_detach_schedule,
+             format('SELECT * FROM absurd.schedule_detach_jobs(%s)', v_argument))
+        ) AS jobs (position, name, schedule, command)
+        ORDER BY position
+    LOOP
+        PERFORM absurd.unschedule_cron_jobs(ARRAY[v_job.name]);
+        job_name := v_job.name;
+        EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id
+            USING v_job.name, v_job.schedule, v_job.command;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+
+-- Unschedules what enable_cron and schedule_detach_jobs scheduled for this scope (one
+-- queue, or 'all'), and returns those jobs.
+CREATE OR REPLACE FUNCTION absurd.disable_cron(p_queue_name text DEFAULT NULL)
+RETURNS TABLE (job_name text, job_id bigint)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_scope text;
+    v_job record;
+BEGIN
+    IF p_queue_name IS NOT NULL THEN
+        PERFORM absurd.validate_queue_name(p_queue_name);
+    END IF;
+    PERFORM absurd.require_pg_cron();
+    v_scope := absurd.cron_scope(p_queue_name);
+    FOR v_job IN EXECUTE
+        $q$SELECT jobid, jobname FROM cron.job
+           WHERE jobname IN ('absurd_partitions_' || $1, 'absurd_cleanup_' || $1,
+                             'absurd_detach_plan_' || $1)
+              OR left(jobname, length('absurd_detach_run_' || $1 || '_')) = 'absurd_detach_run_' || $1 || '_'
+              OR left(jobname, length('absurd_drop_run_' || $1 || '_')) = 'absurd_drop_run_' || $1 || '_'
+           ORDER BY jobname, jobid$q$
+        USING v_scope
+    LOOP
+        EXECUTE 'SELECT cron.unschedule($1)' USING v_job.jobid;
+        job_name := v_job.jobname;
+        job_id := v_job.jobid;
+        RETURN NEXT;
+    END LOOP;
 END;
 $$;
 
@@ -614,7 +1163,7 @@ BEGIN
     -- Run and task are both taken with SKIP LOCKED, in that order: the sweep never waits.
     WHEN 'lease_sweep' THEN
         RETURN format($sql$
-            SELECT r.run_id, r.claimed_by, r.claim_expires_at, r.attempt
+            SELECT r.run_id, r.claimed_by, r.claim_expires_at, r.attempt, r.created_at
             FROM absurd.%1$I r
             JOIN absurd.%2$I t ON t.task_id = r.task_id
             WHERE r.state = 'running'
@@ -670,17 +1219,12 @@ BEGIN
                           t.retry_strategy, t.max_attempts, t.headers,
                           claimed.wake_event, claimed.event_payload, claimed.position
             ), expired_wait AS (
+                -- The run wakes because its wait timed out: the wait is over. The run keeps
+                -- wake_event, which tells the SDK (and await_event) that it timed out.
                 DELETE FROM absurd.%3$I wt
                 USING claimed
                 WHERE wt.run_id = claimed.run_id
                   AND wt.timeout_at <= $1::timestamptz
-                RETURNING wt.task_id, wt.step_name, wt.run_id
-            ), timed_out AS (
-                -- The run wakes because its wait timed out: record that on the step.
-                INSERT INTO absurd.%4$I (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
-                SELECT task_id, step_name, NULL, 'timed_out', run_id, $1::timestamptz
-                FROM expired_wait
-                ON CONFLICT (task_id, checkpoint_name) DO NOTHING
             )
             SELECT run_id, task_id, attempt, task_name, params, retry_strategy, max_attempts,
                    headers, wake_event, event_payload
@@ -691,7 +1235,8 @@ BEGIN
     -- for the candidates (oldest first, each branch stops at the limit), then r_<q>_ti,
     -- w_<q>_ti and c_<q>_pkey for the rows that go with them. Tasks are locked with
     -- SKIP LOCKED so a concurrent retry_task or a second cleaner is never waited for.
-    WHEN 'cleanup_tasks' THEN
+    -- The partitioned variant also releases the idempotency keys (i_<q>_ti).
+    WHEN 'cleanup_tasks', 'cleanup_partitioned_tasks' THEN
         RETURN format($sql$
             WITH candidate AS (
                 SELECT task_id FROM (
@@ -732,8 +1277,11 @@ BEGIN
             ), gone_tasks AS (
                 DELETE FROM absurd.%1$I t USING doomed WHERE t.task_id = doomed.task_id
                 RETURNING 1
-            )
-            SELECT count(*)::integer FROM gone_tasks$sql$, t, r, w, c);
+            )%5$s
+            SELECT count(*)::integer FROM gone_tasks$sql$, t, r, w, c,
+            CASE WHEN p_query_name = 'cleanup_partitioned_tasks' THEN format($keys$, gone_keys AS (
+                DELETE FROM absurd.%I k USING doomed WHERE k.task_id = doomed.task_id
+            )$keys$, 'i_' || p_queue_name) ELSE '' END);
 
     -- cleanup_events. $1 = cutoff, $2 = limit. Index: e_<q>_eai, oldest first.
     WHEN 'cleanup_events' THEN
@@ -790,6 +1338,8 @@ DECLARE
     v_run_id uuid;
     v_attempts integer;
     v_tries integer := 0;
+    v_keys_table text;
+    v_reserved uuid;
 BEGIN
     IF p_task_name IS NULL OR btrim(p_task_name) = '' THEN
         RAISE EXCEPTION 'task_name must be provided';
@@ -808,6 +1358,9 @@ BEGIN
     IF v_max_attempts IS NOT NULL AND v_max_attempts < 1 THEN
         RAISE EXCEPTION 'max_attempts must be >= 1';
     END IF;
+    IF v_retry_strategy IS NOT NULL THEN
+        PERFORM absurd.retry_delay_seconds(v_retry_strategy, 1);  -- AB003 when invalid
+    END IF;
     -- Upstream casts these to bigint inside every claim, so a bad value breaks claiming
     -- for the whole queue; here it is refused up front instead.
     IF v_cancellation IS NOT NULL THEN
@@ -824,9 +1377,40 @@ BEGIN
         END IF;
     END IF;
 
+    -- A partitioned queue's keys live in i_<q>: reserve the key there first.
+    IF v_key IS NOT NULL
+       AND (SELECT storage_mode FROM absurd.queues WHERE queue_name = q) = 'partitioned' THEN
+        v_keys_table := 'i_' || q;
+    END IF;
+
     LOOP
         v_task_id := absurd.portable_uuidv7();
         v_run_id := absurd.portable_uuidv7();
+
+        IF v_keys_table IS NOT NULL THEN
+            -- A concurrent spawn with the same key waits here for the first to commit.
+            EXECUTE format($sql$
+                INSERT INTO absurd.%I (idempotency_key, task_id) VALUES ($1, $2)
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING task_id$sql$, v_keys_table)
+            INTO v_reserved
+            USING v_key, v_task_id;
+            IF v_reserved IS NULL THEN
+                EXECUTE format($sql$
+                    SELECT k.task_id, t.last_attempt_run, t.attempts
+                    FROM absurd.%I k JOIN absurd.%I t ON t.task_id = k.task_id
+                    WHERE k.idempotency_key = $1
+                    FOR KEY SHARE OF k$sql$, v_keys_table, 't_' || q)
+                INTO v_task_id, v_run_id, v_attempts
+                USING v_key;
+                IF v_task_id IS NULL THEN
+                    RAISE EXCEPTION 'Idempotency key "%" in queue "%" was concurrently cleaned up', v_key, q
+                        USING ERRCODE = '40001', HINT = 'Retry spawn_task with the same idempotency key.';
+                END IF;
+                RETURN QUERY SELECT v_task_id, v_run_id, v_attempts, false;
+                RETURN;
+            END IF;
+        END IF;
 
         -- Insert-or-nothing on the unique key: a concurrent spawn with the same key waits
         -- for this one to commit and then takes the existing-task branch below. The run is
@@ -837,13 +1421,16 @@ BEGIN
                                          max_attempts, cancellation, enqueue_at, state, attempts,
                                          last_attempt_run, idempotency_key)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 1, $9, $10)
-                ON CONFLICT (idempotency_key) DO NOTHING
+                %3$s
                 RETURNING task_id
             ), run AS (
                 INSERT INTO absurd.%2$I (run_id, task_id, attempt, state, available_at, created_at)
                 SELECT $9, task_id, 1, 'pending', $8, $8 FROM task
             )
-            SELECT task_id FROM task$sql$, 't_' || q, 'r_' || q)
+            SELECT task_id FROM task$sql$, 't_' || q, 'r_' || q,
+            -- Partitioned tasks have no unique key (a reserved key cannot conflict).
+            CASE WHEN v_keys_table IS NULL AND v_key IS NOT NULL
+                 THEN 'ON CONFLICT (idempotency_key) DO NOTHING' ELSE '' END)
         INTO v_task_id
         USING v_task_id, p_task_name, coalesce(p_params, 'null'::jsonb), v_headers,
               v_retry_strategy, v_max_attempts, v_cancellation, v_now, v_run_id, v_key;
@@ -880,12 +1467,17 @@ $$;
 -- ---------------------------------------------------------------------------------------
 
 -- Fails a running or sleeping run and decides the retry. Locks the run, then the task.
+-- p_queue_position, when given, is where a retry that is due at once queues (its
+-- available_at): the lease sweep passes the failed run's creation time, so a task whose
+-- worker vanished keeps its place ahead of newer work instead of going to the back.
+DROP FUNCTION IF EXISTS absurd.fail_run_at(text, uuid, jsonb, timestamptz, timestamptz);
 CREATE OR REPLACE FUNCTION absurd.fail_run_at(
     p_queue_name text,
     p_run_id uuid,
     p_reason jsonb,
     p_retry_at timestamptz,
-    p_now timestamptz
+    p_now timestamptz,
+    p_queue_position timestamptz DEFAULT NULL
 )
 RETURNS void
 LANGUAGE plpgsql
@@ -904,6 +1496,7 @@ DECLARE
     v_max_duration bigint;
     v_new_run uuid;
     v_new_state text;
+    v_delay double precision;
 BEGIN
     EXECUTE format('SELECT task_id, attempt, state FROM absurd.%I WHERE run_id = $1 FOR UPDATE', r)
     INTO v_task_id, v_attempt, v_run_state
@@ -934,11 +1527,27 @@ BEGIN
     EXECUTE format('DELETE FROM absurd.%I WHERE run_id = $1', 'w_' || p_queue_name)
     USING p_run_id;
 
+    IF p_retry_at IS NOT NULL THEN
+        v_delay := 0;
+    ELSIF v_retry_strategy IS NOT NULL THEN
+        BEGIN
+            v_delay := absurd.retry_delay_seconds(v_retry_strategy, v_attempt);
+        EXCEPTION
+            WHEN SQLSTATE 'AB003' THEN
+                -- Stored before strategies were checked and invalid: a retry could never
+                -- be planned, so the task fails for good rather than wedge the queue.
+                v_delay := NULL;
+        END;
+    ELSE
+        v_delay := 0;
+    END IF;
+
     -- Beyond upstream: a reason saying {"retryable": false} (a handler's permanent error,
     -- such as bad input or a rejected credential) ends the task now, like exhausted
     -- attempts; retry_task can still revive it. Other clients never send the key.
     IF (v_max_attempts IS NOT NULL AND v_attempt + 1 > v_max_attempts)
-       OR coalesce(p_reason -> 'retryable' = 'false'::jsonb, false) THEN
+       OR coalesce(p_reason -> 'retryable' = 'false'::jsonb, false)
+       OR v_delay IS NULL THEN
         EXECUTE format($sql$
             UPDATE absurd.%I SET state = 'failed', last_attempt_run = $2 WHERE task_id = $1$sql$, t)
         USING v_task_id, p_run_id;
@@ -946,10 +1555,7 @@ BEGIN
         RETURN;
     END IF;
 
-    v_next_at := greatest(
-        coalesce(p_retry_at,
-                 p_now + make_interval(secs => absurd.retry_delay_seconds(v_retry_strategy, v_attempt))),
-        p_now);
+    v_next_at := greatest(coalesce(p_retry_at, p_now + make_interval(secs => v_delay)), p_now);
 
     -- A retry that could only start after max_duration has run out is a cancellation.
     v_max_duration := absurd.json_seconds(v_cancellation -> 'max_duration');
@@ -966,6 +1572,9 @@ BEGIN
 
     v_new_run := absurd.portable_uuidv7();
     v_new_state := CASE WHEN v_next_at > p_now THEN 'sleeping' ELSE 'pending' END;
+    IF v_new_state = 'pending' AND p_queue_position IS NOT NULL THEN
+        v_next_at := least(v_next_at, p_queue_position);
+    END IF;
     EXECUTE format($sql$
         INSERT INTO absurd.%I (run_id, task_id, attempt, state, available_at, created_at)
         VALUES ($1, $2, $3, $4, $5, $6)$sql$, r)
@@ -1146,7 +1755,7 @@ BEGIN
                 'workerId', v_run -> 'claimed_by',
                 'claimExpiredAt', v_run -> 'claim_expires_at',
                 'attempt', v_run -> 'attempt')),
-            NULL, v_now);
+            NULL, v_now, (v_run ->> 'created_at')::timestamptz);
     END LOOP;
 
     -- 3. Claim: lock the candidates, then take them.
@@ -1262,6 +1871,8 @@ $$;
 -- integer version would stay beside the new one as an overload, so it goes first.
 DROP FUNCTION IF EXISTS absurd.extend_claim(text, uuid, integer);
 DROP FUNCTION IF EXISTS absurd.await_event(text, uuid, uuid, text, text, integer);
+-- Revision 1's await_event, without p_durable_timeout.
+DROP FUNCTION IF EXISTS absurd.await_event(text, uuid, uuid, text, text, double precision);
 
 CREATE OR REPLACE FUNCTION absurd.extend_claim(p_queue_name text, p_run_id uuid, p_extend_by double precision)
 RETURNS void
@@ -1442,7 +2053,8 @@ CREATE OR REPLACE FUNCTION absurd.await_event(
     p_run_id uuid,
     p_step_name text,
     p_event_name text,
-    p_timeout double precision DEFAULT NULL
+    p_timeout double precision DEFAULT NULL,
+    p_durable_timeout boolean DEFAULT false
 )
 RETURNS TABLE (should_suspend boolean, payload jsonb, timed_out boolean)
 LANGUAGE plpgsql
@@ -1477,12 +2089,13 @@ BEGIN
         RAISE EXCEPTION 'timeout must be non-negative';
     END IF;
 
-    -- 1. The step already has an outcome: a payload, or a recorded timeout.
+    -- 1. The step already has an outcome: a payload, or (for a durable caller only) a
+    --    recorded timeout. Upstream has no such records, so other callers do not see them.
     EXECUTE format($sql$
         SELECT true, state, status FROM absurd.%I WHERE task_id = $1 AND checkpoint_name = $2$sql$, c)
     INTO v_found, v_checkpoint_state, v_checkpoint_status
     USING p_task_id, p_step_name;
-    IF v_found THEN
+    IF v_found AND (v_checkpoint_status <> 'timed_out' OR coalesce(p_durable_timeout, false)) THEN
         RETURN QUERY SELECT false, v_checkpoint_state, v_checkpoint_status = 'timed_out';
         RETURN;
     END IF;
@@ -1526,8 +2139,10 @@ BEGIN
         RAISE EXCEPTION 'Run "%" must be running to await events', p_run_id;
     END IF;
 
-    -- 6.
-    IF NOT v_resolved AND v_event_payload IS NOT NULL THEN
+    -- 6. For a durable caller a timeout (step 8) wins over an emit that came too late.
+    IF NOT v_resolved AND v_event_payload IS NOT NULL
+       AND NOT (coalesce(p_durable_timeout, false)
+                AND v_wake_event IS NOT DISTINCT FROM p_event_name AND v_delivered IS NULL) THEN
         v_resolved := true;
         v_result := v_event_payload;
     END IF;
@@ -1545,29 +2160,24 @@ BEGIN
         RETURN;
     END IF;
 
-    -- 8. The run woke from a timed-out wait on this event. The claim that woke it has
-    --    normally recorded the timeout on the waiting step already (found in step 1 by a
-    --    replay of that step); then this is a fresh wait under another step name and must
-    --    not inherit the timeout (upstream #138). Only when no timeout was recorded for
-    --    this run is this step the one that timed out.
+    -- 8. The run woke from a timed-out wait on this event, and this is the first await of
+    --    the event since: it is the one that timed out. Clearing wake_event means a later
+    --    await of the same event waits afresh. A durable caller gets the timeout recorded
+    --    on the step, so that its replays time out again instead of waiting.
     IF v_wake_event = p_event_name AND v_delivered IS NULL THEN
         EXECUTE format('UPDATE absurd.%I SET wake_event = NULL WHERE run_id = $1', r)
         USING p_run_id;
-        EXECUTE format($sql$
-            SELECT true FROM absurd.%I
-            WHERE task_id = $1 AND owner_run_id = $2 AND status = 'timed_out'
-            LIMIT 1$sql$, c)
-        INTO v_found
-        USING p_task_id, p_run_id;
-        IF v_found IS NULL THEN
+        IF coalesce(p_durable_timeout, false) THEN
             EXECUTE format($sql$
-                INSERT INTO absurd.%I (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
+                INSERT INTO absurd.%I AS ck (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
                 VALUES ($1, $2, NULL, 'timed_out', $3, $4)
-                ON CONFLICT (task_id, checkpoint_name) DO NOTHING$sql$, c)
+                ON CONFLICT (task_id, checkpoint_name) DO UPDATE
+                SET state = NULL, status = 'timed_out', owner_run_id = EXCLUDED.owner_run_id,
+                    updated_at = EXCLUDED.updated_at$sql$, c)
             USING p_task_id, p_step_name, p_run_id, v_now;
-            RETURN QUERY SELECT false, NULL::jsonb, true;
-            RETURN;
         END IF;
+        RETURN QUERY SELECT false, NULL::jsonb, true;
+        RETURN;
     END IF;
 
     -- 9. Suspend until the event arrives or the timeout passes.
@@ -1635,14 +2245,9 @@ BEGIN
     EXECUTE format($sql$
         WITH expired_wait AS (
             -- Waits whose timeout has passed do not get the payload: they timed out, and
-            -- that is recorded on their step as for a timeout seen by the claim.
+            -- their runs wake when claimed, as timed out.
             DELETE FROM absurd.%1$I wt
             WHERE wt.event_name = $1 AND wt.timeout_at <= $3
-            RETURNING wt.task_id, wt.step_name, wt.run_id
-        ), timed_out AS (
-            INSERT INTO absurd.%3$I (task_id, checkpoint_name, state, status, owner_run_id, updated_at)
-            SELECT task_id, step_name, NULL, 'timed_out', run_id, $3 FROM expired_wait
-            ON CONFLICT (task_id, checkpoint_name) DO NOTHING
         ), waiter AS (
             SELECT wt.run_id, wt.task_id, wt.step_name
             FROM absurd.%1$I wt
@@ -1661,7 +2266,6 @@ BEGIN
             ON CONFLICT (task_id, checkpoint_name) DO UPDATE
             SET state = EXCLUDED.state, status = EXCLUDED.status,
                 owner_run_id = EXCLUDED.owner_run_id, updated_at = EXCLUDED.updated_at
-            WHERE ck.status <> 'timed_out'
         ), task AS (
             UPDATE absurd.%4$I t SET state = 'pending'
             FROM woken WHERE t.task_id = woken.task_id
@@ -1814,7 +2418,12 @@ $$;
 CREATE OR REPLACE FUNCTION absurd.cleanup_tasks(p_queue_name text, p_ttl_seconds integer, p_limit integer DEFAULT 1000)
 RETURNS integer
 LANGUAGE sql
-AS $$ SELECT absurd.cleanup_batch(p_queue_name, 'cleanup_tasks', p_ttl_seconds, p_limit) $$;
+AS $$
+    SELECT absurd.cleanup_batch(p_queue_name,
+        CASE WHEN (SELECT storage_mode FROM absurd.queues WHERE queue_name = p_queue_name) = 'partitioned'
+             THEN 'cleanup_partitioned_tasks' ELSE 'cleanup_tasks' END,
+        p_ttl_seconds, p_limit)
+$$;
 
 CREATE OR REPLACE FUNCTION absurd.cleanup_events(p_queue_name text, p_ttl_seconds integer, p_limit integer DEFAULT 1000)
 RETURNS integer
@@ -1838,7 +2447,6 @@ BEGIN
         SELECT qs.queue_name, qs.cleanup_ttl, qs.cleanup_limit
         FROM absurd.queues qs
         WHERE (p_queue_name IS NULL OR qs.queue_name = p_queue_name)
-          AND qs.storage_mode = 'unpartitioned'
         ORDER BY qs.queue_name
     LOOP
         v_ttl := least(floor(extract(epoch FROM v_queue.cleanup_ttl)), 2147483647)::integer;
@@ -1852,7 +2460,7 @@ $$;
 
 -- ---------------------------------------------------------------------------------------
 -- Upgrade step: bring the tables and indexes of every existing queue up to this file.
--- Queues created in partitioned mode by another implementation are left alone.
+-- Partitions are not created here (that locks the parent): ensure_partitions does it.
 -- ---------------------------------------------------------------------------------------
 
 DO $$
@@ -1861,10 +2469,50 @@ DECLARE
 BEGIN
     FOR v_queue IN
         SELECT queue_name FROM absurd.queues
-        WHERE storage_mode = 'unpartitioned' AND octet_length(queue_name) <= 57
+        WHERE octet_length(queue_name) <= 57
         ORDER BY queue_name
     LOOP
         PERFORM absurd.ensure_queue_tables(v_queue);
     END LOOP;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Upgrade from upstream Absurd: what its 0.4.0 -> 0.5.0 migration does besides functions.
+-- This engine needs no extension; upstream 0.4 installed uuid-ossp for its ids. Dropped
+-- only when nothing else depends on it (never CASCADE).
+-- ---------------------------------------------------------------------------------------
+
+DO $$
+BEGIN
+    IF current_setting('absurd.upgrading_upstream', true) = 'true' THEN
+        DROP EXTENSION IF EXISTS "uuid-ossp";
+    END IF;
+EXCEPTION
+    WHEN dependent_objects_still_exist THEN
+        RAISE NOTICE 'uuid-ossp was kept: other objects in this database depend on it';
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- The engine revision and the fingerprint of the functions as this file leaves them.
+-- This block must stay the last statement of the file: a function created after it would
+-- make get_engine_revision() report the engine as changed by another tool.
+-- ---------------------------------------------------------------------------------------
+
+DO $$
+DECLARE
+    c_revision constant integer := 2;
+BEGIN
+    EXECUTE format($ddl$
+        CREATE OR REPLACE FUNCTION absurd.get_engine_revision()
+        RETURNS integer
+        LANGUAGE sql
+        STABLE
+        AS %L$ddl$,
+        format('SELECT CASE WHEN absurd.engine_fingerprint() = %L THEN %s END',
+               absurd.engine_fingerprint(), c_revision));
+    COMMENT ON FUNCTION absurd.get_engine_revision() IS
+        'absurd-tui engine revision; NULL when another tool has replaced engine functions';
 END;
 $$;

@@ -29,6 +29,7 @@ from .task import (
     AgentFailure,
     agent_params,
     answer_question,
+    queues_to_create,
     register_agent,
     spawn_agent,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "load_transcript",
     "model_label",
     "model_options",
+    "queues_to_create",
     "register_agent",
     "spawn_agent",
     "tool",

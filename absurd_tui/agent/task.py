@@ -22,6 +22,7 @@ fail the task for good, with the reason.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
@@ -186,6 +187,13 @@ def register_agent(
         queue=queue if queue is not None else AGENT_QUEUE,
         default_max_attempts=DEFAULT_MAX_ATTEMPTS,
     )
+
+
+def queues_to_create(queues: Iterable[str]) -> list[str]:
+    """Of the queues a worker serves without being told which, those it creates at start:
+    all but the agent's, which ``spawn_agent`` creates when the first agent is spawned, so
+    that workers never add an empty agents queue to a database that runs no agents."""
+    return [queue for queue in queues if queue != AGENT_QUEUE]
 
 
 def agent_params(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..db import DatabaseUnavailable, SchemaError
 from ..db import dsn as dsn_text
 from .output import note
 from .session import EXIT_OK, Session
@@ -26,6 +27,15 @@ def run_init(args: argparse.Namespace, session: Session) -> int:
     return EXIT_OK
 
 
+def schema_label(session: Session) -> str:
+    """The schema version and engine revision, or why they cannot be read (on stderr, so
+    scripts reading the DSN from stdout are not disturbed)."""
+    try:
+        return session.database().schema.label()
+    except (DatabaseUnavailable, SchemaError) as err:
+        return f"not available: {err}"
+
+
 def configure_dsn(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Print the connection string of the database in use, for psql and other Absurd "
@@ -44,6 +54,7 @@ def run_dsn(args: argparse.Namespace, session: Session) -> int:
         assert session.settings.dsn is not None
         dsn = session.settings.dsn
     print(dsn if args.show_password else dsn_text.redact(dsn))
+    note(f"Schema: {schema_label(session)}")
     if session.settings.embedded and sys.stderr.isatty():
         note(
             "The embedded server runs while an absurd-tui process uses it (the console "

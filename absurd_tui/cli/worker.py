@@ -65,6 +65,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, session: Session) -> int:
+    from ..agent.task import queues_to_create
     from ..runtime import WorkerPool
     from ..sdk.errors import TaskModuleError
     from ..sdk.registry import default_registry, load_task_modules
@@ -82,10 +83,11 @@ def run(args: argparse.Namespace, session: Session) -> int:
             ops.resolve_queue(conn, queue)
     else:
         # The queues of the tasks this worker knows, created if missing as the console
-        # does for its own workers (creating a queue is idempotent).
+        # does for its own workers (creating a queue is idempotent); the agent's queue
+        # only appears with the first agent, and is served from then on.
         queues = list(dict.fromkeys([DEFAULT_QUEUE, *default_registry.queues()]))
         conn = session.connection()
-        for queue in queues:
+        for queue in queues_to_create(queues):
             ops.create_queue(conn, queue)
     session.close()  # the pool opens its own connections; this one would sit idle
 

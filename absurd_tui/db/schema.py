@@ -3,9 +3,13 @@
 ``sql/absurd.sql`` is the whole engine. Applying it is both install and upgrade: it
 only creates what is missing and replaces functions, keeping all data.
 
-Versions: our file reports ``get_schema_version()`` as ``<upstream>+absurd-tui.<rev>``.
-A database set up by upstream Absurd reports ``main`` or a plain release such as
-``0.4.0``; from 0.4 on it has every table, column and function our tools read or call.
+Versions: ``get_schema_version()`` answers as upstream Absurd's does, with the upstream
+release whose contract the engine implements (``0.5.1``). Our engine is recognised by
+``get_engine_revision()``, which upstream lacks: it returns our revision, or NULL when
+another tool (``absurdctl migrate``) has replaced engine functions since the last install.
+Revision 1 said ``<upstream>+absurd-tui.1`` in its schema version instead. A database set
+up by upstream Absurd reports ``main`` or a plain release such as ``0.4.0``; from 0.4 on
+it has every table, column and function our tools read or call.
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ from .errors import SchemaError
 MIN_UPSTREAM = (0, 4)
 _LOCK_KEY = 0x0AB5_0D7E  # pg_advisory_xact_lock key serialising concurrent installs
 
-_OURS = re.compile(r"\+absurd-tui\.(\d+)$")
+_REVISION_1 = re.compile(r"\+absurd-tui\.(\d+)$")  # revision 1's version string
 _RELEASE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
-# The literal that absurd.get_schema_version() returns in sql/absurd.sql.
-_SQL_VERSION = re.compile(r"'[^'\s]*\+absurd-tui\.(\d+)'::text")
+# The revision constant of the block in sql/absurd.sql that creates get_engine_revision().
+_SQL_REVISION = re.compile(r"\bc_revision\s+constant\s+integer\s*:=\s*(\d+)\s*;")
 
 
 @cache
@@ -41,18 +45,18 @@ def schema_sql() -> str:
 
 
 def revision_in(sql_text: str) -> int:
-    """The schema revision that get_schema_version() reports in this text of absurd.sql."""
-    found = _SQL_VERSION.findall(sql_text)
+    """The engine revision that get_engine_revision() reports in this text of absurd.sql."""
+    found = _SQL_REVISION.findall(sql_text)
     if len(found) != 1:
         raise SchemaError(
-            "absurd.sql must hold exactly one '<upstream>+absurd-tui.<rev>'::text version "
-            f"literal; found {len(found)}"
+            "absurd.sql must hold exactly one 'c_revision constant integer := <rev>;' "
+            f"declaration; found {len(found)}"
         )
     return int(found[0])
 
 
-# The schema revision this version of absurd-tui ships and expects, read from the SQL so
-# that bumping it in get_schema_version() is the only change. Older ones `init` upgrades.
+# The engine revision this version of absurd-tui ships and expects, read from the SQL so
+# that bumping c_revision there is the only change. Older ones `init` upgrades.
 SCHEMA_REVISION = revision_in(schema_sql())
 
 
@@ -60,6 +64,10 @@ SCHEMA_REVISION = revision_in(schema_sql())
 class SchemaInfo:
     version: str | None
     """What absurd.get_schema_version() returned; None when there is no schema."""
+    engine: bool = False
+    """The schema has our get_engine_revision()."""
+    engine_revision: int | None = None
+    """What get_engine_revision() returned (None: functions replaced by another tool)."""
 
     @property
     def installed(self) -> bool:
@@ -67,15 +75,20 @@ class SchemaInfo:
 
     @property
     def revision(self) -> int | None:
-        """Our schema revision, or None for upstream Absurd's own schema."""
-        if self.version is None:
-            return None
-        match = _OURS.search(self.version)
+        """Our engine revision, or None for upstream Absurd's own schema (or a changed one)."""
+        if self.engine:
+            return self.engine_revision
+        match = _REVISION_1.search(self.version or "")
         return int(match.group(1)) if match else None
 
     @property
     def is_ours(self) -> bool:
-        return self.revision is not None
+        return self.engine or self.revision is not None
+
+    @property
+    def modified(self) -> bool:
+        """Our engine, with functions replaced by another tool since it was installed."""
+        return self.engine and self.engine_revision is None
 
     @property
     def upstream_compatible(self) -> bool:
@@ -96,22 +109,33 @@ class SchemaInfo:
     def label(self) -> str:
         if self.version is None:
             return "none"
+        if self.modified:
+            return f"{self.version} (absurd-tui engine, functions changed by another tool)"
         if self.is_ours:
-            return f"{self.version} (absurd-tui schema revision {self.revision})"
+            return f"{self.version} (absurd-tui engine revision {self.revision})"
         return f"{self.version} (upstream Absurd)"
 
 
-def inspect(conn: psycopg.Connection) -> SchemaInfo:
-    if not _scalar(conn, "SELECT to_regprocedure('absurd.get_schema_version()') IS NOT NULL"):
-        return SchemaInfo(version=None)
-    return SchemaInfo(version=_scalar(conn, "SELECT absurd.get_schema_version()"))
-
-
-def _scalar(conn: psycopg.Connection, query: LiteralString) -> Any:
+def _one_row(conn: psycopg.Connection, query: LiteralString) -> tuple[Any, ...]:
     row = conn.execute(query).fetchone()
-    # A SELECT without FROM always yields one row.
-    assert row is not None, query
-    return row[0]
+    assert row is not None, query  # a SELECT without FROM always yields one row
+    return tuple(row)
+
+
+def inspect(conn: psycopg.Connection) -> SchemaInfo:
+    version_fn, revision_fn = _one_row(
+        conn,
+        "SELECT to_regprocedure('absurd.get_schema_version()') IS NOT NULL,"
+        " to_regprocedure('absurd.get_engine_revision()') IS NOT NULL",
+    )
+    if not version_fn:
+        return SchemaInfo(version=None)
+    version, revision = _one_row(
+        conn,
+        "SELECT absurd.get_schema_version(), "
+        + ("absurd.get_engine_revision()" if revision_fn else "NULL::integer"),
+    )
+    return SchemaInfo(version=version, engine=revision_fn, engine_revision=revision)
 
 
 def install(conn: psycopg.Connection) -> SchemaInfo:
@@ -131,6 +155,12 @@ def check_usable(info: SchemaInfo, *, target: str) -> None:
         raise SchemaError(
             f"The database {target} has no Absurd schema. Install it with "
             "`absurd-tui init --dsn ...` (the same DSN), then start again."
+        )
+    if info.modified:
+        raise SchemaError(
+            f"The database {target} has the absurd-tui engine, but another tool (such as "
+            "upstream's `absurdctl migrate`) has replaced some of its functions since. "
+            "Restore them in place, keeping all data, with `absurd-tui init --dsn ...`."
         )
     if info.is_ours:
         assert info.revision is not None

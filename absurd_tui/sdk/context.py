@@ -103,13 +103,14 @@ class SchemaFeatures:
     """What the installed engine offers beyond upstream 0.5.1's contract."""
 
     await_event_timed_out: bool
-    """await_event returns a third column ``timed_out`` and records timeouts durably."""
+    """await_event returns a third column ``timed_out`` and, asked with
+    ``p_durable_timeout => true``, records timeouts durably."""
 
 
 def detect_features(conn: psycopg.Connection) -> SchemaFeatures:
     row = conn.execute(
         """
-        SELECT coalesce(bool_or('timed_out' = ANY (p.proargnames)), false)
+        SELECT coalesce(bool_or('p_durable_timeout' = ANY (p.proargnames)), false)
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname = 'absurd' AND p.proname = 'await_event'
         """
@@ -419,17 +420,17 @@ class TaskContext:
         ):
             self._wake_event = None
             raise TimeoutError(timed_out_message)
-        columns = (
-            "should_suspend, payload, timed_out"
-            if self._features.await_event_timed_out
-            else ("should_suspend, payload")
+        durable = self._features.await_event_timed_out
+        call = (
+            "SELECT should_suspend, payload, timed_out FROM absurd.await_event("
+            "%s, %s, %s, %s, %s, %s, p_durable_timeout => true)"
+            if durable
+            else "SELECT should_suspend, payload FROM absurd.await_event(%s, %s, %s, %s, %s, %s)"
         )
         self._control.check()
         with task_state_errors():
             row = self._conn.execute(
-                sql.SQL("SELECT {} FROM absurd.await_event(%s, %s, %s, %s, %s, %s)").format(
-                    sql.SQL(columns)
-                ),
+                call,
                 (
                     self._queue,
                     self.task_id,

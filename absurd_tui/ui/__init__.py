@@ -34,7 +34,7 @@ def run_tui(
     screen is taken over.
     """
     from .. import ops
-    from ..agent import register_agent
+    from ..agent import queues_to_create, register_agent
     from ..db import DatabaseError, open_database
     from ..sdk.errors import TaskModuleError
     from ..sdk.registry import default_registry, load_task_modules
@@ -53,10 +53,11 @@ def run_tui(
 
     serve = worker_queues(queues)
     if not no_workers:
-        # The queues the embedded workers serve must exist; creating one is idempotent.
+        # The queues the embedded workers were asked to serve must exist; creating one is
+        # idempotent. Unasked, the agent's queue waits for the first agent to create it.
         try:
             with database.connect() as conn:
-                for name in serve:
+                for name in serve if queues else queues_to_create(serve):
                     ops.create_queue(conn, name)
         except DatabaseError as exc:
             print(

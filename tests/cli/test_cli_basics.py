@@ -121,9 +121,14 @@ def test_init_installs_the_schema_and_prints_its_version(bare_cli, empty_db_dsn)
     with psycopg.connect(empty_db_dsn) as conn:
         version = conn.execute("SELECT absurd.get_schema_version()").fetchone()[0]
     assert version in first.out
+    assert version == "0.5.1"
+    assert "absurd-tui engine revision 2" in first.out
     again = bare_cli("init", dsn=empty_db_dsn)
     assert again.code == 0, again
     assert version in again.out
+    shown = bare_cli("dsn", dsn=empty_db_dsn)
+    assert shown.code == 0, shown
+    assert "0.5.1 (absurd-tui engine revision 2)" in shown.err
 
 
 def test_dsn_prints_the_configured_dsn_without_its_password(bare_cli):

@@ -8,6 +8,8 @@ import uuid
 import pytest
 from support import wait_until
 
+from absurd_tui.agent import spawn_agent
+
 from .cli_tasks import CREATE_TABLE
 from .helpers import TASK_MODULE, assert_clean_error
 
@@ -132,18 +134,25 @@ def test_without_queues_a_worker_serves_and_creates_those_of_its_tasks(cli, conn
         def names():
             return [r[0] for r in conn.execute("SELECT queue_name FROM absurd.queues ORDER BY 1")]
 
-        # 'default' and 'scale' from the test module, 'agents' for the built-in agent.
-        wait_until(
-            lambda: names() == ["agents", "default", "scale"],
-            timeout=30,
-            what="the worker's queues",
-        )
+        # 'default' and 'scale' from the test module; the built-in agent's queue is served
+        # but not created: it appears when the first agent is spawned.
+        wait_until(lambda: names() == ["default", "scale"], timeout=30, what="the worker's queues")
         spawned = cli("spawn", "steps")
         assert spawned.code == 0, spawned
         wait_until(
             lambda: task_state(conn, spawned.out.strip()) == "completed",
             timeout=30,
             what="the task to run",
+        )
+        assert names() == ["default", "scale"]
+        agent_id = spawn_agent(conn, "What time is it?", model="demo")
+        assert names() == ["agents", "default", "scale"]
+        # The demo agent may go on to wait for an answer; that it left pending shows the
+        # worker picked up the queue that appeared after it started.
+        wait_until(
+            lambda: task_state(conn, agent_id, "agents") != "pending",
+            timeout=30,
+            what="the agent to start",
         )
     finally:
         assert worker.stop() == 0, worker.log()

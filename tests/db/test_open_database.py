@@ -38,7 +38,8 @@ def test_init_installs_the_schema_and_reports_our_revision(empty_db_dsn):
     db = open_database(Settings(dsn=empty_db_dsn), install=True)
     assert db.schema.is_ours
     assert db.schema.revision == schema.SCHEMA_REVISION
-    assert "absurd-tui schema revision" in db.schema.label()
+    assert "absurd-tui engine revision" in db.schema.label()
+    assert db.schema.version == "0.5.1"
     with psycopg.connect(empty_db_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM absurd.list_queues()").fetchone()[0] == 0
 
@@ -57,7 +58,14 @@ def test_older_revision_of_ours_asks_for_init(empty_db_dsn):
 
 
 def test_newer_revision_of_ours_asks_to_upgrade_the_tool(empty_db_dsn):
-    _fake_version(empty_db_dsn, f"0.4.0+absurd-tui.{schema.SCHEMA_REVISION + 1}")
+    _fake_version(empty_db_dsn, "0.5.1")
+    with psycopg.connect(empty_db_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "CREATE FUNCTION absurd.get_engine_revision() RETURNS integer LANGUAGE sql"
+                " AS $$ SELECT {}::integer $$"
+            ).format(sql.Literal(schema.SCHEMA_REVISION + 1))
+        )
     with pytest.raises(SchemaError) as err:
         open_database(Settings(dsn=empty_db_dsn))
     assert "Upgrade absurd-tui" in str(err.value)

@@ -254,6 +254,79 @@ def test_event_wait_times_out(app, worker_conn, clock):
     assert rows(worker_conn, "w", "task_id = %s", spawned["task_id"]) == []
 
 
+def test_replay_of_a_timed_out_await_event_waits_again(app, worker_conn, clock):
+    # Upstream records no timeout, so a replay (here: the retry after a later failure)
+    # waits again and times out again; it never returns a phantom None.
+    seen = []
+
+    @app.register_task("replayer")
+    def replayer(params, ctx):
+        seen.append("start")
+        try:
+            ctx.await_event("never", timeout=10)
+            outcome = "payload"
+        except absurd_sdk.TimeoutError:
+            outcome = "timeout"
+        seen.append(outcome)
+        if seen.count("timeout") == 1:
+            raise RuntimeError("fails after the timeout")
+        return outcome
+
+    spawned = app.spawn("replayer", {}, max_attempts=2)
+    work(app)
+    clock.advance(10)
+    work(app)  # times out, then fails: attempt 2 is pending
+    assert [r["state"] for r in runs(worker_conn, spawned["task_id"])] == ["failed", "pending"]
+    work(app)  # the replay waits again
+    assert task_state(worker_conn, spawned["task_id"]) == "sleeping"
+    assert len(rows(worker_conn, "w", "task_id = %s", spawned["task_id"])) == 1
+    clock.advance(10)
+    work(app)
+    assert result(app, spawned["task_id"]).result == "timeout"
+    assert seen == ["start", "start", "timeout", "start", "start", "timeout"]
+    assert rows(worker_conn, "c", "task_id = %s", spawned["task_id"]) == []
+    assert rows(worker_conn, "w", "task_id = %s", spawned["task_id"]) == []
+
+
+def test_awaiting_the_same_event_after_a_timeout_leaves_no_wait(app, worker_conn, clock):
+    @app.register_task("twice")
+    def twice(params, ctx):
+        try:
+            first = ctx.await_event("tick", timeout=10)
+        except absurd_sdk.TimeoutError:
+            first = "timeout"
+        second = ctx.await_event("tick", timeout=10)
+        return {"first": first, "second": second}
+
+    spawned = app.spawn("twice", {})
+    work(app)
+    clock.advance(10)
+    work(app)
+    snapshot = result(app, spawned["task_id"])
+    assert snapshot.state == "completed"
+    assert snapshot.result == {"first": "timeout", "second": None}
+    assert rows(worker_conn, "w", "true") == []
+    assert rows(worker_conn, "c", "task_id = %s", spawned["task_id"]) == []
+
+
+def test_an_emit_after_the_timeout_is_not_delivered(app, worker_conn, clock):
+    @app.register_task("late")
+    def late(params, ctx):
+        try:
+            return {"payload": ctx.await_event("slow", timeout=10)}
+        except absurd_sdk.TimeoutError:
+            return {"timed_out": True}
+
+    spawned = app.spawn("late", {})
+    work(app)
+    clock.advance(11)
+    app.emit_event("slow", "too late")
+    assert task_state(worker_conn, spawned["task_id"]) == "sleeping"
+    work(app)
+    assert result(app, spawned["task_id"]).result == {"timed_out": True}
+    assert rows(worker_conn, "w", "true") == []
+
+
 # --- failure and retry --------------------------------------------------------------------
 
 
@@ -465,6 +538,30 @@ def test_queue_management(app, worker_conn):
     assert app.get_queue_policy("nope") is None
     app.drop_queue("second")
     assert app.list_queues() == [Q]
+
+
+def test_a_partitioned_queue(worker_conn, clock):
+    parts = absurd_sdk.Absurd(worker_conn, queue_name="parts")
+    parts.create_queue(storage_mode="partitioned", partition_lookahead="14 days")
+    policy = parts.get_queue_policy()
+    assert (policy["storage_mode"], policy["partition_lookahead"]) == (
+        "partitioned",
+        timedelta(days=14),
+    )
+
+    @parts.register_task("double")
+    def double(params, ctx):
+        return ctx.step("double", lambda: params * 2)
+
+    first = parts.spawn("double", 21, idempotency_key="once")
+    again = parts.spawn("double", 99, idempotency_key="once")
+    assert again["task_id"] == first["task_id"]
+    parts.work_batch(worker_id="parts-worker", claim_timeout=60, batch_size=5)
+    assert parts.fetch_task_result(first["task_id"]).result == 42
+    keys = worker_conn.execute("SELECT idempotency_key FROM absurd.i_parts").fetchall()
+    assert keys == [("once",)]
+    parts.drop_queue()
+    assert "parts" not in parts.list_queues()
 
 
 def test_worker_thread_runs_tasks_until_stopped(db_dsn, connect):

@@ -215,11 +215,13 @@ def await_event(
     step: str | None = None,
     timeout: int | None = None,
     q: str = Q,
+    durable: bool = False,
 ) -> Awaited:
+    """As the official SDKs call it, or (``durable``) as absurd-tui's SDK does."""
     row = conn.execute(
         """SELECT should_suspend, payload, timed_out
-             FROM absurd.await_event(%s, %s, %s, %s, %s, %s)""",
-        (q, task_id, run_id, step or f"$awaitEvent:{event}", event, timeout),
+             FROM absurd.await_event(%s, %s, %s, %s, %s, %s, p_durable_timeout => %s)""",
+        (q, task_id, run_id, step or f"$awaitEvent:{event}", event, timeout, durable),
     ).fetchone()
     return Awaited(*row)
 

@@ -339,6 +339,34 @@ def test_expired_lease_fails_the_run_with_claim_timeout_and_retries(conn, clock)
     assert run_row(conn, row["run_id"])["claimed_by"] == "worker-b"
 
 
+def test_an_expired_leases_retry_keeps_its_place_ahead_of_newer_work(conn, clock):
+    # A worker claims the oldest task and dies. Work spawned after that task must not
+    # overtake it once the lease runs out: the retry queues where the task stood.
+    orphan = spawn(conn, name="orphan")
+    claim_one(conn, worker="dead", timeout=10)
+    clock.advance(5)
+    newer = [spawn(conn, name=f"newer-{n}") for n in range(3)]
+    clock.advance(5)
+    first = claim_one(conn, worker="alive")
+    assert (first["task_id"], first["attempt"]) == (orphan.task_id, 2)
+    assert run_row(conn, first["run_id"])["created_at"] == clock.now
+    claimed = [row["task_id"] for row in claim(conn, qty=5)]
+    assert claimed == [s.task_id for s in newer]
+
+
+def test_an_expired_leases_retry_with_a_backoff_still_waits_for_it(conn, clock):
+    orphan = spawn(conn, retry_strategy={"kind": "fixed", "base_seconds": 30})
+    claim_one(conn, timeout=10)
+    clock.advance(10)
+    newer = spawn(conn)
+    assert claim_one(conn)["task_id"] == newer.task_id
+    retry_run = runs_of(conn, orphan.task_id)[-1]
+    assert (retry_run["state"], retry_run["available_at"]) == (
+        "sleeping",
+        clock.now + timedelta(seconds=30),
+    )
+
+
 def test_lease_not_yet_expired_is_left_alone(conn, clock):
     spawned = spawn(conn)
     claim_one(conn, timeout=10)

@@ -228,7 +228,9 @@ RETRY_DELAYS = [
     ({"kind": "exponential", "base_seconds": 1.5}, [1.5, 3, 6]),
     ({"kind": "fixed", "base_seconds": 0}, [0, 0, 0]),
     ({"kind": "none", "base_seconds": 99}, [0, 0, 0]),
-    ({"kind": "mystery", "base_seconds": 99}, [0, 0, 0]),
+    ({"base_seconds": 99}, [0, 0, 0]),
+    ({"kind": "exponential", "base_seconds": "4", "factor": "0.5"}, [4, 2, 1]),
+    ({"kind": "exponential", "base_seconds": 86400, "factor": 1e300}, [86400, 86400, 86400]),
 ]
 
 

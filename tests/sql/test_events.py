@@ -331,8 +331,11 @@ def test_timed_out_wait_is_reported_and_recorded_durably(conn, clock):
     assert again["wake_event"] == "late"
     assert again["event_payload"] is None
     assert wait_rows(conn, run_id=run["run_id"]) == []
+    assert checkpoint_rows(conn, run["task_id"]) == {}, "the claim records nothing"
 
-    first = await_event(conn, run["task_id"], run["run_id"], "late", step="w", timeout=10)
+    first = await_event(
+        conn, run["task_id"], run["run_id"], "late", step="w", timeout=10, durable=True
+    )
     assert (first.should_suspend, first.payload, first.timed_out) == (False, None, True)
     cp = checkpoint_rows(conn, run["task_id"])["w"]
     assert cp["status"] == "timed_out"
@@ -347,9 +350,27 @@ def test_timed_out_wait_is_reported_and_recorded_durably(conn, clock):
     assert run_row(conn, run["run_id"])["state"] == "running"
     assert wait_rows(conn, run_id=run["run_id"]) == []
 
-    second = await_event(conn, run["task_id"], run["run_id"], "late", step="w", timeout=10)
+    second = await_event(
+        conn, run["task_id"], run["run_id"], "late", step="w", timeout=10, durable=True
+    )
     assert (second.should_suspend, second.payload, second.timed_out) == (False, None, True)
     assert run_row(conn, run["run_id"])["state"] == "running"
+
+
+def test_a_timed_out_wait_as_the_official_sdks_see_it(conn, clock):
+    # Upstream 0.5.1, exactly: the timeout is reported once (wake_event), nothing records
+    # it, and awaiting again waits afresh.
+    run = running_task(conn)
+    await_event(conn, run["task_id"], run["run_id"], "late", step="w", timeout=10)
+    clock.advance(10)
+    claim_one(conn)
+    first = await_event(conn, run["task_id"], run["run_id"], "late", step="w", timeout=10)
+    assert (first.should_suspend, first.payload, first.timed_out) == (False, None, True)
+    assert checkpoint_rows(conn, run["task_id"]) == {}
+    assert run_row(conn, run["run_id"])["wake_event"] is None
+    second = await_event(conn, run["task_id"], run["run_id"], "late", step="w", timeout=10)
+    assert second.should_suspend is True
+    assert [w["step_name"] for w in wait_rows(conn, run_id=run["run_id"])] == ["w"]
 
 
 def test_timed_out_wait_stays_timed_out_after_a_late_emit_and_on_replay(conn, clock):
@@ -357,14 +378,37 @@ def test_timed_out_wait_stays_timed_out_after_a_late_emit_and_on_replay(conn, cl
     await_event(conn, run["task_id"], run["run_id"], "late", step="w", timeout=10)
     clock.advance(10)
     claim_one(conn)
-    assert await_event(conn, run["task_id"], run["run_id"], "late", step="w", timeout=10).timed_out
+    assert await_event(
+        conn, run["task_id"], run["run_id"], "late", step="w", timeout=10, durable=True
+    ).timed_out
     emit(conn, "late", "too late")
     # A replay by the next attempt takes the same path (upstream issues #96 and #138).
     fail(conn, run["run_id"])
     retry_run = claim_one(conn)
     assert retry_run["attempt"] == 2
-    replay = await_event(conn, run["task_id"], retry_run["run_id"], "late", step="w", timeout=10)
+    replay = await_event(
+        conn, run["task_id"], retry_run["run_id"], "late", step="w", timeout=10, durable=True
+    )
     assert (replay.should_suspend, replay.payload, replay.timed_out) == (False, None, True)
+
+
+def test_an_official_replay_does_not_see_the_durable_record(conn, clock):
+    # A task our SDK began and the official SDK replays: it gets what upstream would give
+    # it (no record, so the event as it stands), not a timeout it cannot read.
+    run = running_task(conn, max_attempts=3)
+    await_event(conn, run["task_id"], run["run_id"], "late", step="w", timeout=10)
+    clock.advance(10)
+    claim_one(conn)
+    await_event(conn, run["task_id"], run["run_id"], "late", step="w", timeout=10, durable=True)
+    fail(conn, run["run_id"])
+    retry_run = claim_one(conn)
+    replay = await_event(conn, run["task_id"], retry_run["run_id"], "late", step="w", timeout=10)
+    assert (replay.should_suspend, replay.payload, replay.timed_out) == (True, None, False)
+    emit(conn, "late", "finally")
+    claim_one(conn)
+    got = await_event(conn, run["task_id"], retry_run["run_id"], "late", step="w", timeout=10)
+    assert (got.should_suspend, got.payload) == (False, "finally")
+    assert checkpoint_rows(conn, run["task_id"])["w"]["status"] == "committed"
 
 
 def test_timed_out_checkpoint_is_not_a_committed_value(conn, clock):
@@ -372,7 +416,8 @@ def test_timed_out_checkpoint_is_not_a_committed_value(conn, clock):
     await_event(conn, run["task_id"], run["run_id"], "late", step="w", timeout=1)
     clock.advance(1)
     claim_one(conn)
-    await_event(conn, run["task_id"], run["run_id"], "late", step="w", timeout=1)
+    await_event(conn, run["task_id"], run["run_id"], "late", step="w", timeout=1, durable=True)
+    assert checkpoint_rows(conn, run["task_id"])["w"]["status"] == "timed_out"
     # Readers filter on status = 'committed'; the SDK's cache must not see a value.
     assert get_checkpoint(conn, run["task_id"], "w") == []
     assert [
@@ -380,7 +425,8 @@ def test_timed_out_checkpoint_is_not_a_committed_value(conn, clock):
     ] == []
 
 
-def test_emit_after_the_timeout_passed_does_not_wake_the_run(conn, clock):
+@pytest.mark.parametrize("durable", [True, False])
+def test_emit_after_the_timeout_passed_does_not_wake_the_run(conn, clock, durable):
     run = running_task(conn)
     await_event(conn, run["task_id"], run["run_id"], "late", step="w", timeout=10)
     clock.advance(11)
@@ -391,37 +437,73 @@ def test_emit_after_the_timeout_passed_does_not_wake_the_run(conn, clock):
     assert r["state"] == "sleeping"
     assert r["event_payload"] is None
     assert get_checkpoint(conn, run["task_id"], "w") == []
-    # The run wakes on its timer and sees a timeout, not the late payload.
+    # The run wakes on its timer and sees a timeout in the claimed row (which is all the
+    # official SDKs look at); a durable caller gets the timeout from await_event as well.
     again = claim_one(conn)
     assert (again["wake_event"], again["event_payload"]) == ("late", None)
-    got = await_event(conn, run["task_id"], run["run_id"], "late", step="w", timeout=10)
-    assert (got.should_suspend, got.payload, got.timed_out) == (False, None, True)
+    if durable:
+        got = await_event(
+            conn, run["task_id"], run["run_id"], "late", step="w", timeout=10, durable=True
+        )
+        assert (got.should_suspend, got.payload, got.timed_out) == (False, None, True)
 
 
-@pytest.mark.parametrize("sql_sees_the_timeout", [True, False])
-def test_a_new_wait_after_a_timeout_does_not_inherit_it(conn, clock, sql_sees_the_timeout):
+def test_a_new_wait_after_a_timeout_does_not_inherit_it_for_our_sdk(conn, clock):
     # Upstream #138: after a timed-out wait, awaiting the same event under the next step
-    # name must wait afresh, not report the old timeout. SDK 0.5.1 notices the timeout from
-    # the claimed row's wake_event without calling await_event for the timed-out step.
+    # name must wait afresh, not report the old timeout.
     run = running_task(conn)
     await_event(conn, run["task_id"], run["run_id"], "tick", step="$awaitEvent:tick", timeout=5)
     clock.advance(5)
     assert claim_one(conn)["wake_event"] == "tick"
-    if sql_sees_the_timeout:
-        first = await_event(
-            conn, run["task_id"], run["run_id"], "tick", step="$awaitEvent:tick", timeout=5
-        )
-        assert first.timed_out is True
+    first = await_event(
+        conn,
+        run["task_id"],
+        run["run_id"],
+        "tick",
+        step="$awaitEvent:tick",
+        timeout=5,
+        durable=True,
+    )
+    assert first.timed_out is True
     second = await_event(
-        conn, run["task_id"], run["run_id"], "tick", step="$awaitEvent:tick#2", timeout=5
+        conn,
+        run["task_id"],
+        run["run_id"],
+        "tick",
+        step="$awaitEvent:tick#2",
+        timeout=5,
+        durable=True,
     )
     assert (second.should_suspend, second.timed_out) == (True, False)
     emit(conn, "tick", "now")
     claim_one(conn)
     third = await_event(
-        conn, run["task_id"], run["run_id"], "tick", step="$awaitEvent:tick#2", timeout=5
+        conn,
+        run["task_id"],
+        run["run_id"],
+        "tick",
+        step="$awaitEvent:tick#2",
+        timeout=5,
+        durable=True,
     )
     assert (third.should_suspend, third.payload, third.timed_out) == (False, "now", False)
+
+
+def test_a_second_wait_after_a_timeout_as_upstream_answers_it(conn, clock):
+    # SDK 0.5.1 notices the timeout from the claimed row without calling await_event for
+    # the timed-out step; its next await of the same event gets what upstream 0.5.1 gives
+    # (no payload, no wait registered), so the task completes with no wait left.
+    run = running_task(conn)
+    await_event(conn, run["task_id"], run["run_id"], "tick", step="$awaitEvent:tick", timeout=5)
+    clock.advance(5)
+    assert claim_one(conn)["wake_event"] == "tick"
+    second = await_event(
+        conn, run["task_id"], run["run_id"], "tick", step="$awaitEvent:tick#2", timeout=5
+    )
+    assert (second.should_suspend, second.payload) == (False, None)
+    assert wait_rows(conn, run_id=run["run_id"]) == []
+    complete(conn, run["run_id"])
+    assert wait_rows(conn) == []
 
 
 def test_timeout_of_zero_is_due_immediately(conn, clock):
@@ -456,3 +538,11 @@ def test_wait_can_be_resumed_with_a_new_step_after_failure(conn, clock):
     emit(conn, "e", "x")
     assert run_row(conn, retry_run["run_id"])["state"] == "pending"
     assert run_row(conn, run["run_id"])["state"] == "failed"
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_an_event_emitted_before_the_wait_resolves_it_for_every_caller(conn, clock, durable):
+    run = running_task(conn)
+    emit(conn, "early", {"n": 1})
+    got = await_event(conn, run["task_id"], run["run_id"], "early", step="w", durable=durable)
+    assert (got.should_suspend, got.payload, got.timed_out) == (False, {"n": 1}, False)

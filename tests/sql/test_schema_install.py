@@ -32,7 +32,7 @@ from .helpers import (
     task_row,
 )
 
-VERSION = "0.4.0+absurd-tui.1"
+VERSION = "0.5.1"
 
 
 def schema_sql_text() -> str:
@@ -191,3 +191,62 @@ def test_reapplying_while_a_worker_holds_a_claim(conn, connect, mode):
         conn.execute(schema_sql_text())
     complete(worker, spawned.run_id, "ok")
     assert task_row(conn, spawned.task_id)["state"] == "completed"
+
+
+def test_another_tools_function_replacement_is_detected_and_init_restores_it(conn):
+    """What `absurdctl migrate` does: CREATE OR REPLACE some engine functions."""
+    create_queue(conn)
+    assert schema.inspect(conn).current
+    conn.execute(
+        "CREATE OR REPLACE FUNCTION absurd.retry_delay_seconds(p_strategy jsonb, p_attempt integer)"
+        " RETURNS double precision LANGUAGE sql IMMUTABLE AS $$ SELECT 0::double precision $$"
+    )
+    info = schema.inspect(conn)
+    assert info.is_ours and info.modified and not info.current
+    assert "changed by another tool" in info.label()
+    with pytest.raises(schema.SchemaError, match="absurd-tui init"):
+        schema.check_usable(info, target="test")
+    restored = schema.install(conn)
+    assert restored.current and not restored.modified
+    delay = conn.execute(
+        'SELECT absurd.retry_delay_seconds(\'{"kind": "fixed"}\'::jsonb, 1)'
+    ).fetchone()[0]
+    assert delay == 60
+
+
+def test_revision_one_databases_are_recognised_and_upgraded(empty_db_dsn):
+    with psycopg.connect(empty_db_dsn, autocommit=True) as conn:
+        conn.execute(schema_sql_text())
+        # Revision 1 had no get_engine_revision() and said so in its version string.
+        conn.execute("DROP FUNCTION absurd.get_engine_revision()")
+        conn.execute(
+            "CREATE OR REPLACE FUNCTION absurd.get_schema_version() RETURNS text"
+            " LANGUAGE sql AS $$ SELECT '0.4.0+absurd-tui.1'::text $$"
+        )
+        old = schema.inspect(conn)
+        assert old.is_ours and old.revision == 1 and not old.current
+        assert schema.install(conn).current
+
+
+def test_reapplying_takes_no_lock_on_queue_tables(conn, connect):
+    # A writer holds ROW EXCLUSIVE on every queue table (as any open transaction that
+    # spawned or claimed does). Re-applying must not wait for it: no index, default or
+    # partition is created where it exists already.
+    create_queue(conn, "plain")
+    conn.execute("SELECT absurd.create_queue('parted', 'partitioned')")
+    writer = connect(autocommit=False)
+    tables = writer.execute(
+        "SELECT format('absurd.%I', c.relname) FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'absurd' AND c.relkind IN ('r', 'p') AND c.relname <> 'queues'"
+    ).fetchall()
+    assert len(tables) > 12
+    for (name,) in tables:
+        writer.execute(sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE").format(sql.SQL(name)))
+    conn.execute("SET lock_timeout = '2s'")
+    try:
+        schema.install(conn)
+    finally:
+        conn.execute("RESET lock_timeout")
+        writer.rollback()
+    assert schema.inspect(conn).current

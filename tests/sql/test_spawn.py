@@ -102,11 +102,13 @@ def test_spawn_stores_every_option(conn):
 
 
 def test_headers_and_retry_strategy_are_stored_as_given(conn):
-    # Free JSON: the engine does not interpret or normalise them at spawn.
-    spawned = spawn(conn, headers="just text", retry_strategy={"kind": "custom", "extra": True})
+    # Headers are free JSON; a strategy is checked (AB003) but stored as sent, extra keys
+    # and all.
+    strategy = {"kind": "fixed", "base_seconds": "5", "extra": True}
+    spawned = spawn(conn, headers="just text", retry_strategy=strategy)
     task = task_row(conn, spawned.task_id)
     assert task["headers"] == "just text"
-    assert task["retry_strategy"] == {"kind": "custom", "extra": True}
+    assert task["retry_strategy"] == strategy
 
 
 def test_unknown_option_keys_are_ignored(conn):

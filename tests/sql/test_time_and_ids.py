@@ -109,5 +109,12 @@ def test_portable_uuidv7_embeds_the_time_it_was_made(conn):
     assert abs(made - datetime.now(UTC)) < timedelta(seconds=5)
 
 
-def test_schema_version(conn):
-    assert conn.execute("SELECT absurd.get_schema_version()").fetchone()[0] == "0.4.0+absurd-tui.1"
+def test_schema_version_is_the_upstream_release_we_implement(conn):
+    assert conn.execute("SELECT absurd.get_schema_version()").fetchone()[0] == "0.5.1"
+
+
+def test_engine_revision_is_a_function_of_its_own(conn):
+    from absurd_tui.db import schema
+
+    revision = conn.execute("SELECT absurd.get_engine_revision()").fetchone()[0]
+    assert revision == schema.SCHEMA_REVISION
