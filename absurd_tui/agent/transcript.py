@@ -23,6 +23,7 @@ from typing import Any, Literal
 import psycopg
 
 from ..db import reads
+from .artifacts import Artifact, HostReadInfo, call_files, call_host_reads, final_artifacts
 from .conversation import AgentParamsError, AgentSpec, Planner, Turn, Usage
 from .models import model_label
 from .tools import ToolResult
@@ -61,6 +62,9 @@ class Entry:
     """The checkpoint the entry comes from or waits for."""
     event_name: str | None = None
     until: datetime | None = None
+    files: tuple[Artifact, ...] = ()
+    """For a code-interpreter result: the files it wrote to ``/output``."""
+    host_reads: tuple[HostReadInfo, ...] = ()
 
     @property
     def transient(self) -> bool:
@@ -95,6 +99,8 @@ class Transcript:
     iterations: int
     """Turns completed (checkpointed) so far."""
     usage: Usage
+    artifacts: tuple[Artifact, ...] = ()
+    """The files in ``/output`` after the calls so far."""
 
     @property
     def finished(self) -> bool:
@@ -146,6 +152,7 @@ def build_transcript(
     usage = Usage()
     iterations = 0
     pending: PendingQuestion | None = None
+    sandbox_results: list[Any] = []
 
     prompt = params.get("prompt") if isinstance(params, Mapping) else None
     entries.append(Entry("prompt", "prompt", prompt if isinstance(prompt, str) else repr(params)))
@@ -224,8 +231,11 @@ def build_transcript(
                     )
                     if last_turn:
                         continue
+                    planned = planner.tool(call)
+                    if planned.kind == "sandbox" and planned.step in checkpoints:
+                        sandbox_results.append(checkpoints[planned.step])
                     outcome = _tool_outcome(
-                        planner.tool(call),
+                        planned,
                         checkpoints,
                         timed_out,
                         waits_by_step,
@@ -281,6 +291,7 @@ def build_transcript(
         pending_question=pending,
         iterations=iterations,
         usage=usage,
+        artifacts=final_artifacts(sandbox_results),
     )
 
 
@@ -301,7 +312,7 @@ def _tool_outcome(
     call = planned.call
     key = f"{planned.step or 'invalid'}/{call.id}"
 
-    def result_entry(result: ToolResult) -> Entry:
+    def result_entry(result: ToolResult, stored: Any = None) -> Entry:
         return Entry(
             key,
             "tool_result",
@@ -311,16 +322,19 @@ def _tool_outcome(
             tool_use_id=call.id,
             is_error=result.is_error,
             step=planned.step,
+            files=call_files(stored),
+            host_reads=call_host_reads(stored),
         )
 
     if planned.kind == "invalid":
         return result_entry(planned.invalid_result()), None
     step = planned.step
-    if planned.kind == "function":
+    if planned.kind in ("function", "sandbox"):
         if step in checkpoints and isinstance(checkpoints[step], Mapping):
             stored = checkpoints[step]
             return result_entry(
-                ToolResult(call.id, str(stored.get("content")), bool(stored.get("is_error")))
+                ToolResult(call.id, str(stored.get("content")), bool(stored.get("is_error"))),
+                stored,
             ), None
         if state not in LIVE_STATES:
             return None, None
@@ -462,7 +476,8 @@ _SNAPSHOT_SQL = """
     SELECT t.params, t.state, t.completed_payload,
            (SELECT coalesce(jsonb_agg(jsonb_build_object(
                        'name', c.checkpoint_name, 'state', c.state, 'status', c.status)), '[]')
-              FROM absurd.{checkpoints} c WHERE c.task_id = t.task_id),
+              FROM absurd.{checkpoints} c
+             WHERE c.task_id = t.task_id AND NOT starts_with(c.checkpoint_name, %s)),
            (SELECT coalesce(jsonb_agg(jsonb_build_object(
                        'attempt', r.attempt, 'started', r.started_at IS NOT NULL,
                        'failure', r.failure_reason) ORDER BY r.attempt), '[]')
@@ -489,7 +504,9 @@ def load_transcript(
         checkpoints=sql.Identifier(f"c_{queue}"),
         waits=sql.Identifier(f"w_{queue}"),
     )
-    row = conn.execute(query, (uuid.UUID(str(task_id)),)).fetchone()
+    row = conn.execute(
+        query, (reads.FILE_CHECKPOINT_PREFIX, uuid.UUID(str(task_id)))
+    ).fetchone()
     if row is None:
         return None
     params, state, result, checkpoints, runs, waits, now = row

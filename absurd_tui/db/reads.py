@@ -42,6 +42,9 @@ TERMINAL_STATES = ("completed", "failed", "cancelled")
 COUNT_CAP = 10_000
 """Counts stop at this many rows; the UI shows "10,000+" past it."""
 CHECKPOINT_LIMIT = 2_000
+FILE_CHECKPOINT_PREFIX = "$file:"
+"""Checkpoints holding file contents for a task (the agent's sandbox): not steps, so
+reads of a task's checkpoints leave them out (they can be large)."""
 """Task detail loads at most this many checkpoints (a runaway loop can write more)."""
 PREVIEW_CHARS = 120
 SHORT_ID_DIGITS = 12
@@ -766,9 +769,10 @@ def task_detail(
         checkpoint_rows = cur.execute(
             sql.SQL(
                 "SELECT checkpoint_name, state, status, owner_run_id, updated_at FROM {} "
-                "WHERE task_id = %s ORDER BY updated_at, checkpoint_name LIMIT %s"
+                "WHERE task_id = %s AND NOT starts_with(checkpoint_name, %s) "
+                "ORDER BY updated_at, checkpoint_name LIMIT %s"
             ).format(_ident("c", queue)),
-            (task_id, CHECKPOINT_LIMIT + 1),
+            (task_id, FILE_CHECKPOINT_PREFIX, CHECKPOINT_LIMIT + 1),
         ).fetchall()
         checkpoints = tuple(
             CheckpointInfo(
