@@ -804,11 +804,27 @@ def run_show(args: argparse.Namespace, session: Session) -> int:
         raise usage_error(
             f"Task {ref.task_id} disappeared (its queue was dropped or it was cleaned up)."
         )
+    artifacts = _artifacts(detail)
     if args.json:
-        print_json(dataclasses.asdict(detail))
+        value = dataclasses.asdict(detail)
+        if artifacts is not None:
+            value["artifacts"] = [artifact.to_json() for artifact in artifacts]
+        print_json(value)
         return EXIT_OK
     print(render_detail(detail))
+    if artifacts:
+        print("\nartifacts (absurd-tui artifacts ID --out DIR saves them):")
+        print(_indent(table(["PATH", "SIZE"], [[a.path, f"{a.size:,}"] for a in artifacts])))
     return EXIT_OK
+
+
+def _artifacts(detail) -> Any:
+    """An agent task's files in /output (None for other tasks)."""
+    from .agent import AGENT_TASK, transcript_from_detail
+
+    if detail.task_name != AGENT_TASK:
+        return None
+    return transcript_from_detail(detail).artifacts
 
 
 def render_detail(detail) -> str:
@@ -1128,6 +1144,12 @@ def run_worker(args: argparse.Namespace, session: Session) -> int:
             ", ".join(queues),
             ", ".join(default_registry.names()) or "(none registered)",
         )
+        agent = default_registry.get("agent")
+        if agent is not None and agent.queue in queues:
+            from .agent.sandbox import start_warm_up
+
+            # A first start on this machine compiles the sandbox's runtime (minutes).
+            start_warm_up(lambda status: worker_log.info("Code interpreter: %s", status.message))
         while not stop.wait(1.0):
             pass
         worker_log.info(
@@ -1247,6 +1269,12 @@ COMMANDS: list[Command] = [
     ),
     Command("worker", "run headless workers", configure_worker, run_worker),
     Command("agent", agent_cli.HELP, agent_cli.configure, agent_cli.run),
+    Command(
+        "artifacts",
+        agent_cli.ARTIFACTS_HELP,
+        agent_cli.configure_artifacts,
+        agent_cli.run_artifacts,
+    ),
 ]
 
 

@@ -388,14 +388,74 @@ def _shell(text: str) -> str:
     return shell_word(text)
 
 
+ARTIFACTS_HELP = "list the files an agent task produced (its /output), or save them with --out"
+
+
+def configure_artifacts(parser: argparse.ArgumentParser) -> None:
+    """``absurd-tui artifacts TASK [--out DIR] [--json]``; the logic is ``artifacts.py``."""
+    from ..cli import add_json_option, add_task_id_argument
+
+    parser.description = (
+        "The files an agent task's code left in /output: listed, or written under DIR with "
+        "--out (by their path inside /output). A file already there with other content "
+        "stops the export before anything is written."
+    )
+    add_task_id_argument(parser)
+    parser.add_argument("--out", "-o", metavar="DIR", help="write the files under DIR")
+    add_json_option(parser)
+
+
+def run_artifacts(args: argparse.Namespace, session: Any) -> int:
+    from pathlib import Path
+
+    from ..cli import CliError, print_json, table, usage_error
+    from .artifacts import ExportError, export, load_contents
+
+    ref = session.find_task(args.task_id, args.queue)
+    conn = session.connection()
+    transcript = load_transcript(conn, ref.queue, ref.task_id)
+    if transcript is None:
+        raise usage_error(
+            f"Task {ref.task_id} disappeared (its queue was dropped or it was cleaned up)."
+        )
+    artifacts = transcript.artifacts
+    if args.out:
+        contents = load_contents(conn, ref.queue, ref.task_id, [a.sha256 for a in artifacts])
+        try:
+            written = export(artifacts, contents, Path(args.out))
+        except (ExportError, OSError) as exc:
+            raise CliError(str(exc), EXIT_FAILED) from exc
+        for path in written:
+            print(_plain(str(path)))
+        if not written:
+            print(f"{PROG}: task {ref.task_id} has no files in /output", file=sys.stderr)
+        return EXIT_OK
+    if args.json:
+        print_json([artifact.to_json() for artifact in artifacts])
+        return EXIT_OK
+    if not artifacts:
+        print(f"{PROG}: task {ref.task_id} has no files in /output", file=sys.stderr)
+        return EXIT_OK
+    print(
+        table(
+            ["PATH", "SIZE", "TYPE", "SHA256"],
+            [[_plain(a.path), f"{a.size:,}", a.media_type, a.sha256[:16]] for a in artifacts],
+        )
+    )
+    return EXIT_OK
+
+
 __all__ = [
     "AGENT_TASK",
+    "ARTIFACTS_HELP",
     "HELP",
     "TranscriptPrinter",
     "add_agent_parser",
     "configure",
+    "configure_artifacts",
     "follow",
     "format_entry",
     "run",
     "run_agent_command",
+    "run_artifacts",
 ]

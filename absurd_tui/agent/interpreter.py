@@ -148,7 +148,9 @@ class Interpreter:
         try:
             outcome = self._sandbox().run(code, specs, self.limits)
         except SandboxUnavailable as exc:
-            return ToolResult(tool_use_id, f"execute_python is not available: {exc}", True).to_json()
+            return ToolResult(
+                tool_use_id, f"execute_python is not available: {exc}", True
+            ).to_json()
         changes = self.workspace.changes_since(before)
         for change in changes:
             if change.get("kind") == "file":
@@ -199,7 +201,9 @@ def result_text(
     elif outcome.ending == "memory":
         lines += ["stderr:", "MemoryError"]
     if outcome.truncated:
-        lines.append(f"(output past {limits.output_bytes // MIB} MiB was dropped: {', '.join(outcome.truncated)})")
+        lines.append(
+            f"(output past {limits.output_bytes // MIB} MiB was dropped: {', '.join(outcome.truncated)})"
+        )
     if outcome.value is not None:
         lines += ["value:", _tail(outcome.value)]
     for read in reads:

@@ -153,7 +153,6 @@ class ToolRegistry:
         self.mounts = mounts if mounts is not None else default_mounts
         self._add_waiting(EXECUTE_PYTHON, describe(self.mounts.selected(None)), INPUT_SCHEMA)
 
-
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
 
@@ -172,8 +171,9 @@ class ToolRegistry:
                 tool_use_id, f"Unknown tool {name!r}. Available tools: {known}.", is_error=True
             )
         if found.fn is None:
+            kind = "waiting tool" if found.waits else "built-in tool"
             raise ValueError(
-                f"{name!r} is a built-in the agent task carries out, not the registry"
+                f"{name!r} is a {kind}; the agent task carries it out, not the registry"
             )
         problem = input_problem(found.input_schema, tool_input)
         if problem:

@@ -233,7 +233,7 @@ def build_transcript(
                         continue
                     planned = planner.tool(call)
                     if planned.kind == "sandbox" and planned.step in checkpoints:
-                        sandbox_results.append(checkpoints[planned.step])
+                        sandbox_results.append(checkpoints[str(planned.step)])
                     outcome = _tool_outcome(
                         planned,
                         checkpoints,
@@ -504,9 +504,7 @@ def load_transcript(
         checkpoints=sql.Identifier(f"c_{queue}"),
         waits=sql.Identifier(f"w_{queue}"),
     )
-    row = conn.execute(
-        query, (reads.FILE_CHECKPOINT_PREFIX, uuid.UUID(str(task_id)))
-    ).fetchone()
+    row = conn.execute(query, (reads.FILE_CHECKPOINT_PREFIX, uuid.UUID(str(task_id)))).fetchone()
     if row is None:
         return None
     params, state, result, checkpoints, runs, waits, now = row

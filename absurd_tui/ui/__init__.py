@@ -68,7 +68,15 @@ def run_tui(
             return 1
 
     source = LiveSource(database.dsn, database.label, registry=default_registry)
-    app = AbsurdApp(source, worker_queues=serve if not no_workers else (), refresh=refresh)
+    from ..agent import AGENT_TASK
+
+    agent = default_registry.get(AGENT_TASK)
+    app = AbsurdApp(
+        source,
+        worker_queues=serve if not no_workers else (),
+        refresh=refresh,
+        warm_sandbox=not no_workers and agent is not None and agent.queue in serve,
+    )
     pool = None
     if not no_workers:
         from ..runtime import WorkerPool

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import psycopg
 
 from ..agent import AGENT_QUEUE, AGENT_TASK, answer_question, spawn_agent
+from ..agent.artifacts import load_contents
 from ..db import reads
 from ..db.connect import connect, unavailable
 from ..db.errors import DatabaseError, DatabaseUnavailable
@@ -103,6 +104,9 @@ class DataSource(Protocol):
     def events(self) -> EventsSnapshot: ...
     def workers_seen(self) -> tuple[WorkerSeen, ...]: ...
     def task_detail(self, queue: str, task_id: uuid.UUID) -> TaskDetail | None: ...
+    def file_contents(
+        self, queue: str, task_id: uuid.UUID, hashes: Sequence[str]
+    ) -> dict[str, bytes]: ...
     def queue_names(self) -> list[str]: ...
     def task_types(self) -> list[TaskType]: ...
     def spawn(self, queue: str, name: str, params: Any, max_attempts: int | None) -> uuid.UUID: ...
@@ -237,6 +241,13 @@ class LiveSource:
     def task_detail(self, queue: str, task_id: uuid.UUID) -> TaskDetail | None:
         with self.connection() as conn:
             return reads.task_detail(conn, queue, task_id)
+
+    def file_contents(
+        self, queue: str, task_id: uuid.UUID, hashes: Sequence[str]
+    ) -> dict[str, bytes]:
+        """Stored file contents of an agent task (its artifacts), by content hash."""
+        with self.connection() as conn:
+            return load_contents(conn, queue, task_id, hashes)
 
     def queue_names(self) -> list[str]:
         with self.connection() as conn:

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from .base import DEFAULT_FILE_BYTES, DEFAULT_WORKSPACE_BYTES, HostRead
 
-DIR = "dir"
+DIR: Literal["dir"] = "dir"
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,9 @@ class MountRegistry:
         root, _, name = path.partition("/")[2].partition("/")
         root = _check_root("/" + root)
         if not name or ".." in name.split("/") or name.endswith("/"):
-            raise ValueError(f"a host file needs a path such as '/network/current-ip', not {path!r}")
+            raise ValueError(
+                f"a host file needs a path such as '/network/current-ip', not {path!r}"
+            )
         existing = self._mounts.get(root)
         if existing is not None and existing.writable:
             raise ValueError(f"{root} is a writable folder; host files need a read-only one")

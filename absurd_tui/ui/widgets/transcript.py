@@ -24,6 +24,7 @@ from textual.widgets import Static
 
 from ...agent import Entry
 from ...text import json_block, plain, until
+from .previews import describe
 
 # The theme variable that colours each kind of entry's heading (see app.tcss for the
 # left rule in the same colour).
@@ -65,7 +66,12 @@ def heading(entry: Entry) -> str:
     return {"stopped": "Stopped", "failed": "Failed", "cancelled": "Cancelled"}.get(kind, "Error")
 
 
-def render_entry(entry: Entry, now: datetime, colours: Mapping[str, str]) -> Text:
+def render_entry(
+    entry: Entry,
+    now: datetime,
+    colours: Mapping[str, str],
+    previews: Mapping[str, Text] | None = None,
+) -> Text:
     colour = colours.get(HEADING_COLOURS.get(entry.kind, "foreground"), "")
     if entry.kind == "tool_result" and entry.is_error:
         colour = colours.get("error", "")
@@ -75,6 +81,16 @@ def render_entry(entry: Entry, now: datetime, colours: Mapping[str, str]) -> Tex
         text.append_text(_tool_input(entry.tool_input))
         return text
     text.append_text(plain(entry.text or "(empty)", single_line=False))
+    for artifact in entry.files:
+        # Each file the code left in /output: what it is, then what it looks like.
+        text.append("\n\n")
+        text.append_text(
+            plain("File " + describe(artifact), f"bold {colours.get('accent', '')}".strip())
+        )
+        shown = (previews or {}).get(artifact.sha256)
+        if shown is not None:
+            text.append("\n")
+            text.append_text(shown)
     if entry.kind == "waiting_human":
         note = "Press A to answer."
         if entry.until is not None:
@@ -104,15 +120,18 @@ def _tool_input(value) -> Text:
 
 
 class EntryView(Static):
-    def __init__(self, entry: Entry, content: Text):
+    def __init__(self, entry: Entry, content: Text, previewed: frozenset[str] = frozenset()):
         super().__init__(content, classes=f"entry entry-{entry.kind}")
         self.entry = entry
+        self.previewed = previewed
+        """The files whose previews this view shows (a preview arriving later redraws it)."""
 
-    def show(self, entry: Entry, content: Text) -> None:
+    def show(self, entry: Entry, content: Text, previewed: frozenset[str] = frozenset()) -> None:
         if entry.kind != self.entry.kind:
             self.remove_class(f"entry-{self.entry.kind}")
             self.add_class(f"entry-{entry.kind}")
         self.entry = entry
+        self.previewed = previewed
         self.update(content)
 
 
@@ -131,7 +150,15 @@ class TranscriptLog(VerticalScroll):
     def entry_view(self, key: str) -> EntryView | None:
         return self._views.get(key)
 
-    def show(self, entries: Sequence[Entry], now: datetime, colours: Mapping[str, str]) -> None:
+    def show(
+        self,
+        entries: Sequence[Entry],
+        now: datetime,
+        colours: Mapping[str, str],
+        previews: Mapping[str, Text] | None = None,
+    ) -> None:
+        """``previews`` are the artifacts' previews by content hash (``previews.py``)."""
+        previews = previews or {}
         wanted = [entry.key for entry in entries]
         present = set(wanted)
         for key in [k for k in self._order if k not in present]:
@@ -147,13 +174,14 @@ class TranscriptLog(VerticalScroll):
         added: list[EntryView] = []
         for entry in entries:
             view = self._views.get(entry.key)
+            previewed = frozenset(f.sha256 for f in entry.files if f.sha256 in previews)
             if view is None:
-                view = EntryView(entry, render_entry(entry, now, colours))
+                view = EntryView(entry, render_entry(entry, now, colours, previews), previewed)
                 self._views[entry.key] = view
                 added.append(view)
-            elif entry != view.entry or entry.transient:
+            elif entry != view.entry or entry.transient or previewed != view.previewed:
                 # Transient entries show times relative to now: re-render them each time.
-                view.show(entry, render_entry(entry, now, colours))
+                view.show(entry, render_entry(entry, now, colours, previews), previewed)
         self._order = wanted
         if added:
             self.mount_all(added)
