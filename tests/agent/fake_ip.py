@@ -11,10 +11,16 @@ TEST_IP = "203.0.113.7"
 
 
 class FakeIpService:
-    def __init__(self, answer: str = TEST_IP, status: int = 200) -> None:
+    """Answers every GET with ``answer``; with ``hold_first``, keeps the first request
+    open (``held`` is set when it arrives) until the test sets ``release``."""
+
+    def __init__(self, answer: str = TEST_IP, status: int = 200, hold_first: bool = False) -> None:
         self.answer = answer
         self.status = status
         self.requests = 0
+        self.hold_first = hold_first
+        self.held = threading.Event()
+        self.release = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -31,6 +37,7 @@ class FakeIpService:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -43,6 +50,9 @@ class FakeIpService:
 
             def do_GET(self) -> None:
                 fake.requests += 1
+                if fake.hold_first and fake.requests == 1:
+                    fake.held.set()
+                    fake.release.wait(60)
                 body = fake.answer.encode()
                 self.send_response(fake.status)
                 self.send_header("Content-Type", "text/plain")
