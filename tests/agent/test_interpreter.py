@@ -24,7 +24,6 @@ from .fake_anthropic import FakeAnthropic, reply, text, tool_use
 from .fake_ip import TEST_IP, FakeIpService
 from .helpers import FAST_RETRY, TEST_KEY, running_workers, wait_for_state
 
-
 PROJECT = Path(__file__).resolve().parents[2]
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from absurd_tui.agent.interpreter import result_text
-from absurd_tui.agent.sandbox import HostFolder, HostRead, Limits, MountSpec, Workspace
+from absurd_tui.agent.sandbox import (
+    HostFolder,
+    HostRead,
+    Limits,
+    MountSpec,
+    Workspace,
+    current_ip,
+)
 from absurd_tui.agent.sandbox.base import MIB
 
 from .fake_ip import TEST_IP, FakeIpService
@@ -106,6 +113,7 @@ def test_read_only_mount_refuses_writes(sandbox):
     )
     assert outcome.ending == "ok", outcome.stderr
     assert outcome.stdout.splitlines() == ["refused PermissionError"] * 4 + [TEST_IP]
+    assert [read.path for read in reads] == ["/network/current-ip"]
 
 
 def test_a_runaway_loop_is_stopped_and_the_next_call_works(sandbox):
@@ -131,25 +139,17 @@ def test_a_memory_hog_is_stopped_and_the_next_call_works(sandbox, hog):
     assert after.ending == "ok" and after.value == "45"
 
 
-def test_host_reads_are_recorded_and_served_from_the_allow_list(sandbox):
+def test_host_reads_are_recorded_and_served_from_the_allow_list(sandbox, monkeypatch):
     with FakeIpService() as service:
-        from absurd_tui.agent.sandbox import current_ip
-
-        served = {"current-ip": current_ip}
-        import os
-
-        os.environ["ABSURD_TUI_IP_URL"] = service.url
-        try:
-            outcome, reads = run(
-                sandbox,
-                "import os\n"
-                "print(os.listdir('/network'))\n"
-                "print(os.path.getsize('/network/current-ip'))\n"
-                "open('/network/current-ip').read().strip()",
-                files=served,
-            )
-        finally:
-            del os.environ["ABSURD_TUI_IP_URL"]
+        monkeypatch.setenv("ABSURD_TUI_IP_URL", service.url)
+        outcome, reads = run(
+            sandbox,
+            "import os\n"
+            "print(os.listdir('/network'))\n"
+            "print(os.path.getsize('/network/current-ip'))\n"
+            "open('/network/current-ip').read().strip()",
+            files={"current-ip": current_ip},
+        )
     assert outcome.ending == "ok", outcome.stderr
     assert outcome.stdout.splitlines() == ["['current-ip']", str(len(TEST_IP) + 1)]
     assert outcome.value == repr(TEST_IP)
