@@ -6,7 +6,9 @@ read model for the TUI and the CLI (no Textual here).
   ``spawn_agent(conn, prompt, model=..., max_iterations=...)`` starts one.
 - ``load_transcript(conn, queue, task_id)`` (or ``transcript_from_detail``) gives the
   conversation so far and the question it waits on; ``answer_question`` answers it.
-- ``@tool(input_schema=...)`` adds a Python function as a tool.
+- ``@tool(input_schema=...)`` adds a Python function as a tool; ``@host_file(path)``
+  serves a function's answer as a read-only file to the code interpreter
+  (``execute_python``, see ``interpreter.py`` and ``sandbox/``).
 - The checkpoint layout and the ``ask_human`` event name are described in
   ``conversation.py``.
 """
@@ -32,6 +34,7 @@ from .task import (
     register_agent,
     spawn_agent,
 )
+from .sandbox import host_file
 from .tools import ToolRegistry, ToolResult, default_tools, tool
 from .transcript import (
     Entry,
@@ -66,6 +69,7 @@ __all__ = [
     "default_model_name",
     "default_tools",
     "has_api_key",
+    "host_file",
     "load_transcript",
     "model_label",
     "model_options",

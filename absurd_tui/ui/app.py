@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.worker import get_current_worker
 
 from ..agent import AGENT_QUEUE, AGENT_TASK, PendingQuestion, model_options
-from ..agent.sandbox import SandboxStatus, start_warm_up
+from ..agent.sandbox import SandboxStatus, sandbox_status, start_warm_up
 from ..db.errors import DatabaseError, DatabaseUnavailable
 from ..db.reads import TaskFilter, short_id
 from ..text import until
@@ -67,10 +67,6 @@ class WorkersChanged(Message):
 
 class SandboxChanged(Message):
     """The code interpreter's sandbox is being prepared, or is ready (from its thread)."""
-
-    def __init__(self, status: SandboxStatus) -> None:
-        super().__init__()
-        self.status = status
 
 
 class AbsurdApp(App):
@@ -160,7 +156,8 @@ class AbsurdApp(App):
         if self.warm_sandbox:
             # The first start on a machine compiles the runtime (minutes): in the
             # background, said in the status bar, so an agent's first call is not slow.
-            start_warm_up(lambda status: self.post_message(SandboxChanged(status)))
+            start_warm_up(lambda _: self.post_message(SandboxChanged()))
+            self.post_message(SandboxChanged())
         self.call_after_refresh(self.tick)
 
     @work(thread=True, group="workers")
@@ -175,9 +172,13 @@ class AbsurdApp(App):
             )
         self.post_message(WorkersChanged())
 
-    def on_sandbox_changed(self, message: SandboxChanged) -> None:
-        status = message.status
+    def on_sandbox_changed(self, _: SandboxChanged) -> None:
+        # Messages from the warming thread and from on_mount may arrive in either
+        # order: show the status as it is now, and speak only of changes.
+        status = sandbox_status()
         before = self.sandbox_status
+        if before is not None and before.state == status.state:
+            return
         self.sandbox_status = status
         for bar in self.query_status_bars():
             bar.sandbox = status

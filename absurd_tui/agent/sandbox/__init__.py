@@ -46,7 +46,7 @@ _lock = threading.Lock()
 _backend: Sandbox | None = None
 _status = SandboxStatus("cold", "the Python sandbox has not been prepared yet")
 _warming: threading.Thread | None = None
-_listeners: list[Callable[[SandboxStatus], None]] = []
+_listeners: list[Callable[[SandboxStatus], object]] = []
 
 
 def default_sandbox() -> Sandbox:
@@ -72,7 +72,7 @@ def _set_status(state: str, message: str, seconds: float | None = None) -> None:
         listener(current)
 
 
-def start_warm_up(on_change: Callable[[SandboxStatus], None] | None = None) -> SandboxStatus:
+def start_warm_up(on_change: Callable[[SandboxStatus], object] | None = None) -> SandboxStatus:
     """Prepare the sandbox in a daemon thread (once per process); returns the status now.
 
     ``on_change`` is called, on the warming thread, with each new status.

@@ -20,8 +20,8 @@ from rich.text import Text
 from ...agent.artifacts import Artifact
 from ...text import plain
 
-MAX_COLUMNS = 64
-MAX_ROWS = 16
+MAX_COLUMNS = 96
+MAX_ROWS = 20
 TEXT_LINES = 30
 TEXT_CHARS = 3000
 UPPER_HALF = "▀"
@@ -71,8 +71,12 @@ def image_preview(data: bytes, *, columns: int = MAX_COLUMNS, rows: int = MAX_RO
     width = max(1, round(picture.width * scale))
     height = max(2, round(picture.height * scale))
     height += height % 2
-    # Nearest neighbour: the same cells on every machine, and crisp for pixel art.
-    small = picture.resize((width, height), Image.Resampling.NEAREST)
+    # Box averaging when shrinking (thin strokes stay visible), nearest neighbour when
+    # not: both are plain arithmetic, so every machine draws the same cells.
+    shrinking = width < picture.width
+    small = picture.resize(
+        (width, height), Image.Resampling.BOX if shrinking else Image.Resampling.NEAREST
+    )
     rgb = small.tobytes()
     out = Text(no_wrap=True, overflow="crop")
     for y in range(0, height, 2):
