@@ -25,6 +25,7 @@ from .models import (
     model_label,
     model_options,
 )
+from .sandbox import host_file
 from .task import (
     AGENT_QUEUE,
     AGENT_TASK,
@@ -34,7 +35,6 @@ from .task import (
     register_agent,
     spawn_agent,
 )
-from .sandbox import host_file
 from .tools import ToolRegistry, ToolResult, default_tools, tool
 from .transcript import (
     Entry,
