@@ -207,3 +207,15 @@ def test_workspace_changes_are_hashes_and_limits_are_refusals(sandbox):
     assert len(by_path["/output/keep.bin"]["sha256"]) == 64
     # The refused files were created empty at open, then refused their content.
     assert by_path["/output/big"]["size"] == 0
+
+
+def test_errors_show_the_code_s_own_lines(sandbox):
+    failed, _ = run(sandbox, "x = 1\ndef f():\n    raise ValueError('boom')\nf()")
+    assert failed.ending == "error" and failed.exit_code == 1
+    assert 'File "<code>", line 3, in f' in failed.stderr
+    assert "raise ValueError('boom')" in failed.stderr
+    assert failed.stderr.rstrip().endswith("ValueError: boom")
+    assert "<string>" not in failed.stderr  # the sandbox's own runner is not shown
+    syntax, _ = run(sandbox, "print('unclosed'")
+    assert syntax.ending == "error" and "SyntaxError" in syntax.stderr
+    assert "The code failed (exit status 1)." in result_text(syntax, [], [], Limits())

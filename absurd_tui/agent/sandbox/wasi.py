@@ -38,18 +38,19 @@ MAX_VALUE_CHARS = 10_000
 
 # The guest's program: the agent's code arrives on standard input. A last expression
 # is echoed (as a notebook does); a traceback shows the code's own frames and lines.
+# Only built-in modules are imported unless the code fails: each import costs the call.
 _PRELUDE = f"""
-import ast, linecache, sys, traceback
+import _ast, sys
 _src = sys.stdin.read()
-linecache.cache["<code>"] = (len(_src), None, _src.splitlines(True), "<code>")
 try:
-    _tree = ast.parse(_src, "<code>")
+    _tree = compile(_src, "<code>", "exec", _ast.PyCF_ONLY_AST)
 except SyntaxError:
+    import traceback
     traceback.print_exc(limit=0)
     raise SystemExit(1)
 _last = None
-if _tree.body and isinstance(_tree.body[-1], ast.Expr):
-    _last = ast.Expression(_tree.body.pop().value)
+if _tree.body and isinstance(_tree.body[-1], _ast.Expr):
+    _last = _ast.Expression(_tree.body.pop().value)
 _ns = {{"__name__": "__main__", "__builtins__": __builtins__}}
 try:
     exec(compile(_tree, "<code>", "exec"), _ns)
@@ -63,6 +64,8 @@ except SystemExit:
 except BaseException as _error:
     if isinstance(_error, MemoryError):
         _ns.clear()
+    import linecache, traceback
+    linecache.cache["<code>"] = (len(_src), None, _src.splitlines(True), "<code>")
     traceback.print_exception(type(_error), _error, _error.__traceback__.tb_next)
     raise SystemExit(1)
 """
