@@ -49,6 +49,7 @@ from .conversation import (
 )
 from .interpreter import Interpreter, describe
 from .models import ModelRejectedError, default_model_name, make_model
+from .sandbox import is_installed as sandbox_installed
 from .tools import EXECUTE_PYTHON, ToolRegistry, ToolResult, default_tools
 
 AGENT_TASK = "agent"
@@ -126,6 +127,9 @@ def _result(
 def _interpreter(ctx: Any, spec: AgentSpec, tools: ToolRegistry) -> Interpreter | None:
     """The code interpreter of this execution, or None when the task does not offer it."""
     if not spec.sandbox.enabled or tools.get(EXECUTE_PYTHON) is None or tools.mounts is None:
+        return None
+    if not sandbox_installed():
+        # Not offered rather than failing each call: the model picks other tools.
         return None
     try:
         mounts = tools.mounts.selected(spec.sandbox.mounts)

@@ -136,6 +136,8 @@ __all__ = [
     "default_mounts",
     "default_sandbox",
     "host_file",
+    "is_compiled",
+    "is_installed",
     "sandbox_status",
     "sha256",
     "start_warm_up",

