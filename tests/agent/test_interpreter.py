@@ -16,9 +16,14 @@ from PIL import Image
 
 from absurd_tui.agent.artifacts import load_contents
 from absurd_tui.agent.models import CODE_PROMPT
-from absurd_tui.agent.task import AGENT_QUEUE, spawn_agent
+from absurd_tui.agent.sandbox import MountRegistry, host_file
+from absurd_tui.agent.sandbox.mounts import register_default_mounts
+from absurd_tui.agent.task import AGENT_QUEUE, register_agent, spawn_agent
+from absurd_tui.agent.tools import ToolRegistry, register_builtins
 from absurd_tui.agent.transcript import load_transcript
 from absurd_tui.db import reads
+from absurd_tui.runtime import WorkerPool
+from absurd_tui.sdk.registry import TaskRegistry
 
 from .fake_anthropic import FakeAnthropic, reply, text, tool_use
 from .fake_ip import TEST_IP, FakeIpService
@@ -163,7 +168,10 @@ def test_limits_are_results_for_the_model_not_task_failures(
 ):
     script = {
         1: [reply(code("loop", "while True:\n    pass"))],
-        2: [reply(code("hog", "blocks = []\nwhile True:\n    blocks.append(bytearray(10**7))"))],
+        # Big blocks: the 64 MiB cap is reached at once, well inside the 1 s deadline.
+        2: [
+            reply(code("hog", "blocks = []\nwhile True:\n    blocks.append(bytearray(2 * 10**7))"))
+        ],
         3: [reply(code("fine", "'still here'"))],
         4: [reply(text("Recovered."))],
     }
@@ -225,3 +233,64 @@ def test_bad_sandbox_params_are_refused_before_anything_is_written(conn, value, 
     with pytest.raises(ValueError, match=message):
         spawn_agent(conn, "x", model="demo", sandbox=value)
     assert AGENT_QUEUE not in reads.queue_names(conn)
+
+
+def test_own_host_files_and_a_chosen_set_of_mounts(conn, db_dsn, sandbox, claude, monkeypatch):
+    """A host file added like a tool is served to the code; a task that names its mounts
+    sees only those; one that names an unknown mount fails with the reason."""
+    tools = ToolRegistry()
+    register_builtins(tools)
+    mounts = MountRegistry()
+    register_default_mounts(mounts)
+
+    @host_file("/crm/customers.json", registry=mounts)
+    def customers() -> str:
+        return json.dumps([{"name": "Ada"}])
+
+    tools.add_code_interpreter(mounts)
+    registry = TaskRegistry()
+    register_agent(registry, tools=tools)
+    probe = (
+        "import json, os\n"
+        "seen = {}\n"
+        "for folder in ('/crm', '/network', '/output'):\n"
+        "    try:\n"
+        "        seen[folder] = sorted(os.listdir(folder))\n"
+        "    except OSError as e:\n"
+        "        seen[folder] = type(e).__name__\n"
+        "if isinstance(seen['/crm'], list):\n"
+        "    seen['ada'] = json.load(open('/crm/customers.json'))[0]['name']\n"
+        "seen"
+    )
+    script = {1: [reply(code("c1", probe))], 2: [reply(text("done"))]}
+    with FakeAnthropic(script) as fake:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+        everything = spawn_agent(conn, "All mounts.", model="claude-haiku-4-5")
+        chosen = spawn_agent(
+            conn, "Some mounts.", model="claude-haiku-4-5", sandbox={"mounts": ["/output"]}
+        )
+        unknown = spawn_agent(
+            conn,
+            "A mount that is not there.",
+            model="claude-haiku-4-5",
+            sandbox={"mounts": ["/nope"]},
+        )
+        pool = WorkerPool(
+            db_dsn, registry=registry, queues=(AGENT_QUEUE,), concurrency=1, poll_interval=0.1
+        )
+        pool.start()
+        try:
+            results = {
+                task_id: wait_for_state(conn, task_id, "completed", "failed", timeout=60)
+                for task_id in (everything, chosen, unknown)
+            }
+        finally:
+            pool.stop(timeout=5)
+    full = results[everything].checkpoints["tool:execute_python"]["content"]
+    assert "'ada': 'Ada'" in full and "'/crm': ['customers.json']" in full
+    assert "read /crm/customers.json (17 bytes) from the host" in full
+    some = results[chosen].checkpoints["tool:execute_python"]["content"]
+    assert "'/crm': 'FileNotFoundError'" in some and "'/network': 'FileNotFoundError'" in some
+    assert results[unknown].state == "failed"
+    assert "unknown sandbox mount '/nope'" in results[unknown].failure["message"]
+    assert len(results[unknown].runs) == 1  # a bad param is not retried
