@@ -12,6 +12,7 @@ time, so the agent task stops for good with the reason.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -327,8 +328,9 @@ class DemoModel:
             return Turn(({"type": "text", "text": text}, block), "tool_use", Usage(), DEMO_MODEL)
 
         read = results.get("demo_tool_1")
-        found = _IP_RE.search(read[0]) if read is not None and not read[1] else None
-        ip = found.group(0) if found else "IP unknown (offline)"
+        ip = (_first_ip(read[0]) if read is not None and not read[1] else None) or (
+            "IP unknown (offline)"
+        )
         if turn == 1:
             return code(
                 "I am the offline demo model: a scripted stand-in, not Claude, driving the "
@@ -403,7 +405,15 @@ class DemoModel:
 CODE_PROMPT = "Figure out the current ip address and make me a picture of it"
 """The code interpreter's example, which the demo model plays end to end."""
 
-_IP_RE = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b[0-9a-fA-F:]*:[0-9a-fA-F:]+\b")
+
+def _first_ip(text: str) -> str | None:
+    for token in re.findall(r"[0-9A-Fa-f:.]{2,}", text):
+        try:
+            return str(ipaddress.ip_address(token.strip(".:")))
+        except ValueError:
+            continue
+    return None
+
 
 MATPLOTLIB_CODE = """import matplotlib
 matplotlib.use("TkAgg")

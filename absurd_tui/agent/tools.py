@@ -140,7 +140,7 @@ class ToolRegistry:
         self._tools[name] = added
         return added
 
-    def _add_waiting(self, name: str, description: str, schema: Mapping[str, Any]) -> None:
+    def _add_builtin(self, name: str, description: str, schema: Mapping[str, Any]) -> None:
         _check_definition(name, description, schema)
         self._tools[name] = Tool(name=name, description=description, input_schema=schema)
 
@@ -151,7 +151,7 @@ class ToolRegistry:
         from .sandbox import default_mounts
 
         self.mounts = mounts if mounts is not None else default_mounts
-        self._add_waiting(EXECUTE_PYTHON, describe(self.mounts.selected(None)), INPUT_SCHEMA)
+        self._add_builtin(EXECUTE_PYTHON, describe(self.mounts.selected(None)), INPUT_SCHEMA)
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
@@ -269,7 +269,7 @@ def _current_time_tool(timezone: str | None = None) -> dict[str, str]:
 
 
 def register_builtins(registry: ToolRegistry) -> None:
-    registry._add_waiting(
+    registry._add_builtin(
         ASK_HUMAN,
         "Ask the person who started this task a question and wait for their answer. "
         "Use it when you need information or a decision only they can give. "
@@ -286,7 +286,7 @@ def register_builtins(registry: ToolRegistry) -> None:
             "required": ["question"],
         },
     )
-    registry._add_waiting(
+    registry._add_builtin(
         SLEEP,
         "Pause durably for a number of seconds before continuing, e.g. to wait for something "
         "to happen in the world. The task leaves the worker while it sleeps.",
