@@ -23,6 +23,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ...agent import Entry
+from ...agent.tools import EXECUTE_PYTHON
 from ...text import json_block, plain, until
 from .previews import describe
 
@@ -78,7 +79,12 @@ def render_entry(
     marker = "● " if entry.transient else ""
     text = Text.assemble(plain(marker + heading(entry), f"bold {colour}".strip()), "\n")
     if entry.kind == "tool_call":
-        text.append_text(_tool_input(entry.tool_input))
+        code = entry.tool_input.get("code") if isinstance(entry.tool_input, dict) else None
+        if entry.tool_name == EXECUTE_PYTHON and isinstance(code, str):
+            # Code reads as code, not as a JSON string full of \n.
+            text.append_text(plain(code, single_line=False))
+        else:
+            text.append_text(_tool_input(entry.tool_input))
         return text
     text.append_text(plain(entry.text or "(empty)", single_line=False))
     for artifact in entry.files:
