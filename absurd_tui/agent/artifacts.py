@@ -21,7 +21,8 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
-from ..db.reads import FILE_CHECKPOINT_PREFIX
+from ..db import tables
+from ..db.models import FILE_CHECKPOINT_PREFIX
 from .sandbox.mounts import OUTPUT
 
 TEXT_TYPES = ("application/json", "application/xml", "application/javascript")
@@ -123,9 +124,9 @@ def load_contents(
     if not wanted:
         return {}
     query = sql.SQL(
-        "SELECT checkpoint_name, state FROM absurd.{} "
+        "SELECT checkpoint_name, state FROM {} "
         "WHERE task_id = %s AND checkpoint_name = ANY(%s) AND status = 'committed'"
-    ).format(sql.Identifier(f"c_{queue}"))
+    ).format(tables.checkpoints(queue))
     names = [FILE_CHECKPOINT_PREFIX + h for h in wanted]
     found: dict[str, bytes] = {}
     for name, state in conn.execute(query, (uuid.UUID(str(task_id)), names)):

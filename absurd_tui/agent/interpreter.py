@@ -20,7 +20,7 @@ import base64
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..db.reads import FILE_CHECKPOINT_PREFIX
+from ..db.models import FILE_CHECKPOINT_PREFIX
 from .sandbox import (
     HostFolder,
     HostRead,
