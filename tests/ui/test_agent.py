@@ -74,7 +74,10 @@ async def test_new_agent_runs_asks_takes_the_answer_and_finishes(make_app, clien
             lambda: app.screen if isinstance(app.screen, TaskDetailScreen) else None,
             "the agent's detail",
         )
-        assert detail.query_one("#detail-tabs").active == "transcript-tab"
+        # The tabs pick their active pane once mounted; under load that is a moment later.
+        tabs = detail.query_one("#detail-tabs")
+        await pilot_wait_until(pilot, lambda: tabs.active, "the detail's tabs mounted")
+        assert tabs.active == "transcript-tab"
         log = detail.query_one(TranscriptLog)
         await pilot_wait_until(
             pilot, lambda: "waiting_human" in kinds(log), "the question in the transcript"
