@@ -8,6 +8,7 @@ import pytest
 
 # tests/agent's stand-in for the public-IP service (pytest puts tests/ on the path).
 from agent.fake_ip import TEST_IP, FakeIpService
+from support import pilot_wait_until
 from textual.widgets import TextArea
 
 from absurd_tui.agent.models import CODE_PROMPT
@@ -17,7 +18,7 @@ from absurd_tui.ui.screens.task_detail import TaskDetailScreen
 from absurd_tui.ui.widgets.status_bar import StatusBar
 from absurd_tui.ui.widgets.transcript import TranscriptLog
 
-from .conftest import task_state, wait_until
+from .conftest import task_state
 
 pytestmark = pytest.mark.anyio
 
@@ -41,31 +42,33 @@ async def test_the_ip_picture_example_runs_from_the_console(make_app, client, co
     app = make_app(queues=("default", "agents"))
     app.warm_sandbox = True
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(
+        await pilot_wait_until(
             pilot,
             lambda: app.sandbox_status is not None and app.sandbox_status.state == "ready",
             "the sandbox ready",
         )
         await pilot.press("a")
-        dialog = await wait_until(
+        dialog = await pilot_wait_until(
             pilot, lambda: app.screen if isinstance(app.screen, AgentDialog) else None, "dialog"
         )
         dialog.query_one("#prompt", TextArea).text = CODE_PROMPT
         await pilot.press("ctrl+s")
-        detail = await wait_until(
+        detail = await pilot_wait_until(
             pilot,
             lambda: app.screen if isinstance(app.screen, TaskDetailScreen) else None,
             "the agent's detail",
         )
         task_id = detail.task_id
-        await wait_until(
+        await pilot_wait_until(
             pilot,
             lambda: task_state(conn, task_id, "agents") == "completed",
             "completed",
             timeout=60,
         )
         log = detail.query_one(TranscriptLog)
-        await wait_until(pilot, lambda: "final" in [v.entry.kind for v in views(log)], "answer")
+        await pilot_wait_until(
+            pilot, lambda: "final" in [v.entry.kind for v in views(log)], "answer"
+        )
 
         results = [v for v in views(log) if v.entry.kind == "tool_result"]
         assert [v.entry.is_error for v in results] == [False, True, False]
