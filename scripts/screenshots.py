@@ -7,19 +7,24 @@ Without --dsn it starts a throwaway embedded PostgreSQL. It creates a database
 (scripts/demo_tasks.py) and an agent on the offline demo model, runs them on real
 embedded workers until each has reached the state it is meant to show (completed,
 failed, sleeping on a timer, waiting for an event, running, the agent asking its
-question), then drives the console headless at 160x45 and saves an SVG of each main
-screen. The database is dropped at the end.
+question, a second agent drawing its picture in the code interpreter), then drives the
+console headless at 160x45 and saves an SVG of each main screen. The database is
+dropped at the end. ``/network/current-ip`` is served by a local stand-in answering a
+documentation address, so no picture shows this machine's real one.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
@@ -30,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from absurd_tui.agent import AGENT_QUEUE, load_transcript, register_agent, spawn_agent  # noqa: E402
+from absurd_tui.agent.models import CODE_PROMPT  # noqa: E402
+from absurd_tui.agent.sandbox.mounts import IP_URL_ENV  # noqa: E402
 from absurd_tui.db import schema  # noqa: E402
 from absurd_tui.db.dsn import describe  # noqa: E402
 from absurd_tui.runtime import WorkerPool  # noqa: E402
@@ -45,6 +52,30 @@ QUEUES = ("default", "emails", AGENT_QUEUE)
 AGENT_PROMPT = (
     "What should I pack for a day trip tomorrow? Check the time and the weather where I am going."
 )
+
+
+SHOWN_IP = "203.0.113.7"
+"""A documentation address (RFC 5737), served as the machine's public IP."""
+
+
+class _ShownIp(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = SHOWN_IP.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+
+def serve_shown_ip() -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ShownIp)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host, port = server.server_address[:2]
+    os.environ[IP_URL_ENV] = f"http://{host}:{port}/"
+    return server
 
 
 def wait_for(what: str, condition, timeout: float = 30.0) -> None:
@@ -82,7 +113,9 @@ def state(client: Absurd, task_id: str, queue: str = "default") -> str | None:
     return result.state if result else None
 
 
-async def shoot(app: AbsurdApp, out: Path, failed_id: str, agent_id: str) -> list[Path]:
+async def shoot(
+    app: AbsurdApp, out: Path, failed_id: str, agent_id: str, picture_id: str
+) -> list[Path]:
     saved: list[Path] = []
 
     async def settle(pilot, condition, what: str) -> None:
@@ -144,6 +177,20 @@ async def shoot(app: AbsurdApp, out: Path, failed_id: str, agent_id: str) -> lis
             "transcript",
         )
         save("agent-transcript")
+        await pilot.press("escape")
+        app.open_task(AGENT_QUEUE, uuid.UUID(picture_id), "agent")
+        await settle(
+            pilot,
+            lambda: (
+                isinstance(app.screen, TaskDetailScreen)
+                and app.screen.is_mounted
+                and app.screen.view.previews
+            ),
+            "the agent's picture",
+        )
+        app.screen.query_one("#transcript").scroll_end(animate=False)
+        await pilot.pause(0.3)
+        save("agent-picture")
         await pilot.press("escape", "question_mark")
         await pilot.pause(0.3)
         save("help")
@@ -158,6 +205,7 @@ def run(server_dsn: str, out: Path) -> None:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DBNAME)))
     dsn = make_conninfo(**{**conninfo_to_dict(server_dsn), "dbname": DBNAME})
     pool = None
+    ip_server = serve_shown_ip()
     try:
         load_task_modules([str(ROOT / "scripts" / "demo_tasks.py")])
         register_agent()
@@ -168,6 +216,7 @@ def run(server_dsn: str, out: Path) -> None:
                 client.create_queue(queue)
             ids = seed(client)
             agent_id = spawn_agent(conn, AGENT_PROMPT, model="demo")
+            picture_id = spawn_agent(conn, CODE_PROMPT, model="demo")
             source = LiveSource(dsn, describe(dsn), registry=default_registry)
             app = AbsurdApp(source, worker_queues=QUEUES, refresh=0.5, theme="textual-dark")
             pool = WorkerPool(
@@ -184,6 +233,11 @@ def run(server_dsn: str, out: Path) -> None:
             wait_for("the timer", lambda: state(client, ids["timer"]) == "sleeping")
             wait_for("the event wait", lambda: state(client, ids["event"]) == "sleeping")
             wait_for("the agent's question", lambda: _asking(conn, agent_id))
+            wait_for(
+                "the agent's picture",
+                lambda: state(client, picture_id, AGENT_QUEUE) == "completed",
+                timeout=300,
+            )
             # Something running while the pictures are taken.
             client.spawn(
                 "resize-image",
@@ -191,11 +245,12 @@ def run(server_dsn: str, out: Path) -> None:
             )
             wait_for("a running task", lambda: any(s.state == "running" for s in pool.statuses()))
             out.mkdir(parents=True, exist_ok=True)
-            saved = asyncio.run(shoot(app, out, ids["failed"], agent_id))
+            saved = asyncio.run(shoot(app, out, ids["failed"], agent_id, picture_id))
             source.close()
         for path in saved:
             print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
     finally:
+        ip_server.shutdown()
         if pool is not None:
             pool.stop(timeout=1)
         with psycopg.connect(server_dsn, autocommit=True) as admin:

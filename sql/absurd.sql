@@ -1,5 +1,5 @@
 -- absurd-tui engine: a from-scratch implementation of the Absurd durable-execution
--- database contract (shared/absurd-contract.md), written for absurd-tui.
+-- database contract (summarised in docs/contract.md), written for absurd-tui.
 --
 -- Install and upgrade are the same command: run this whole file, in one execute, on an
 -- empty database or on one that already has the schema and live queues. Every statement
@@ -41,7 +41,7 @@
 -- Permanent failures (beyond upstream): fail_run with a reason holding "retryable": false
 -- fails the task at once, whatever attempts remain (absurd_tui's NonRetryableError).
 --
--- Scale (issue 7): every per-queue statement on the hot path is served by an index that
+-- Scale: every per-queue statement on the hot path is served by an index that
 -- holds live rows only, so claim, sweeps and the task life cycle cost the same with a
 -- million finished tasks in the queue as with none. Each index says what it serves.
 

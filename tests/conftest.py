@@ -152,3 +152,14 @@ def database(db_dsn) -> Database:
 @pytest.fixture
 def settings(db_dsn, tmp_path) -> Settings:
     return Settings(dsn=db_dsn, data_dir=tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """The code interpreter's backend, ready to run. The first run on a machine compiles
+    its runtime into the user cache (a minute or two, once); later runs load it (~1 s)."""
+    from absurd_tui.agent.sandbox import default_sandbox
+
+    backend = default_sandbox()
+    backend.warm_up()
+    return backend

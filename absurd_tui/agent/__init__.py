@@ -6,7 +6,9 @@ read model for the TUI and the CLI (no Textual here).
   ``spawn_agent(conn, prompt, model=..., max_iterations=...)`` starts one.
 - ``load_transcript(conn, queue, task_id)`` (or ``transcript_from_detail``) gives the
   conversation so far and the question it waits on; ``answer_question`` answers it.
-- ``@tool(input_schema=...)`` adds a Python function as a tool.
+- ``@tool(input_schema=...)`` adds a Python function as a tool; ``@host_file(path)``
+  serves a function's answer as a read-only file to the code interpreter
+  (``execute_python``, see ``interpreter.py`` and ``sandbox/``).
 - The checkpoint layout and the ``ask_human`` event name are described in
   ``conversation.py``.
 """
@@ -23,6 +25,7 @@ from .models import (
     model_label,
     model_options,
 )
+from .sandbox import host_file
 from .task import (
     AGENT_QUEUE,
     AGENT_TASK,
@@ -67,6 +70,7 @@ __all__ = [
     "default_model_name",
     "default_tools",
     "has_api_key",
+    "host_file",
     "load_transcript",
     "model_label",
     "model_options",

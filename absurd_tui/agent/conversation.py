@@ -13,6 +13,10 @@ to read a task back from the database. Both walk the same sequence:
    * then each ``tool_use`` block of that message, in order:
      - a function tool: step ``tool:<name>`` (numbered per name), whose checkpoint is
        the ``ToolResult``;
+     - ``execute_python``: step ``tool:execute_python`` (numbered), whose checkpoint is
+       the ``ToolResult`` plus the call's file changes and host reads under
+       ``sandbox``; the contents of files it wrote are checkpoints ``$file:<sha256>``
+       written before it (``interpreter.py``);
      - ``ask_human``: an event wait with step ``ask_human`` (numbered), on the event
        ``agent:<task_id>:answer#<k>`` where k counts the task's questions from 1; the
        checkpoint is the answer payload, or a timed-out marker;
@@ -35,7 +39,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .tools import ASK_HUMAN, SLEEP, ToolResult
+from .sandbox.base import SandboxParams
+from .tools import ASK_HUMAN, EXECUTE_PYTHON, SLEEP, ToolResult
 
 ITERATION_STEP = "iteration"
 MODEL_STEP = "model"
@@ -57,6 +62,7 @@ PARAM_KEYS = frozenset(
         "max_tokens",
         "ask_human_timeout",
         "max_sleep_seconds",
+        "sandbox",
     }
 )
 
@@ -100,6 +106,8 @@ class AgentSpec:
     ask_human_timeout: int | None = None
     """Seconds to wait for an answer when the model gives no timeout; None waits forever."""
     max_sleep_seconds: float = DEFAULT_MAX_SLEEP_SECONDS
+    sandbox: SandboxParams = field(default_factory=SandboxParams)
+    """The code interpreter's mounts and limits for this task (or off)."""
 
     @classmethod
     def parse(cls, params: Any) -> AgentSpec:
@@ -124,6 +132,10 @@ class AgentSpec:
         system = params.get("system")
         if system is not None and not isinstance(system, str):
             raise AgentParamsError('"system" must be a string')
+        try:
+            sandbox = SandboxParams.parse(params.get("sandbox"))
+        except ValueError as exc:
+            raise AgentParamsError(str(exc)) from None
         return cls(
             prompt=prompt,
             model=model.strip() if model else None,
@@ -134,6 +146,7 @@ class AgentSpec:
             max_tokens=_int_param(params, "max_tokens", DEFAULT_MAX_TOKENS, 1, 1_000_000),
             ask_human_timeout=_int_param(params, "ask_human_timeout", None, 1, 10**9),
             max_sleep_seconds=_number_param(params, "max_sleep_seconds", DEFAULT_MAX_SLEEP_SECONDS),
+            sandbox=sandbox,
         )
 
 
@@ -249,7 +262,7 @@ class StepNames:
         return base if count == 1 else f"{base}#{count}"
 
 
-ToolKind = Literal["function", "ask_human", "sleep", "invalid"]
+ToolKind = Literal["function", "sandbox", "ask_human", "sleep", "invalid"]
 
 
 @dataclass(frozen=True)
@@ -313,7 +326,8 @@ class Planner:
         if call.name == SLEEP:
             return self._sleep(call)
         base = TOOL_STEP_PREFIX + call.name
-        return PlannedTool(call, "function", base, self._names.next(base))
+        kind: ToolKind = "sandbox" if call.name == EXECUTE_PYTHON else "function"
+        return PlannedTool(call, kind, base, self._names.next(base))
 
     def _ask_human(self, call: ToolCall) -> PlannedTool:
         args = call.input if isinstance(call.input, Mapping) else {}

@@ -12,7 +12,9 @@ time, so the agent task stops for good with the reason.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -243,6 +245,12 @@ class DemoModel:
     at (a durable ``ask_human`` wait), looks up that city's weather (a real HTTP tool,
     which reports an error when offline), takes a short durable ``sleep``, then writes
     a final answer from those results. It says plainly that it is not Claude.
+
+    Asked for a picture of the IP address with the code interpreter on offer (the
+    example ``CODE_PROMPT``), it plays that instead, all in the real sandbox: it reads
+    ``/network/current-ip``, tries matplotlib's TkAgg backend (which a sandbox without
+    a display does not have, so the call fails), draws the picture with Pillow into
+    ``/output/ip_address.png``, and answers naming the file.
     """
 
     name = DEMO_MODEL
@@ -266,6 +274,10 @@ class DemoModel:
             if messages and isinstance(messages[0].get("content"), str)
             else ""
         )
+
+        tool_names = {str(spec.get("name")) for spec in tools}
+        if "execute_python" in tool_names and wants_ip_picture(prompt):
+            return self._code_turn(turn, results)
 
         def call(text: str, tool: str, tool_input: dict[str, Any]) -> Turn:
             block = {
@@ -305,6 +317,54 @@ class DemoModel:
             DEMO_MODEL,
         )
 
+    def _code_turn(self, turn: int, results: Mapping[str, tuple[str, bool]]) -> Turn:
+        def code(text: str, source: str) -> Turn:
+            block = {
+                "type": "tool_use",
+                "id": f"demo_tool_{turn}",
+                "name": "execute_python",
+                "input": {"code": source},
+            }
+            return Turn(({"type": "text", "text": text}, block), "tool_use", Usage(), DEMO_MODEL)
+
+        read = results.get("demo_tool_1")
+        ip = (_first_ip(read[0]) if read is not None and not read[1] else None) or (
+            "IP unknown (offline)"
+        )
+        if turn == 1:
+            return code(
+                "I am the offline demo model: a scripted stand-in, not Claude, driving the "
+                "real code interpreter. First, the address: the host serves it in /network.",
+                'ip = open("/network/current-ip").read().strip()\nip',
+            )
+        if turn == 2:
+            return code(
+                f"The address is {ip}. Now a picture of it, with matplotlib.",
+                MATPLOTLIB_CODE.format(ip=ip),
+            )
+        tried = results.get("demo_tool_2")
+        if turn == 3 and tried is not None and tried[1]:
+            return code(
+                "matplotlib's TkAgg backend needs a display, which the sandbox does not "
+                "have. I will draw the picture with Pillow instead.",
+                PILLOW_CODE.format(ip=ip),
+            )
+        drawn = [text for key, (text, error) in results.items() if not error and "wrote" in text]
+        written = re.search(r"wrote (/output/\S+) \(([\d,]+) bytes\)", drawn[-1]) if drawn else None
+        if written:
+            answer = (
+                f"Your current IP address is {ip}. I drew it into {written.group(1)} "
+                f"({written.group(2)} bytes): it is shown in the transcript, and "
+                "`absurd-tui artifacts TASK --out DIR` saves it. "
+                "(Scripted demo answer, not Claude; the code really ran in the sandbox.)"
+            )
+        else:
+            answer = (
+                f"I found the address ({ip}) but could not save a picture of it. "
+                "(Scripted demo answer, not Claude.)"
+            )
+        return Turn(({"type": "text", "text": answer},), "end_turn", Usage(), DEMO_MODEL)
+
     def _city(self, answer: tuple[str, bool] | None) -> str:
         if answer is None or answer[1]:
             return self.FALLBACK_CITY
@@ -340,6 +400,50 @@ class DemoModel:
             "Each step above is a checkpoint: a crash at any point resumes here without redoing them."
         )
         return "\n".join(lines)
+
+
+CODE_PROMPT = "Figure out the current ip address and make me a picture of it"
+"""The code interpreter's example, which the demo model plays end to end."""
+
+
+def _first_ip(text: str) -> str | None:
+    for token in re.findall(r"[0-9A-Fa-f:.]{2,}", text):
+        try:
+            return str(ipaddress.ip_address(token.strip(".:")))
+        except ValueError:
+            continue
+    return None
+
+
+MATPLOTLIB_CODE = """import matplotlib
+matplotlib.use("TkAgg")
+import matplotlib.pyplot as plt
+
+fig, ax = plt.subplots(figsize=(4, 1.5))
+ax.text(0.5, 0.5, "{ip}", ha="center", va="center", fontsize=28)
+ax.axis("off")
+fig.savefig("/output/ip_address.png")
+"""
+
+PILLOW_CODE = """from PIL import Image, ImageDraw, ImageFont
+
+ip = "{ip}"
+font = ImageFont.load_default()
+left, top, right, bottom = font.getbbox(ip)
+small = Image.new("RGB", (right + 8, bottom + 8), "#1e3a5f")
+ImageDraw.Draw(small).text((4, 4), ip, fill="#ffd166", font=font)
+big = small.resize((small.width * 8, small.height * 8), Image.NEAREST)
+picture = Image.new("RGB", (big.width + 40, big.height + 40), "#0b1d33")
+picture.paste(big, (20, 20))
+picture.save("/output/ip_address.png")
+print(f"saved a {{picture.width}}x{{picture.height}} picture of {{ip}}")
+"""
+
+
+def wants_ip_picture(prompt: str) -> bool:
+    """Whether a prompt asks for the code interpreter's example (an IP address, drawn)."""
+    words = set(re.findall(r"[a-z]+", prompt.lower()))
+    return "ip" in words and bool(words & {"picture", "image", "png", "draw", "drawing"})
 
 
 def _tool_results(messages: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, bool]]:

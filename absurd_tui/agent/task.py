@@ -11,7 +11,9 @@ while a tool runs repeats only that tool call, never the model call before it (w
 would cost tokens and could ask for different tools, leaving the first attempt's side
 effects orphaned) nor the tools already finished. The waiting tools (``ask_human``,
 ``sleep``) are event waits and sleeps in their own right, outside any step, so the run
-leaves the worker while it waits.
+leaves the worker while it waits. ``execute_python`` is a step too, whose checkpoint
+also records the files the code changed (``interpreter.py``), so the files are rebuilt
+call by call on every replay.
 
 Failures: rate limits, overload, server and network errors propagate out of the
 iteration step, so the engine retries the task with backoff and only that turn is
@@ -46,8 +48,10 @@ from .conversation import (
     first_message,
     tool_results_message,
 )
+from .interpreter import Interpreter, describe
 from .models import ModelRejectedError, default_model_name, make_model
-from .tools import ToolRegistry, ToolResult, default_tools
+from .sandbox import is_installed as sandbox_installed
+from .tools import EXECUTE_PYTHON, ToolRegistry, ToolResult, default_tools
 
 AGENT_TASK = "agent"
 AGENT_QUEUE = "agents"
@@ -75,7 +79,8 @@ def run_agent(params: Any, ctx: Any, tools: ToolRegistry | None = None) -> dict[
         model_name = ctx.step(MODEL_STEP, default_model_name)
         _check_step(ctx, expected)
     model = None
-    tool_specs = tools.specs()
+    interpreter = _interpreter(ctx, spec, tools)
+    tool_specs = _tool_specs(tools, interpreter)
     messages: list[dict[str, Any]] = [first_message(spec)]
     usage = Usage()
 
@@ -103,7 +108,7 @@ def run_agent(params: Any, ctx: Any, tools: ToolRegistry | None = None) -> dict[
         if number == spec.max_iterations:
             # The requested tools are not run: nobody would read their results.
             return _result(turn.text or None, number, usage, model_name, "max_iterations")
-        results = [_run_tool(ctx, planner.tool(call), tools) for call in calls]
+        results = [_run_tool(ctx, planner.tool(call), tools, interpreter) for call in calls]
         messages.append(tool_results_message(results))
     raise AssertionError("unreachable: the loop returns on its last iteration")
 
@@ -120,10 +125,57 @@ def _result(
     }
 
 
-def _run_tool(ctx: Any, planned: PlannedTool, tools: ToolRegistry) -> ToolResult:
+def _interpreter(ctx: Any, spec: AgentSpec, tools: ToolRegistry) -> Interpreter | None:
+    """The code interpreter of this execution, or None when the task does not offer it."""
+    if not spec.sandbox.enabled or tools.get(EXECUTE_PYTHON) is None or tools.mounts is None:
+        return None
+    if not sandbox_installed():
+        # Not offered rather than failing each call: the model picks other tools.
+        return None
+    try:
+        mounts = tools.mounts.selected(spec.sandbox.mounts)
+    except ValueError as exc:
+        raise AgentFailure(f"These params cannot run an agent: {exc}") from exc
+    return Interpreter(ctx, mounts, spec.sandbox.limits)
+
+
+def _tool_specs(tools: ToolRegistry, interpreter: Interpreter | None) -> list[dict[str, Any]]:
+    specs = []
+    for item in tools.specs():
+        if item["name"] == EXECUTE_PYTHON:
+            if interpreter is None:
+                continue
+            # The task's own mounts and limits, which the params may have changed.
+            item = {**item, "description": describe(interpreter.mounts, interpreter.limits)}
+        specs.append(item)
+    return specs
+
+
+def _run_tool(
+    ctx: Any, planned: PlannedTool, tools: ToolRegistry, interpreter: Interpreter | None
+) -> ToolResult:
     call = planned.call
     if planned.kind == "invalid":
         return planned.invalid_result()
+    if planned.kind == "sandbox":
+        handle = ctx.begin_step(planned.base_step)
+        _check_step(ctx, planned.step)
+        if handle.done:
+            stored = handle.state
+            if interpreter is not None:
+                interpreter.replay(stored)
+        elif interpreter is None:
+            stored = ctx.complete_step(
+                handle,
+                ToolResult(
+                    call.id, "execute_python is not offered to this task; use another tool.", True
+                ).to_json(),
+            )
+        else:
+            # The file contents are stored (as checkpoints of their own) inside run,
+            # before this step's checkpoint names them.
+            stored = ctx.complete_step(handle, interpreter.run(call.id, call.input))
+        return ToolResult(call.id, str(stored["content"]), bool(stored.get("is_error")))
     if planned.kind == "function":
         stored = ctx.step(
             planned.base_step, lambda: tools.call(call.id, call.name, call.input).to_json()
@@ -194,6 +246,14 @@ def queues_to_create(queues: Iterable[str]) -> list[str]:
     all but the agent's, which ``spawn_agent`` creates when the first agent is spawned, so
     that workers never add an empty agents queue to a database that runs no agents."""
     return [queue for queue in queues if queue != AGENT_QUEUE]
+
+
+def serves_agents(queues: Iterable[str], registry: TaskRegistry | None = None) -> bool:
+    """Whether workers on these queues run the agent task (so its sandbox is worth
+    preparing when they start)."""
+    registry = registry if registry is not None else default_registry
+    agent = registry.get(AGENT_TASK)
+    return agent is not None and agent.queue in set(queues)
 
 
 def agent_params(

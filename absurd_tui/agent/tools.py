@@ -20,9 +20,10 @@ an error result the model sees, and never fails the task. Each call runs as its 
 durable step, so a tool whose result was recorded is not run again after a crash; a
 crash while it runs does run it again, as with any step.
 
-Two built-ins are not functions but durable waits that the agent task performs itself:
-``ask_human`` (waits for an event carrying a person's answer) and ``sleep`` (a durable
-timer). See ``absurd_tui.agent.plan`` for how they map to steps and events.
+Three built-ins are not functions but work the agent task performs itself: the durable
+waits ``ask_human`` (waits for an event carrying a person's answer) and ``sleep`` (a
+durable timer), and ``execute_python``, the sandboxed code interpreter
+(``interpreter.py``). See ``conversation.py`` for how they map to steps and events.
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ from . import weather
 
 ASK_HUMAN = "ask_human"
 SLEEP = "sleep"
+EXECUTE_PYTHON = "execute_python"
 WAITING_TOOLS = frozenset({ASK_HUMAN, SLEEP})
+TASK_TOOLS = WAITING_TOOLS | {EXECUTE_PYTHON}
+"""Carried out by the agent task itself, not by a function of the registry."""
 
 MAX_RESULT_CHARS = 100_000
 """Longer tool results are cut: they are checkpointed and sent with every later turn."""
@@ -63,11 +67,11 @@ class Tool:
     description: str
     input_schema: Mapping[str, Any]
     fn: Callable[..., Any] | None = field(default=None, compare=False)
-    """None for the waiting built-ins, which the agent task carries out itself."""
+    """None for the built-ins the agent task carries out itself (waits, the sandbox)."""
 
     @property
     def waits(self) -> bool:
-        return self.fn is None
+        return self.name in WAITING_TOOLS
 
     def spec(self) -> dict[str, Any]:
         """The tool as the Messages API expects it in ``tools``."""
@@ -109,6 +113,8 @@ class ToolResult:
 class ToolRegistry:
     def __init__(self) -> None:
         self._tools: dict[str, Tool] = {}
+        self.mounts: Any = None
+        """The sandbox's mounts (``sandbox.MountRegistry``) once ``execute_python`` is offered."""
 
     def add(
         self,
@@ -125,8 +131,8 @@ class ToolRegistry:
             dict(input_schema) if input_schema is not None else {"type": "object", "properties": {}}
         )
         _check_definition(name, description, schema)
-        if name in WAITING_TOOLS:
-            raise ValueError(f"tool name {name!r} is reserved for the built-in waiting tool")
+        if name in TASK_TOOLS:
+            raise ValueError(f"tool name {name!r} is reserved for a built-in tool")
         existing = self._tools.get(name)
         if existing is not None and existing.fn is not fn:
             raise ValueError(f"a different tool named {name!r} is already registered")
@@ -134,9 +140,18 @@ class ToolRegistry:
         self._tools[name] = added
         return added
 
-    def _add_waiting(self, name: str, description: str, schema: Mapping[str, Any]) -> None:
+    def _add_builtin(self, name: str, description: str, schema: Mapping[str, Any]) -> None:
         _check_definition(name, description, schema)
         self._tools[name] = Tool(name=name, description=description, input_schema=schema)
+
+    def add_code_interpreter(self, mounts: Any = None) -> None:
+        """Offer ``execute_python`` (the sandboxed code interpreter) with these mounts
+        (a ``sandbox.MountRegistry``; the default ones if None)."""
+        from .interpreter import INPUT_SCHEMA, describe
+        from .sandbox import default_mounts
+
+        self.mounts = mounts if mounts is not None else default_mounts
+        self._add_builtin(EXECUTE_PYTHON, describe(self.mounts.selected(None)), INPUT_SCHEMA)
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
@@ -156,8 +171,9 @@ class ToolRegistry:
                 tool_use_id, f"Unknown tool {name!r}. Available tools: {known}.", is_error=True
             )
         if found.fn is None:
+            kind = "waiting tool" if found.waits else "built-in tool"
             raise ValueError(
-                f"{name!r} is a waiting tool; the agent task carries it out, not the registry"
+                f"{name!r} is a {kind}; the agent task carries it out, not the registry"
             )
         problem = input_problem(found.input_schema, tool_input)
         if problem:
@@ -253,7 +269,7 @@ def _current_time_tool(timezone: str | None = None) -> dict[str, str]:
 
 
 def register_builtins(registry: ToolRegistry) -> None:
-    registry._add_waiting(
+    registry._add_builtin(
         ASK_HUMAN,
         "Ask the person who started this task a question and wait for their answer. "
         "Use it when you need information or a decision only they can give. "
@@ -270,7 +286,7 @@ def register_builtins(registry: ToolRegistry) -> None:
             "required": ["question"],
         },
     )
-    registry._add_waiting(
+    registry._add_builtin(
         SLEEP,
         "Pause durably for a number of seconds before continuing, e.g. to wait for something "
         "to happen in the world. The task leaves the worker while it sleeps.",
@@ -319,6 +335,7 @@ def register_builtins(registry: ToolRegistry) -> None:
 
 default_tools = ToolRegistry()
 register_builtins(default_tools)
+default_tools.add_code_interpreter()
 
 
 def tool(

@@ -25,6 +25,7 @@ import psycopg
 from ..db import reads
 from ..db.models import is_live
 from ..text import preview
+from .artifacts import Artifact, HostReadInfo, call_files, call_host_reads, final_artifacts
 from .conversation import AgentParamsError, AgentSpec, Planner, Turn, Usage
 from .models import model_label
 from .tools import ToolResult
@@ -62,6 +63,9 @@ class Entry:
     """The checkpoint the entry comes from or waits for."""
     event_name: str | None = None
     until: datetime | None = None
+    files: tuple[Artifact, ...] = ()
+    """For a code-interpreter result: the files it wrote to ``/output``."""
+    host_reads: tuple[HostReadInfo, ...] = ()
 
     @property
     def transient(self) -> bool:
@@ -96,6 +100,8 @@ class Transcript:
     iterations: int
     """Turns completed (checkpointed) so far."""
     usage: Usage
+    artifacts: tuple[Artifact, ...] = ()
+    """The files in ``/output`` after the calls so far."""
 
     @property
     def finished(self) -> bool:
@@ -147,6 +153,7 @@ def build_transcript(
     usage = Usage()
     iterations = 0
     pending: PendingQuestion | None = None
+    sandbox_results: list[Any] = []
 
     prompt = params.get("prompt") if isinstance(params, Mapping) else None
     entries.append(Entry("prompt", "prompt", prompt if isinstance(prompt, str) else repr(params)))
@@ -225,8 +232,11 @@ def build_transcript(
                     )
                     if last_turn:
                         continue
+                    planned = planner.tool(call)
+                    if planned.kind == "sandbox" and planned.step in checkpoints:
+                        sandbox_results.append(checkpoints[str(planned.step)])
                     outcome = _tool_outcome(
-                        planner.tool(call),
+                        planned,
                         checkpoints,
                         timed_out,
                         waits_by_step,
@@ -282,6 +292,7 @@ def build_transcript(
         pending_question=pending,
         iterations=iterations,
         usage=usage,
+        artifacts=final_artifacts(sandbox_results),
     )
 
 
@@ -302,7 +313,7 @@ def _tool_outcome(
     call = planned.call
     key = f"{planned.step or 'invalid'}/{call.id}"
 
-    def result_entry(result: ToolResult) -> Entry:
+    def result_entry(result: ToolResult, stored: Any = None) -> Entry:
         return Entry(
             key,
             "tool_result",
@@ -312,16 +323,19 @@ def _tool_outcome(
             tool_use_id=call.id,
             is_error=result.is_error,
             step=planned.step,
+            files=call_files(stored),
+            host_reads=call_host_reads(stored),
         )
 
     if planned.kind == "invalid":
         return result_entry(planned.invalid_result()), None
     step = planned.step
-    if planned.kind == "function":
+    if planned.kind in ("function", "sandbox"):
         if step in checkpoints and isinstance(checkpoints[step], Mapping):
             stored = checkpoints[step]
             return result_entry(
-                ToolResult(call.id, str(stored.get("content")), bool(stored.get("is_error")))
+                ToolResult(call.id, str(stored.get("content")), bool(stored.get("is_error"))),
+                stored,
             ), None
         if not is_live(state):
             return None, None

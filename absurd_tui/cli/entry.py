@@ -16,7 +16,7 @@ from ..config import DSN_ENV
 from ..db.errors import DatabaseError
 from ..ops import ErrorKind
 from ..sdk.errors import TaskModuleError
-from . import agent, console, database, queue, retry_cancel, spawn_emit, views, worker
+from . import agent, artifacts, console, database, queue, retry_cancel, spawn_emit, views, worker
 from .logs import configure_logging, one_line
 from .options import add_command_parser, global_options
 from .session import (
@@ -72,6 +72,7 @@ COMMANDS: list[Command] = [
     ),
     Command("worker", "run headless workers", worker.configure, worker.run),
     Command("agent", agent.HELP, agent.configure, agent.run),
+    Command("artifacts", artifacts.HELP, artifacts.configure, artifacts.run),
 ]
 
 

@@ -9,8 +9,13 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+
 from .. import ops
 from .. import text as screen
+from ..agent.artifacts import Artifact
+from ..agent.task import AGENT_TASK
+from ..agent.transcript import transcript_from_detail
 from ..db import reads
 from ..db.ids import short_id
 from ..db.models import STATES, TaskDetail, TaskFilter, TaskRow
@@ -18,7 +23,7 @@ from ..text import count_label, filter_label
 from .inputs import positive_int
 from .options import add_json_option, add_task_id_argument
 from .output import ago, indent, note, plain, pretty_json, print_json, table
-from .session import EXIT_OK, Session, usage_error
+from .session import EXIT_OK, PROG, Session, usage_error
 
 
 def configure_tasks(parser: argparse.ArgumentParser) -> None:
@@ -86,17 +91,46 @@ def configure_show(parser: argparse.ArgumentParser) -> None:
 
 def run_show(args: argparse.Namespace, session: Session) -> int:
     conn = session.connection()
-    ref = ops.resolve_task(conn, args.task_id, args.queue)
-    detail = reads.task_detail(conn, ref.queue, ref.task_id)
+    detail = read_task(conn, args.task_id, args.queue)
+    artifacts = task_artifacts(detail)
+    if artifacts is not None and detail.checkpoints_truncated:
+        # The files are the sum of every call: read them all, not only the shown part.
+        artifacts = task_artifacts(read_task(conn, args.task_id, args.queue, checkpoint_limit=None))
+    if args.json:
+        value = dataclasses.asdict(detail)
+        if artifacts is not None:
+            value["artifacts"] = [artifact.to_json() for artifact in artifacts]
+        print_json(value)
+        return EXIT_OK
+    print(render_detail(detail))
+    if artifacts:
+        print(f"\nartifacts ({PROG} artifacts ID --out DIR saves them):")
+        print(indent(table(["PATH", "SIZE"], [[a.path, f"{a.size:,}"] for a in artifacts])))
+    return EXIT_OK
+
+
+def read_task(
+    conn: psycopg.Connection,
+    task_id: str,
+    queue: str | None,
+    *,
+    checkpoint_limit: int | None = reads.CHECKPOINT_LIMIT,
+) -> TaskDetail:
+    """One task as one snapshot, found by a (short) id; a clear error if it is gone."""
+    ref = ops.resolve_task(conn, task_id, queue)
+    detail = reads.task_detail(conn, ref.queue, ref.task_id, checkpoint_limit=checkpoint_limit)
     if detail is None:
         raise usage_error(
             f"Task {ref.task_id} disappeared (its queue was dropped or it was cleaned up)."
         )
-    if args.json:
-        print_json(dataclasses.asdict(detail))
-        return EXIT_OK
-    print(render_detail(detail))
-    return EXIT_OK
+    return detail
+
+
+def task_artifacts(detail: TaskDetail) -> tuple[Artifact, ...] | None:
+    """An agent task's files in /output (None for other tasks)."""
+    if detail.task_name != AGENT_TASK:
+        return None
+    return transcript_from_detail(detail).artifacts
 
 
 def render_detail(detail: TaskDetail) -> str:

@@ -65,7 +65,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, session: Session) -> int:
-    from ..agent.task import queues_to_create
+    from ..agent.sandbox import start_warm_up
+    from ..agent.task import queues_to_create, serves_agents
     from ..runtime import WorkerPool
     from ..sdk.errors import TaskModuleError
     from ..sdk.registry import default_registry, load_task_modules
@@ -120,6 +121,10 @@ def run(args: argparse.Namespace, session: Session) -> int:
             ", ".join(queues),
             ", ".join(default_registry.names()) or "(none registered)",
         )
+        if serves_agents(queues, default_registry):
+            # A first start on this machine compiles the sandbox's runtime (minutes):
+            # in the background, said in the log, so the first call is not a mystery.
+            start_warm_up(lambda status: worker_log.info("Code interpreter: %s", status.message))
         while not stop.wait(1.0):
             pass
         worker_log.info(

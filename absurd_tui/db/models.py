@@ -19,6 +19,17 @@ TERMINAL_STATES = ("completed", "failed", "cancelled")
 """A task in one of these is finished (a failed one may be retried)."""
 
 
+FILE_CHECKPOINT_PREFIX = "$file:"
+"""Checkpoints named with this prefix hold file contents for a task (the agent's sandbox,
+``$file:<sha256>``): they are not steps, so reads of a task's checkpoints leave them out
+(they can be large), and views of a worker's current step do not name them."""
+
+
+def is_internal_step(name: str | None) -> bool:
+    """True for a checkpoint name that is bookkeeping, not a step a user wrote."""
+    return name is not None and name.startswith(FILE_CHECKPOINT_PREFIX)
+
+
 def is_live(state: str) -> bool:
     return state in LIVE_STATES
 

@@ -30,6 +30,7 @@ import psycopg
 
 from ..config import DEFAULT_QUEUE
 from ..db import tables
+from ..db.models import is_internal_step
 from ..sdk.context import (
     ClaimedTask,
     RunControl,
@@ -350,7 +351,10 @@ class _Worker:
             self.pool._set_status(self, new)
 
     def _on_step(self, step: str) -> None:
-        self._report("running", step=step)
+        # Bookkeeping checkpoints (stored file contents) are not the step a user sees:
+        # the step that stores them stays the current one.
+        if not is_internal_step(step):
+            self._report("running", step=step)
 
     def abandon(self) -> None:
         """Called by stop() when the grace period ends with a task still running."""

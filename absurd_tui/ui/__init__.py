@@ -66,7 +66,14 @@ def run_tui(
             return 1
 
     source = LiveSource(database.dsn, database.label, registry=default_registry)
-    app = AbsurdApp(source, worker_queues=serve if not no_workers else (), refresh=refresh)
+    from ..agent.task import serves_agents
+
+    app = AbsurdApp(
+        source,
+        worker_queues=serve if not no_workers else (),
+        refresh=refresh,
+        warm_sandbox=not no_workers and serves_agents(serve, default_registry),
+    )
     pool = None
     if not no_workers:
         from ..runtime import WorkerPool

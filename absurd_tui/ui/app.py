@@ -25,6 +25,7 @@ from textual.worker import get_current_worker
 
 from .. import ops
 from ..agent import AGENT_QUEUE, AGENT_TASK, PendingQuestion, model_options
+from ..agent.sandbox import SandboxStatus, sandbox_status, start_warm_up
 from ..config import DEFAULT_QUEUE
 from ..db.errors import DatabaseError
 from ..db.ids import short_id
@@ -71,6 +72,10 @@ class WorkersChanged(Message):
     """An embedded worker thread changed state (posted from that thread)."""
 
 
+class SandboxChanged(Message):
+    """The code interpreter's sandbox is being prepared, or is ready (from its thread)."""
+
+
 class AbsurdApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "absurd-tui"
@@ -89,8 +94,12 @@ class AbsurdApp(App):
         clock: Callable[[], datetime] | None = None,
         monotonic: Callable[[], float] | None = None,
         theme: str = "textual-dark",
+        warm_sandbox: bool = False,
     ):
         super().__init__()
+        self.warm_sandbox = warm_sandbox
+        """Prepare the code interpreter's sandbox at start (the embedded workers run agents)."""
+        self.sandbox_status: SandboxStatus | None = None
         self.source = source
         self.worker_pool = workers
         self.worker_queues = tuple(worker_queues)
@@ -152,6 +161,11 @@ class AbsurdApp(App):
         if self.worker_pool is not None and not getattr(self.worker_pool, "running", False):
             # Started here unless the caller already started it.
             self._start_workers()
+        if self.warm_sandbox:
+            # The first start on a machine compiles the runtime (minutes): in the
+            # background, said in the status bar, so an agent's first call is not slow.
+            start_warm_up(lambda _: self.post_message(SandboxChanged()))
+            self.post_message(SandboxChanged())
         self.call_after_refresh(self.tick)
 
     @work(thread=True, group="workers")
@@ -165,6 +179,23 @@ class AbsurdApp(App):
                 markup=False,
             )
         self.post_message(WorkersChanged())
+
+    def on_sandbox_changed(self, _: SandboxChanged) -> None:
+        # Messages from the warming thread and from on_mount may arrive in either
+        # order: show the status as it is now, and speak only of changes.
+        status = sandbox_status()
+        before = self.sandbox_status
+        if before is not None and before.state == status.state:
+            return
+        self.sandbox_status = status
+        for bar in self.query_status_bars():
+            bar.sandbox = status
+        if status.state == "warming" and "compiling" in status.message:
+            self.notify(status.message.capitalize() + ".", title="Code interpreter", markup=False)
+        elif status.state == "ready" and before is not None and "compiling" in before.message:
+            self.notify(status.message + ".", title="Code interpreter", markup=False)
+        elif status.state == "failed":
+            self.notify(status.message, title="Code interpreter", severity="error", markup=False)
 
     def on_worker_status(self, *_: Any) -> None:
         """Callback for the worker pool; runs on worker threads: only post a message."""

@@ -31,6 +31,7 @@ from textual.widgets import (
 
 from ..agent import AgentParamsError, ModelOption, PendingQuestion, agent_params
 from ..agent.conversation import MAX_ITERATIONS_LIMIT
+from ..agent.models import CODE_PROMPT
 from ..config import DEFAULT_QUEUE
 from ..text import plain
 from .source import TaskType, parse_json
@@ -257,7 +258,7 @@ class AgentDialog(Dialog):
                 id="prompt",
                 soft_wrap=True,
                 compact=True,
-                placeholder="What should the agent do?",
+                placeholder=f'What should the agent do? Try: "{CODE_PROMPT}"',
             )
             yield Label("Model")
             yield Select(

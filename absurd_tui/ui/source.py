@@ -28,6 +28,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from .. import ops
+from ..agent.artifacts import load_contents
 from ..db import ids, reads
 from ..db.connect import connect
 from ..db.errors import DatabaseError, DatabaseUnavailable
@@ -81,6 +82,9 @@ class DataSource(Protocol):
     def events(self) -> EventsSnapshot: ...
     def workers_seen(self) -> tuple[WorkerSeen, ...]: ...
     def task_detail(self, queue: str, task_id: uuid.UUID) -> TaskDetail | None: ...
+    def file_contents(
+        self, queue: str, task_id: uuid.UUID, hashes: Sequence[str]
+    ) -> dict[str, bytes]: ...
     def queue_names(self) -> list[str]: ...
     def task_types(self) -> list[TaskType]: ...
     def spawn(
@@ -239,6 +243,13 @@ class LiveSource:
     def task_detail(self, queue: str, task_id: uuid.UUID) -> TaskDetail | None:
         with self.connection() as conn:
             return reads.task_detail(conn, queue, task_id)
+
+    def file_contents(
+        self, queue: str, task_id: uuid.UUID, hashes: Sequence[str]
+    ) -> dict[str, bytes]:
+        """Stored file contents of an agent task (its artifacts), by content hash."""
+        with self.connection() as conn:
+            return load_contents(conn, queue, task_id, hashes)
 
     def queue_names(self) -> list[str]:
         with self.connection() as conn:

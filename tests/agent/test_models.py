@@ -9,6 +9,7 @@ import pytest
 
 from absurd_tui.agent.conversation import Turn
 from absurd_tui.agent.models import (
+    CODE_PROMPT,
     DEMO_LABEL,
     AnthropicModel,
     DemoModel,
@@ -18,6 +19,7 @@ from absurd_tui.agent.models import (
     make_model,
     model_label,
     model_options,
+    wants_ip_picture,
 )
 from absurd_tui.agent.tools import default_tools
 
@@ -183,3 +185,33 @@ def test_demo_model_script_is_deterministic_and_honest():
     assert "2026-11-26T15:00:00+00:00" in final.text
     assert "weather in Lyon" in final.text and "could not be reached" in final.text
     assert (final.usage.input_tokens, final.usage.output_tokens) == (0, 0)
+
+
+def test_the_demo_plays_the_code_example_only_when_asked_and_offered():
+    assert wants_ip_picture(CODE_PROMPT)
+    assert wants_ip_picture("Draw my IP, please") and not wants_ip_picture("Plan a picnic")
+    demo = DemoModel()
+    messages = [{"role": "user", "content": CODE_PROMPT}]
+    first = respond(demo, messages)
+    assert [c.name for c in first.tool_calls] == ["execute_python"]
+    assert "/network/current-ip" in first.tool_calls[0].input["code"]
+    without = [spec for spec in default_tools.specs() if spec["name"] != "execute_python"]
+    fallback = demo.respond(system=None, messages=messages, tools=without, max_tokens=100)
+    assert [c.name for c in fallback.tool_calls] == ["current_time"]
+    # Offline (the host read failed), the picture says so instead of an address.
+    messages += [
+        first.message(),
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": first.tool_calls[0].id,
+                    "content": "host read /network/current-ip failed: offline",
+                    "is_error": True,
+                }
+            ],
+        },
+    ]
+    second = respond(demo, messages)
+    assert "IP unknown (offline)" in second.tool_calls[0].input["code"]

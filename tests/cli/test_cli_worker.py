@@ -157,3 +157,24 @@ def test_without_queues_a_worker_serves_and_creates_those_of_its_tasks(cli, conn
     finally:
         assert worker.stop() == 0, worker.log()
     assert "queue(s) default, agents, scale" in worker.log()
+
+
+def test_a_worker_serving_agents_prepares_the_sandbox_and_says_so(cli, default_queue, sandbox):
+    """The first start on a machine compiles the runtime for minutes: the log says what
+    is happening and when it is ready. A worker without agents says nothing of it."""
+    assert cli("queue", "create", "agents").code == 0
+    agents = cli.start("worker", "--queue", "agents", "--concurrency", "1")
+    others = cli.start("worker", "--queue", "default", "--concurrency", "1")
+    try:
+        wait_until(
+            lambda: "Code interpreter: Python sandbox ready" in agents.log(),
+            timeout=60,
+            what="the sandbox ready line",
+        )
+        wait_until(lambda: "ready on" in others.log(), timeout=30, what="the other worker")
+        assert agents.stop() == 0 and others.stop() == 0
+    finally:
+        agents.stop()
+        others.stop()
+    assert "Code interpreter: loading the Python sandbox" in agents.log(), agents.log()
+    assert "Code interpreter" not in others.log(), others.log()

@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 from support import wait_until
 
+from absurd_tui.db.models import FILE_CHECKPOINT_PREFIX
 from absurd_tui.runtime import WorkerPool, WorkerStatus
 
 from .helpers import run_rows, stays_false, task_row
@@ -136,6 +137,23 @@ def test_threads_run_tasks_concurrently(client, registry, make_pool):
     for task_id in ids:
         wait_until(completed(client, task_id), what="all three tasks")
     assert len({s.worker_id for s in pool.statuses()}) == 3
+
+
+def test_status_does_not_name_bookkeeping_steps(client, registry, make_pool):
+    reports: list[WorkerStatus] = []
+
+    @registry.register_task("stores_a_file")
+    def stores_a_file(params, ctx):
+        ctx.step("call", lambda: 1)
+        # What the code interpreter does while a call stores a file's contents.
+        handle = ctx.begin_step(f"{FILE_CHECKPOINT_PREFIX}{'0' * 64}")
+        ctx.complete_step(handle, {"size": 0, "base64": ""})
+        return ctx.step("answer", lambda: "x")
+
+    make_pool(registry, on_status=reports.append).start()
+    spawned = client.spawn("stores_a_file", {})
+    wait_until(completed(client, spawned.task_id))
+    assert [r.step for r in reports if r.state == "running"] == [None, "call", "answer"]
 
 
 def test_a_long_step_keeps_its_lease(client, registry, make_pool, connect):

@@ -7,6 +7,7 @@ tests; these fakes exist only so the pictures are stable.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from absurd_tui import ops
+from absurd_tui.agent.models import CODE_PROMPT
 from absurd_tui.db.errors import DatabaseUnavailable
 from absurd_tui.db.reads import (
     STATES,
@@ -345,6 +347,122 @@ AGENT_DETAIL = TaskDetail(
     ),
 )
 
+
+# The demo model's IP-picture example, finished: the PNG is the one the sandbox drew.
+IP_PICTURE = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAngAAADACAIAAAAY84lcAAAEBklEQVR4nO3dPWobURhA0SgYUqh0PWQD7rSqrCgb"
+    "8waCay8gXYo0ATPBM3oXzc85pWBGTw+NLq/40OU63b4AAI2vj14AAByZ0AJASGgBICS0ABASWgAICS0AhIQWAEJC"
+    "CwAhoQWAkNACQEhoASAktAAQEloACAktAISEFgBCQgsAIaEFgJDQAkBIaAEg9HTPxc/Ty6h1AMBmvb+9rr7WiRYA"
+    "QkILACGhBYCQ0AJASGgBICS0ABASWgAICS0AhIQWAEJCCwAhoQWAkNACQEhoASAktAAQEloACAktAISEFgBCQgsA"
+    "IaEFgJDQAkBIaAEgJLQAEBJaAAgJLQCEhBYAQkILACGhBYCQ0AJASGgBICS0ABASWgAICS0AhIQWAEJCCwAhoQWA"
+    "kNACQEhoASAktAAQEloACAktAISEFgBCQgsAIaEFgJDQAkBIaAEgJLQAEBJaAAg9PXoBa/z6+W3Ifb7/+D3kPtaz"
+    "L/ZnnaX7Vu/Po9bj+/PXqH1Yao/75kQLACGhBYCQ0AJASGgBICS0ABASWgAICS0AhDY9RztqTm7uPnOvL72P9WyT"
+    "/fm/R81Bztn7es72/Vlq1O/YHjnRAkBIaAEgJLQAEBJaAAgJLQCEhBYAQkILAKFNz9EedZ5sFPvDPZZ+f+p5x72v"
+    "52zsz+c50QJASGgBICS0ABASWgAICS0AhIQWAEJCCwChTc/RLjXq/yP3btR84VH3B+7h+VrnzL/PTrQAEBJaAAgJ"
+    "LQCEhBYAQkILACGhBYCQ0AJAaJdztGeex/qMUf/rOff62fYT/uX5YiknWgAICS0AhIQWAEJCCwAhoQWAkNACQEho"
+    "ASC06TnaUfOyR527Perngi3wfK1j3z5yogWAkNACQEhoASAktAAQEloACAktAISEFgBCl+t0W33x8/QycCkfLZ3H"
+    "GmXU/03W7ztn7+up5+rsz7r3PZtRc/lL77/U3p+vvczRvr+9rr7WiRYAQkILACGhBYCQ0AJASGgBICS0ABASWgAI"
+    "bXqOFgC2wBwtAGyU0AJASGgBICS0ABASWgAICS0AhIQWAEJCCwAhoQWAkNACQEhoASAktAAQEloACAktAISEFgBC"
+    "QgsAIaEFgJDQAkBIaAEgJLQAEBJaAAgJLQCEhBYAQkILACGhBYCQ0AJASGgBICS0ABASWgAICS0AhIQWAEJCCwAh"
+    "oQWAkNACQEhoASAktAAQEloACAktAISEFgBCQgsAIaEFgJDQAkBIaAEgJLQAEBJaAAgJLQCEhBYAQpfrdHv0GgDg"
+    "sJxoASAktAAQEloACAktAISEFgBCQgsAIaEFgJDQAkBIaAEgJLQAEBJaAAgJLQCEhBYAQkILACGhBYCQ0AJASGgB"
+    "ICS0ABASWgAI/QFfAqN0FDe6nQAAAABJRU5ErkJggg=="
+)
+IP_PICTURE_SHA = hashlib.sha256(IP_PICTURE).hexdigest()
+
+
+def _code_turn(text: str, tool_id: str, code: str) -> dict:
+    turn = _turn(text, "execute_python", {"code": code}, tool_id, (0, 0))
+    turn["model"] = "demo"
+    return turn
+
+
+IMAGE_AGENT_DETAIL = replace(
+    AGENT_DETAIL,
+    task_id=tid(41),
+    state="completed",
+    params={"prompt": CODE_PROMPT, "model": "demo"},
+    result={"answer": "done", "iterations": 3},
+    runs=(replace(AGENT_RUN, run_id=tid(141), state="completed", wake_event=None),),
+    waits=(),
+    checkpoints=tuple(
+        CheckpointInfo(name, state, "committed", tid(141), 1, ago(age))
+        for name, state, age in (
+            (
+                "iteration",
+                _code_turn(
+                    "First, the address: the host serves it in /network.",
+                    "demo_tool_1",
+                    'ip = open("/network/current-ip").read().strip()\nip',
+                ),
+                20,
+            ),
+            (
+                "tool:execute_python",
+                {
+                    "tool_use_id": "demo_tool_1",
+                    "content": "value:\n'203.0.113.7'\nread /network/current-ip (12 bytes) from the host",
+                    "is_error": False,
+                    "sandbox": {
+                        "ending": "ok",
+                        "changes": [],
+                        "host_reads": [{"path": "/network/current-ip", "size": 12}],
+                    },
+                },
+                19,
+            ),
+            (
+                "iteration#2",
+                _code_turn(
+                    "I will draw the picture with Pillow.",
+                    "demo_tool_2",
+                    'from PIL import Image\n...\npicture.save("/output/ip_address.png")',
+                ),
+                18,
+            ),
+            (
+                "tool:execute_python#2",
+                {
+                    "tool_use_id": "demo_tool_2",
+                    "content": "stdout:\nsaved a 632x192 picture of 203.0.113.7\n"
+                    f"wrote /output/ip_address.png ({len(IP_PICTURE):,} bytes)",
+                    "is_error": False,
+                    "sandbox": {
+                        "ending": "ok",
+                        "changes": [
+                            {
+                                "path": "/output/ip_address.png",
+                                "kind": "file",
+                                "sha256": IP_PICTURE_SHA,
+                                "size": len(IP_PICTURE),
+                            }
+                        ],
+                        "host_reads": [],
+                    },
+                },
+                17,
+            ),
+            (
+                "iteration#3",
+                {
+                    "role": "assistant",
+                    "content": [
+                        {
+                            "type": "text",
+                            "text": "Your current IP address is 203.0.113.7. "
+                            "I drew it into /output/ip_address.png.",
+                        }
+                    ],
+                    "stop_reason": "end_turn",
+                    "usage": {"input_tokens": 0, "output_tokens": 0},
+                    "model": "demo",
+                },
+                16,
+            ),
+        )
+    ),
+)
+
 WAITS = (
     WaitInfo(
         "agents",
@@ -479,12 +597,19 @@ class StaticSource:
             return DETAIL
         if task_id == AGENT_DETAIL.task_id:
             return AGENT_DETAIL
+        if task_id == IMAGE_AGENT_DETAIL.task_id:
+            return IMAGE_AGENT_DETAIL
         row = next((r for r in TASKS if r.task_id == task_id), None)
         if row is None:
             return None
         return replace(
             DETAIL, task_id=row.task_id, task_name=row.task_name, state=row.state, queue=row.queue
         )
+
+    def file_contents(self, queue, task_id, hashes):
+        self._check()
+        stored = {IP_PICTURE_SHA: IP_PICTURE} if task_id == IMAGE_AGENT_DETAIL.task_id else {}
+        return {sha: stored[sha] for sha in hashes if sha in stored}
 
     def queue_names(self) -> list[str]:
         return [q.queue for q in QUEUES]

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from absurd_tui.db import reads
+from absurd_tui.db.models import FILE_CHECKPOINT_PREFIX
 from absurd_tui.db.reads import COUNT_CAP, Count, TaskFilter
 from absurd_tui.sdk import Absurd, TaskRegistry
 from absurd_tui.text import count_label
@@ -80,6 +81,22 @@ def test_list_tasks_pages_newest_first_with_current_step(conn, client):
     row = last.rows[0]
     assert row.task_id == task_id and row.state == "running"
     assert row.step == "fetch#2" and row.worker == "w1"
+
+
+def test_list_tasks_step_is_never_a_stored_file(conn, client):
+    spawn(client)
+    ((run_id, task_id),) = claim(conn)
+    conn.execute(
+        "SELECT absurd.set_task_checkpoint_state('default', %s, 'call', '1', %s, 60)",
+        (task_id, run_id),
+    )
+    # What the code interpreter writes while a call stores a file, after the call began.
+    conn.execute(
+        "SELECT absurd.set_task_checkpoint_state('default', %s, %s, '{}', %s, 60)",
+        (task_id, f"{FILE_CHECKPOINT_PREFIX}{'0' * 64}", run_id),
+    )
+    (row,) = reads.list_tasks(conn, TaskFilter(queue="default")).rows
+    assert row.step == "call"
 
 
 def test_list_tasks_filters_state_name_and_search(conn, client):

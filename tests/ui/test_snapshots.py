@@ -129,6 +129,28 @@ def test_agent_transcript_waiting_for_an_answer(snap_compare):
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=open_agent)
 
 
+def test_agent_transcript_with_a_picture(snap_compare):
+    """The demo's IP picture, drawn in the transcript under the file it came from."""
+
+    async def run(pilot):
+        await loaded(pilot)
+        app = pilot.app
+        app.push_screen(TaskDetailScreen("agents", tid(41), "agent"))
+        await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, TaskDetailScreen)
+                and app.screen.is_mounted
+                and app.screen.view.transcript is not None
+                and app.screen.view.previews
+            ),
+            "transcript with its picture",
+        )
+        app.screen.query_one("#transcript").scroll_end(animate=False)
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run)
+
+
 def test_answer_dialog(snap_compare):
     async def run(pilot):
         await open_agent(pilot)

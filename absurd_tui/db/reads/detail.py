@@ -11,7 +11,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
-from ..models import CheckpointInfo, RunInfo, TaskDetail, WaitInfo
+from ..models import FILE_CHECKPOINT_PREFIX, CheckpointInfo, RunInfo, TaskDetail, WaitInfo
 from ..tables import table
 from .common import db_now, queue_names
 
@@ -97,9 +97,10 @@ def _read_detail(
         checkpoint_rows = cur.execute(
             sql.SQL(
                 "SELECT checkpoint_name, state, status, owner_run_id, updated_at FROM {} "
-                "WHERE task_id = %s ORDER BY updated_at, checkpoint_name LIMIT %s"
+                "WHERE task_id = %s AND NOT starts_with(checkpoint_name, %s) "
+                "ORDER BY updated_at, checkpoint_name LIMIT %s"
             ).format(table("c", queue)),
-            (task_id, None if limit is None else limit + 1),
+            (task_id, FILE_CHECKPOINT_PREFIX, None if limit is None else limit + 1),
         ).fetchall()
         checkpoints = tuple(
             CheckpointInfo(

@@ -17,7 +17,16 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from ..ids import ID_ONLY_DIGITS, id_bounds
-from ..models import ZERO, Count, QueueSummary, TaskFilter, TaskPage, TaskRef, TaskRow
+from ..models import (
+    FILE_CHECKPOINT_PREFIX,
+    ZERO,
+    Count,
+    QueueSummary,
+    TaskFilter,
+    TaskPage,
+    TaskRef,
+    TaskRow,
+)
 from ..tables import table
 from .common import COUNT_CAP, LIVE_RUNS, capped_count, queues_named
 from .queues import queue_summary
@@ -116,7 +125,7 @@ FROM (
 LEFT JOIN {runs} AS r ON r.run_id = t.last_attempt_run
 LEFT JOIN LATERAL (
     SELECT c.checkpoint_name, c.updated_at FROM {checkpoints} AS c
-    WHERE c.task_id = t.task_id
+    WHERE c.task_id = t.task_id AND NOT starts_with(c.checkpoint_name, %s)
     ORDER BY c.updated_at DESC, c.checkpoint_name DESC
     LIMIT 1
 ) AS cp ON TRUE
@@ -157,7 +166,7 @@ def _fetch_part(
     )
     rows = []
     with conn.cursor(row_factory=dict_row) as cur:
-        for rec in cur.execute(stmt, [*params, limit]):
+        for rec in cur.execute(stmt, [*params, limit, FILE_CHECKPOINT_PREFIX]):
             rows.append(
                 TaskRow(
                     queue=queue,

@@ -34,6 +34,7 @@ from ...text import (
 from ..actions import bindings, dimmed_action, why_not
 from ..widgets.keyed_table import KeyedTable
 from ..widgets.polling import PollingView
+from ..widgets.previews import preview
 from ..widgets.status_bar import StatusBar
 from ..widgets.transcript import TranscriptLog
 
@@ -43,6 +44,8 @@ class DetailSnapshot:
     detail: TaskDetail | None
     transcript: Transcript | None
     """For an agent task: its conversation so far."""
+    previews: dict[str, Text] | None = None
+    """Previews of artifacts not shown before, by content hash (built off the UI thread)."""
 
 
 class TaskDetailView(PollingView):
@@ -55,6 +58,8 @@ class TaskDetailView(PollingView):
         self.detail: TaskDetail | None = None
         self.transcript: Transcript | None = None
         self.checkpoints: dict[str, CheckpointInfo] = {}
+        self.previews: dict[str, Text] = {}
+        """Artifact previews shown so far: contents never change for a hash, so kept."""
         self.missing = False
 
     def compose(self) -> ComposeResult:
@@ -131,9 +136,15 @@ class TaskDetailView(PollingView):
     def fetch(self, params: Any) -> DetailSnapshot:
         detail = self.app.source.task_detail(self.queue, self.task_id)
         transcript = None
+        previews: dict[str, Text] = {}
         if detail is not None and detail.task_name == AGENT_TASK:
             transcript = transcript_from_detail(detail, now=self.app.now())
-        return DetailSnapshot(detail, transcript)
+            files = {f.sha256: f for e in transcript.entries for f in e.files}
+            missing = [sha for sha in files if sha not in self.previews]
+            if missing:
+                contents = self.app.source.file_contents(detail.queue, detail.task_id, missing)
+                previews = {sha: preview(files[sha], contents.get(sha)) for sha in missing}
+        return DetailSnapshot(detail, transcript, previews)
 
     def apply(self, snapshot: DetailSnapshot) -> None:
         detail = snapshot.detail
@@ -189,6 +200,7 @@ class TaskDetailView(PollingView):
                 for wait in detail.waits
             ]
         )
+        self.previews.update(snapshot.previews or {})
         self._apply_transcript(snapshot.transcript, now, detail.checkpoints_truncated)
         self.screen.refresh_bindings()
 
@@ -207,7 +219,9 @@ class TaskDetailView(PollingView):
         if truncated:
             summary.append(" · only the oldest checkpoints were read: the rest is not shown")
         self.query_one("#transcript-summary", Static).update(summary)
-        self.query_one("#transcript", TranscriptLog).show(transcript.entries, now, colours)
+        self.query_one("#transcript", TranscriptLog).show(
+            transcript.entries, now, colours, self.previews
+        )
 
     @staticmethod
     def _waiting(detail: TaskDetail, now) -> Text:
@@ -256,7 +270,7 @@ class TaskDetailView(PollingView):
                         json_preview(cp.state, 50),
                     ),
                 )
-                for cp in detail.checkpoints
+                for cp in self.checkpoints.values()
             ]
         )
         self._show_checkpoint(table.cursor_key)
@@ -290,6 +304,10 @@ def _transcript_summary(transcript: Transcript, colours: dict[str, str]) -> Text
         parts.append(Text(f" · {usage.input_tokens:,} tokens in, {usage.output_tokens:,} out"))
     parts.append(Text(" · "))
     parts.append(state_text(transcript.state, colours))
+    if transcript.artifacts:
+        names = ", ".join(artifact.name for artifact in transcript.artifacts)
+        parts.append(Text(" · files: "))
+        parts.append(plain(names, limit=80))
     if transcript.pending_question is not None:
         parts.append(
             Text(

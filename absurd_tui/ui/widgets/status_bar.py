@@ -9,7 +9,15 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from ...agent.sandbox import SandboxStatus
 from ...text import clean, duration
+
+# How the code interpreter's sandbox is shown while it is not simply ready.
+_SANDBOX_NOTES = {
+    "warming": "$warning",
+    "failed": "$error",
+    "missing": "$text-muted",
+}
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class StatusBar(Widget):
 
     connection: reactive[ConnectionState] = reactive(ConnectionState, always_update=True)
     worker_state: reactive[WorkersState] = reactive(WorkersState, always_update=True)
+    sandbox: reactive[SandboxStatus | None] = reactive(None, always_update=True)
 
     def __init__(self, label: str, clock: Callable[[], float], **kwargs):
         super().__init__(**kwargs)
@@ -51,6 +60,7 @@ class StatusBar(Widget):
         # A bar mounted later (on a pushed screen) starts from the app's current state.
         self.connection = self.app.connection
         self.worker_state = self.app.worker_state()
+        self.sandbox = getattr(self.app, "sandbox_status", None)
         self.set_interval(1.0, self.refresh)
 
     def watch_connection(self, state: ConnectionState) -> None:
@@ -85,4 +95,9 @@ class StatusBar(Widget):
                 parts.append((f"  {workers.disconnected} reconnecting", "$warning"))
         else:
             parts.append(("  no embedded workers", "$text-muted"))
+        sandbox = self.sandbox
+        if sandbox is not None and sandbox.state in _SANDBOX_NOTES:
+            parts.append(
+                (f"  {clean(sandbox.message, single_line=True)}", _SANDBOX_NOTES[sandbox.state])
+            )
         return Content.assemble(*parts)

@@ -23,7 +23,9 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ...agent import Entry
+from ...agent.tools import EXECUTE_PYTHON
 from ...text import json_block, plain, until
+from .previews import describe
 
 # The theme variable that colours each kind of entry's heading (see app.tcss for the
 # left rule in the same colour).
@@ -65,16 +67,36 @@ def heading(entry: Entry) -> str:
     return {"stopped": "Stopped", "failed": "Failed", "cancelled": "Cancelled"}.get(kind, "Error")
 
 
-def render_entry(entry: Entry, now: datetime, colours: Mapping[str, str]) -> Text:
+def render_entry(
+    entry: Entry,
+    now: datetime,
+    colours: Mapping[str, str],
+    previews: Mapping[str, Text] | None = None,
+) -> Text:
     colour = colours.get(HEADING_COLOURS.get(entry.kind, "foreground"), "")
     if entry.kind == "tool_result" and entry.is_error:
         colour = colours.get("error", "")
     marker = "● " if entry.transient else ""
     text = Text.assemble(plain(marker + heading(entry), f"bold {colour}".strip()), "\n")
     if entry.kind == "tool_call":
-        text.append_text(_tool_input(entry.tool_input))
+        code = entry.tool_input.get("code") if isinstance(entry.tool_input, dict) else None
+        if entry.tool_name == EXECUTE_PYTHON and isinstance(code, str):
+            # Code reads as code, not as a JSON string full of \n.
+            text.append_text(plain(code, single_line=False))
+        else:
+            text.append_text(_tool_input(entry.tool_input))
         return text
     text.append_text(plain(entry.text or "(empty)", single_line=False))
+    for artifact in entry.files:
+        # Each file the code left in /output: what it is, then what it looks like.
+        text.append("\n\n")
+        text.append_text(
+            plain("File " + describe(artifact), f"bold {colours.get('accent', '')}".strip())
+        )
+        shown = (previews or {}).get(artifact.sha256)
+        if shown is not None:
+            text.append("\n")
+            text.append_text(shown)
     if entry.kind == "waiting_human":
         note = "Press A to answer."
         if entry.until is not None:
@@ -104,15 +126,18 @@ def _tool_input(value) -> Text:
 
 
 class EntryView(Static):
-    def __init__(self, entry: Entry, content: Text):
+    def __init__(self, entry: Entry, content: Text, previewed: frozenset[str] = frozenset()):
         super().__init__(content, classes=f"entry entry-{entry.kind}")
         self.entry = entry
+        self.previewed = previewed
+        """The files whose previews this view shows (a preview arriving later redraws it)."""
 
-    def show(self, entry: Entry, content: Text) -> None:
+    def show(self, entry: Entry, content: Text, previewed: frozenset[str] = frozenset()) -> None:
         if entry.kind != self.entry.kind:
             self.remove_class(f"entry-{self.entry.kind}")
             self.add_class(f"entry-{entry.kind}")
         self.entry = entry
+        self.previewed = previewed
         self.update(content)
 
 
@@ -131,7 +156,15 @@ class TranscriptLog(VerticalScroll):
     def entry_view(self, key: str) -> EntryView | None:
         return self._views.get(key)
 
-    def show(self, entries: Sequence[Entry], now: datetime, colours: Mapping[str, str]) -> None:
+    def show(
+        self,
+        entries: Sequence[Entry],
+        now: datetime,
+        colours: Mapping[str, str],
+        previews: Mapping[str, Text] | None = None,
+    ) -> None:
+        """``previews`` are the artifacts' previews by content hash (``previews.py``)."""
+        previews = previews or {}
         wanted = [entry.key for entry in entries]
         present = set(wanted)
         for key in [k for k in self._order if k not in present]:
@@ -147,13 +180,14 @@ class TranscriptLog(VerticalScroll):
         added: list[EntryView] = []
         for entry in entries:
             view = self._views.get(entry.key)
+            previewed = frozenset(f.sha256 for f in entry.files if f.sha256 in previews)
             if view is None:
-                view = EntryView(entry, render_entry(entry, now, colours))
+                view = EntryView(entry, render_entry(entry, now, colours, previews), previewed)
                 self._views[entry.key] = view
                 added.append(view)
-            elif entry != view.entry or entry.transient:
+            elif entry != view.entry or entry.transient or previewed != view.previewed:
                 # Transient entries show times relative to now: re-render them each time.
-                view.show(entry, render_entry(entry, now, colours))
+                view.show(entry, render_entry(entry, now, colours, previews), previewed)
         self._order = wanted
         if added:
             self.mount_all(added)
