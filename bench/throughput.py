@@ -349,10 +349,17 @@ def run(dsn: str, args: argparse.Namespace) -> None:
     def wanted(part: str) -> bool:
         return only is None or part in only
 
-    ceiling = None
+    ceiling = single = None
     if wanted("pgbench"):
         ceiling = pgbench_ceiling(dsn)
+        single = pgbench_ceiling(dsn, clients=1)
         print(f"pgbench single-insert, 16 clients: {ceiling:,.0f} commits/s", flush=True)
+        print(
+            f"pgbench single-insert, 1 client: {single:,.0f} commits/s"
+            f" ({1000 / single:.2f} ms a commit; a {COMMITS_PER_TASK}-commit task at most"
+            f" {single / COMMITS_PER_TASK:,.0f} tasks/s on one connection)",
+            flush=True,
+        )
         print(
             f"  ceiling for a {COMMITS_PER_TASK}-commit task: {ceiling / COMMITS_PER_TASK:,.0f}"
             f" tasks/s; 30% of it: {0.3 * ceiling / COMMITS_PER_TASK:,.0f} tasks/s",
@@ -388,9 +395,10 @@ def run(dsn: str, args: argparse.Namespace) -> None:
             lat[kind] = latencies(kind, dsn, args.samples)
 
     print("\n== summary ==")
-    if ceiling is not None:
+    if ceiling is not None and single is not None:
         print(
-            f"pgbench ceiling: {ceiling:,.0f} commits/s = {ceiling / COMMITS_PER_TASK:,.0f} tasks/s"
+            f"pgbench ceiling: {ceiling:,.0f} commits/s = {ceiling / COMMITS_PER_TASK:,.0f}"
+            f" tasks/s (1 client: {single:,.0f} commits/s)"
         )
     for concurrency in args.concurrency:
         for processes in args.processes:
