@@ -1132,9 +1132,10 @@ def run_worker(args: argparse.Namespace, session: Session) -> int:
         while not stop.wait(1.0):
             pass
         worker_log.info(
-            "%s: claiming no more; giving running tasks up to %g s to finish "
+            "%s: claiming no more; giving %d running task(s) up to %g s to finish "
             "(signal again to hand them back at once)",
             signal.Signals(received[0]).name,
+            reporter.busy(),
             args.grace,
         )
 

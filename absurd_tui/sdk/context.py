@@ -218,22 +218,7 @@ class TaskContext:
             if isinstance(headers, dict)
             else (MappingProxyType({}) if headers is None else headers)
         )
-        ctx._run_state_query = sql.SQL(
-            """
-            SELECT t.state AS task_state, r.state AS run_state,
-                   cp.checkpoint_name IS NOT NULL AS found, cp.state
-            FROM absurd.{runs} r
-            JOIN absurd.{tasks} t ON t.task_id = r.task_id
-            LEFT JOIN absurd.{checkpoints} cp
-                   ON cp.task_id = r.task_id AND cp.checkpoint_name = %s
-                  AND cp.status = 'committed'
-            WHERE r.run_id = %s
-            """
-        ).format(
-            runs=sql.Identifier(f"r_{ctx._queue}"),
-            tasks=sql.Identifier(f"t_{ctx._queue}"),
-            checkpoints=sql.Identifier(f"c_{ctx._queue}"),
-        )
+        ctx._run_state_query = _run_state_query(conn, ctx._queue)
         ctx._checkpoint_sql = (
             "SELECT absurd.write_checkpoint(%s, %s, %s, %s, %s, %s)"
             if features.fast_paths
@@ -604,6 +589,37 @@ class TaskContext:
 
     def _database_now(self) -> datetime:
         return self._conn.execute("SELECT absurd.current_time()").fetchone()[0]
+
+
+_run_state_queries: dict[str, bytes] = {}
+
+
+def _run_state_query(conn: psycopg.Connection, queue: str) -> bytes:
+    """The pre-step read of one queue, composed once (composing costs more than the read)."""
+    query = _run_state_queries.get(queue)
+    if query is None:
+        query = (
+            sql.SQL(
+                """
+                SELECT t.state AS task_state, r.state AS run_state,
+                       cp.checkpoint_name IS NOT NULL AS found, cp.state
+                FROM absurd.{runs} r
+                JOIN absurd.{tasks} t ON t.task_id = r.task_id
+                LEFT JOIN absurd.{checkpoints} cp
+                       ON cp.task_id = r.task_id AND cp.checkpoint_name = %s
+                      AND cp.status = 'committed'
+                WHERE r.run_id = %s
+                """
+            )
+            .format(
+                runs=sql.Identifier(f"r_{queue}"),
+                tasks=sql.Identifier(f"t_{queue}"),
+                checkpoints=sql.Identifier(f"c_{queue}"),
+            )
+            .as_bytes(conn)
+        )
+        _run_state_queries[queue] = query
+    return query
 
 
 def _callable_name(fn: Callable[..., Any]) -> str:
