@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, TypeVar, overload
+from typing import Any, LiteralString, TypeVar, overload
 
 import psycopg
 from psycopg import sql
@@ -198,7 +198,8 @@ class TaskContext:
     _event_payload: Any
     _current_step: str | None
     _headers: Mapping[str, Any]
-    _run_state_query: sql.Composed
+    _run_state_query: bytes
+    _checkpoint_sql: LiteralString
     _cache: dict[str, Any]
 
     def __init__(self) -> None:

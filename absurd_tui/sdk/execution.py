@@ -258,8 +258,8 @@ def _execute(
                 " + make_interval(secs => %s::double precision))",
                 (claimed.queue_name, claimed.run_id, unknown_task_delay(claimed.run_id)),
             )
-        except TaskAbandoned as err:
-            return ExecutionResult(Outcome.ABANDONED, err)
+        except TaskAbandoned as stopped:
+            return ExecutionResult(Outcome.ABANDONED, stopped)
         except Exception as defer_err:
             if _connection_lost(conn):
                 raise
