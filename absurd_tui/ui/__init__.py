@@ -9,6 +9,9 @@ from ..config import DEFAULT_QUEUE, Settings
 
 __all__ = ["run_tui", "worker_queues"]
 
+EMBEDDED_WORKERS_SWITCH_INTERVAL = 0.0005
+"""Seconds (sys.setswitchinterval) while embedded workers share the process with the UI."""
+
 
 def worker_queues(queues: Sequence[str] | None = None) -> list[str]:
     """The queues the embedded workers serve: ``queues`` if given, else every queue a
@@ -78,6 +81,12 @@ def run_tui(
     if not no_workers:
         from ..runtime import WorkerPool
 
+        # The UI thread renders for milliseconds at a time, and a worker thread back from
+        # each database round trip waits for the GIL until the switch interval (5 ms by
+        # default) makes the UI yield: that wait, not the work, set the embedded workers'
+        # pace. A short interval lets them in at once; the UI barely notices.
+        sys.setswitchinterval(EMBEDDED_WORKERS_SWITCH_INTERVAL)
+
         pool = WorkerPool(
             database.dsn,
             registry=default_registry,
@@ -91,7 +100,8 @@ def run_tui(
         app.run()
     finally:
         if pool is not None:
-            # Unfinished tasks are left to their lease: another worker reclaims them.
+            # Tasks still running after the grace period are handed back to their queue
+            # (same attempt, resumed from their checkpoints by the next worker).
             pool.stop(timeout=5)
         source.close()
     return app.return_code or 0
