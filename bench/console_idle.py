@@ -200,7 +200,9 @@ def run(admin_dsn: str, args: argparse.Namespace) -> int:
             )
     mode = "no workers" if args.no_workers else "2 embedded workers"
     print(f"\nconsole idle for {args.seconds:g} s at {args.size}, {mode}")
-    print(f"{'scenario':<10}{'CPU %':>8}{'goal':>7}{'server %':>10}{'RSS max MB':>12}{'RSS end':>9}")
+    print(
+        f"{'scenario':<10}{'CPU %':>8}{'goal':>7}{'server %':>10}{'RSS max MB':>12}{'RSS end':>9}"
+    )
     for scenario, s in results:
         goal = GOALS.get(scenario)
         print(

@@ -41,6 +41,7 @@ def run_tui(
     from ..sdk.errors import TaskModuleError
     from ..sdk.registry import default_registry, load_task_modules
     from .app import AbsurdApp
+    from .logbook import Logbook, captured
     from .source import LiveSource
 
     # The agent is built in: the embedded workers serve its queue (agents) unless --queue
@@ -68,7 +69,10 @@ def run_tui(
             return 1
 
     source = LiveSource(database.dsn, database.label, registry=default_registry)
-    app = AbsurdApp(source, worker_queues=serve if not no_workers else (), refresh=refresh)
+    logbook = Logbook()
+    app = AbsurdApp(
+        source, worker_queues=serve if not no_workers else (), refresh=refresh, logbook=logbook
+    )
     pool = None
     if not no_workers:
         from ..runtime import WorkerPool
@@ -83,7 +87,9 @@ def run_tui(
         )
         app.worker_pool = pool
     try:
-        app.run()
+        # The terminal is the console's while it runs: log lines go to the log panel.
+        with captured(logbook):
+            app.run()
     finally:
         if pool is not None:
             # Unfinished tasks are left to their lease: another worker reclaims them.

@@ -34,6 +34,7 @@ SCOPE_TITLES = {
     "events": "Events view",
     "workers": "Workers view",
     "detail": "Task detail",
+    "log": "Log panel",
 }
 
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -68,6 +69,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("show_tab('tasks')", "1", "Tasks", "Show the tasks view.", "app", show=False),
     ActionSpec("show_tab('events')", "2", "Events", "Show the events view.", "app", show=False),
     ActionSpec("show_tab('workers')", "3", "Workers", "Show the workers view.", "app", show=False),
+    ActionSpec(
+        "show_log",
+        "l",
+        "Log",
+        "Show the log panel: warnings and errors the console logged (-v: every task line).",
+        "app",
+    ),
     ActionSpec("refresh_now", "ctrl+r", "Refresh", "Refresh the data now.", "app", show=False),
     ActionSpec(
         "help", "question_mark", "Help", "Show every key and action.", "app", key_display="?"
@@ -170,6 +178,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("emit_for_wait", "e", "Emit", "Emit the event this task waits for.", "detail"),
     ActionSpec("copy_id", "y", "Copy id", "Copy the task id to the clipboard.", "detail"),
     ActionSpec("close", "escape", "Back", "Back to the task list.", "detail"),
+    ActionSpec("close", "escape", "Back", "Close the log panel.", "log"),
 )
 
 

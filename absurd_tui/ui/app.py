@@ -29,6 +29,7 @@ from ..db.reads import TaskFilter, short_id
 from ..text import until
 from .actions import bindings
 from .commands import ActionsProvider
+from .logbook import Logbook
 from .dialogs import (
     AgentDialog,
     AgentRequest,
@@ -43,6 +44,7 @@ from .dialogs import (
     WorkersDialog,
 )
 from .screens.help import HelpScreen
+from .screens.log import LogScreen
 from .screens.main import MainScreen
 from .screens.task_detail import TaskDetailScreen
 from .source import ActionError, BulkPlan, DataSource, bulk_states
@@ -64,6 +66,10 @@ class WorkersChanged(Message):
     """An embedded worker thread changed state (posted from that thread)."""
 
 
+class LogArrived(Message):
+    """Something was logged (posted from the logging thread)."""
+
+
 class AbsurdApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "absurd-tui"
@@ -82,8 +88,13 @@ class AbsurdApp(App):
         clock: Callable[[], datetime] | None = None,
         monotonic: Callable[[], float] | None = None,
         theme: str = "textual-dark",
+        logbook: Logbook | None = None,
     ):
         super().__init__()
+        self.logbook = logbook or Logbook()
+        self.log_seen = 0
+        """How many warnings the user has seen in the log panel (the rest are news)."""
+        self._log_signalled = threading.Event()
         self.source = source
         self.worker_pool = workers
         self.worker_queues = tuple(worker_queues)
@@ -136,6 +147,7 @@ class AbsurdApp(App):
     # -- lifecycle
 
     def on_mount(self) -> None:
+        self.logbook.listen(self._signal_log)
         self._resolve_colours()
         self.push_screen(MainScreen())
         self.set_interval(self.refresh_interval, self.tick)
@@ -170,6 +182,39 @@ class AbsurdApp(App):
         screen = self.main_screen
         if screen is not None and screen.is_mounted:
             screen.workers_view.show_embedded()
+
+    # -- the log panel
+
+    def _signal_log(self) -> None:
+        """From any thread that logged: one message until the UI has taken it."""
+        if not self._log_signalled.is_set():
+            self._log_signalled.set()
+            self.post_message(LogArrived())
+
+    def on_log_arrived(self, _: LogArrived) -> None:
+        self._log_signalled.clear()
+        if isinstance(self.screen, LogScreen):
+            self.screen.append_new()
+        self._update_log_notice()
+
+    def mark_log_seen(self) -> None:
+        self.log_seen = self.logbook.warnings
+        self._update_log_notice()
+
+    def unseen_warnings(self) -> int:
+        return max(0, self.logbook.warnings - self.log_seen)
+
+    def _update_log_notice(self) -> None:
+        unseen = self.unseen_warnings()
+        for bar in self.query_status_bars():
+            bar.log_warnings = unseen
+
+    def on_unmount(self) -> None:
+        self.logbook.listen(None)
+
+    def action_show_log(self) -> None:
+        if not isinstance(self.screen, LogScreen):
+            self.push_screen(LogScreen())
 
     def worker_state(self) -> WorkersState:
         if self.worker_pool is None:

@@ -41,6 +41,8 @@ class StatusBar(Widget):
 
     connection: reactive[ConnectionState] = reactive(ConnectionState, always_update=True)
     worker_state: reactive[WorkersState] = reactive(WorkersState, always_update=True)
+    log_warnings: reactive[int] = reactive(0)
+    """Warnings logged since the user last opened the log panel."""
 
     def __init__(self, label: str, clock: Callable[[], float], **kwargs):
         super().__init__(**kwargs)
@@ -51,6 +53,7 @@ class StatusBar(Widget):
         # A bar mounted later (on a pushed screen) starts from the app's current state.
         self.connection = self.app.connection
         self.worker_state = self.app.worker_state()
+        self.log_warnings = self.app.unseen_warnings()
         self.set_interval(1.0, self.refresh)
 
     def watch_connection(self, state: ConnectionState) -> None:
@@ -85,4 +88,7 @@ class StatusBar(Widget):
                 parts.append((f"  {workers.disconnected} reconnecting", "$warning"))
         else:
             parts.append(("  no embedded workers", "$text-muted"))
+        if self.log_warnings:
+            noun = "warning" if self.log_warnings == 1 else "warnings"
+            parts.append((f"  ▲ {self.log_warnings} {noun}: press l", "bold $warning"))
         return Content.assemble(*parts)
