@@ -29,7 +29,6 @@ from ..db.reads import TaskFilter, short_id
 from ..text import until
 from .actions import bindings
 from .commands import ActionsProvider
-from .logbook import Logbook
 from .dialogs import (
     AgentDialog,
     AgentRequest,
@@ -43,6 +42,7 @@ from .dialogs import (
     SpawnRequest,
     WorkersDialog,
 )
+from .logbook import Logbook
 from .screens.help import HelpScreen
 from .screens.log import LogScreen
 from .screens.main import MainScreen
