@@ -79,14 +79,19 @@ def backend_pids(dsn: str) -> list[int]:
         ]
 
 
-def backend_ticks(pids: list[int]) -> int:
-    total = 0
+def backend_ticks(pids: list[int]) -> dict[int, int]:
+    ticks = {}
     for pid in pids:
         try:
-            total += cpu_ticks(pid)
+            ticks[pid] = cpu_ticks(pid)
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
-    return total
+    return ticks
+
+
+def ticks_used(before: dict[int, int], after: dict[int, int]) -> int:
+    # A backend that went away (a connection closed) is left out of both ends.
+    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
 
 
 def prepare(admin_dsn: str, scenario: str, total: int) -> str:
@@ -172,7 +177,7 @@ def measure(dsn: str, scenario: str, seconds: float, size: str, settle: float, e
             rss.append(rss_mb(pid))
         elapsed = time.monotonic() - start
         used = (cpu_ticks(pid) - start_cpu) / CLK_TCK
-        server = (backend_ticks(pids) - start_server) / CLK_TCK
+        server = ticks_used(start_server, backend_ticks(pids)) / CLK_TCK
         return Sample(100 * used / elapsed, 100 * server / elapsed, max(rss), rss[-1])
     finally:
         subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)

@@ -9,6 +9,8 @@ only.
 
 from __future__ import annotations
 
+import os
+import select
 import threading
 import time
 import uuid
@@ -54,6 +56,11 @@ from .widgets.status_bar import ConnectionState, StatusBar, WorkersState
 NOTIFY_CHANNELS = ("absurd_changed", "absurd_ready")
 NOTIFY_DEBOUNCE = 0.15
 """Seconds to gather notifications into one refresh (a burst of 1,000 is one)."""
+FALLBACK = 10.0
+"""Seconds between reads while NOTIFY is heard: a change is announced, so the timer only
+catches what nothing announces (an expired lease) and otherwise redraws ages."""
+LISTEN_CHECK = 30.0
+"""Seconds the listener sleeps at most between checks that it should still run."""
 BACKOFF = (1, 2, 4, 8, 15)
 """Seconds between reconnection attempts while the database is unreachable."""
 
@@ -111,7 +118,12 @@ class AbsurdApp(App):
         self._refresh_pending = False
         self._workers_signalled = threading.Event()
         self._change_signalled = threading.Event()
+        self._stop_listening = threading.Event()
+        self._wake_lock = threading.Lock()
+        self._wake_listener: tuple[int, int] | None = None
         self.known_queues: list[str] = []
+        self.listening = False
+        """Whether the NOTIFY listener is connected (then the timer reads rarely)."""
 
     # -- time and theme
 
@@ -150,7 +162,7 @@ class AbsurdApp(App):
         self.logbook.listen(self._signal_log)
         self._resolve_colours()
         self.push_screen(MainScreen())
-        self.set_interval(self.refresh_interval, self.tick)
+        self.set_interval(self.refresh_interval, self._timer_tick)
         if self.listen:
             self._listen()
         if self.worker_pool is not None and not getattr(self.worker_pool, "running", False):
@@ -211,6 +223,7 @@ class AbsurdApp(App):
 
     def on_unmount(self) -> None:
         self.logbook.listen(None)
+        self._stop_listener()
 
     def action_show_log(self) -> None:
         if not isinstance(self.screen, LogScreen):
@@ -266,6 +279,22 @@ class AbsurdApp(App):
         screen = self._base_screen()
         if screen is not None and screen.is_mounted:
             screen.refresh_views()
+
+    @property
+    def fallback_interval(self) -> float:
+        if self.listening:
+            return max(self.refresh_interval, FALLBACK)
+        return self.refresh_interval
+
+    def _timer_tick(self) -> None:
+        self._update_worker_state()
+        if not self.connection.connected:
+            self.tick()
+            return
+        screen = self._base_screen()
+        if screen is not None and screen.is_mounted:
+            for view in screen.visible_views():
+                view.tick(self.fallback_interval)
 
     def request_refresh(self) -> None:
         """Refresh soon, gathering a burst of requests into one refresh."""
@@ -335,28 +364,67 @@ class AbsurdApp(App):
     @work(thread=True, group="listen")
     def _listen(self) -> None:
         worker = get_current_worker()
+        with self._wake_lock:
+            if self._stop_listening.is_set():
+                return
+            self._wake_listener = os.pipe()
+        try:
+            self._listen_until_stopped(worker)
+        finally:
+            with self._wake_lock:
+                for fd in self._wake_listener:
+                    os.close(fd)
+                self._wake_listener = None
+            self.listening = False
+
+    def _listen_until_stopped(self, worker: Any) -> None:
         failures = 0
-        stop = threading.Event()
-        while not worker.is_cancelled:
+        while not worker.is_cancelled and not self._stop_listening.is_set():
             try:
                 conn = self.source.listen(NOTIFY_CHANNELS)
             except (DatabaseError, psycopg.Error):
                 # The polls report the outage; the listener just tries again later.
-                stop.wait(BACKOFF[min(failures, len(BACKOFF) - 1)])
+                self._stop_listening.wait(BACKOFF[min(failures, len(BACKOFF) - 1)])
                 failures += 1
                 continue
             failures = 0
             try:
                 with conn:
+                    self.listening = True
                     self._signal_change()
-                    while not worker.is_cancelled:
-                        for _ in conn.notifies(timeout=1.0, stop_after=1000):
-                            if worker.is_cancelled:
-                                break
-                            self._signal_change()
+                    self._hear(conn, worker)
             except psycopg.Error:
-                # Connection lost: reconnect at the top of the loop.
-                stop.wait(1.0)
+                # Connection lost: reconnect at the top of the loop; poll at the full
+                # rate meanwhile, since changes go unannounced.
+                self.listening = False
+                self._stop_listening.wait(1.0)
+
+    def _hear(self, conn: psycopg.Connection, worker: Any) -> None:
+        """Sleep in select() until the server sends something or the app stops.
+
+        ``conn.notifies(timeout=...)`` wakes every 0.1 s to check for interrupts; an
+        idle console should not wake at all. A lost connection makes the socket
+        readable, and reading it then raises.
+        """
+        assert self._wake_listener is not None
+        wake = self._wake_listener[0]
+        while not worker.is_cancelled and not self._stop_listening.is_set():
+            ready, _, _ = select.select([conn.fileno(), wake], [], [], LISTEN_CHECK)
+            if wake in ready:
+                return
+            if ready and sum(1 for _ in conn.notifies(timeout=0)):
+                self._signal_change()
+
+    def _stop_listener(self) -> None:
+        with self._wake_lock:
+            self._stop_listening.set()
+            if self._wake_listener is not None:
+                os.write(self._wake_listener[1], b"x")
+
+    def exit(self, *args: Any, **kwargs: Any) -> None:
+        # The listener sleeps in select(): wake it, or leaving waits for its thread.
+        self._stop_listener()
+        super().exit(*args, **kwargs)
 
     # -- commands
 

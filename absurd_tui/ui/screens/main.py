@@ -87,6 +87,7 @@ class TasksView(PollingView):
         self.next_after: uuid.UUID | None = None
         self.matches: Count | None = None
         self._counted: tuple[TaskFilter, float] | None = None
+        self._cells: dict[str, tuple[TaskRow, str, tuple]] = {}
 
     def compose(self) -> ComposeResult:
         yield KeyedTable(
@@ -162,7 +163,11 @@ class TasksView(PollingView):
         self._apply_queues(snapshot.queues)
         self._apply_tasks(snapshot.page.rows)
         self._show_matches()
-        self.screen.refresh_bindings()
+        self.refresh_bindings_for(self, "tasks")
+
+    def redraw_clock(self, snapshot: TasksSnapshot) -> None:
+        self._apply_queues(snapshot.queues)
+        self._apply_tasks(snapshot.page.rows)
 
     def _apply_queues(self, summaries: tuple[QueueSummary, ...]) -> None:
         now = self.app.now()
@@ -215,8 +220,19 @@ class TasksView(PollingView):
         now = self.app.now()
         colours = self.app.colours
         self.rows = {row.key: row for row in rows}
+        cache = {}
+        for row in rows:
+            # A row is rebuilt only when its data or its age text changed: the clock
+            # redraw then hands the table the very same cells, and nothing repaints.
+            clock = age(row.updated_at, now)
+            cached = self._cells.get(row.key)
+            if cached is not None and cached[0] == row and cached[1] == clock:
+                cache[row.key] = cached
+            else:
+                cache[row.key] = (row, clock, self._task_cells(row, now, colours))
+        self._cells = cache
         table = self.query_one("#tasks", TasksTable)
-        table.apply([(row.key, self._task_cells(row, now, colours)) for row in rows])
+        table.apply([(row.key, cache[row.key][2]) for row in rows])
 
     @staticmethod
     def _task_cells(row: TaskRow, now, colours) -> tuple:
@@ -481,7 +497,10 @@ class EventsView(PollingView):
                 for event in snapshot.events
             ]
         )
-        self.screen.refresh_bindings()
+        self.refresh_bindings_for(self, "events")
+
+    def redraw_clock(self, snapshot: EventsSnapshot) -> None:
+        self.apply(snapshot)
 
     def show_error(self, message: str | None) -> None:
         error = self.query_one("#events-error", Static)
@@ -583,6 +602,9 @@ class WorkersView(PollingView):
             ]
         )
         self.show_embedded()
+
+    def redraw_clock(self, snapshot) -> None:
+        self.apply(snapshot)
 
     def show_embedded(self) -> None:
         """Embedded worker statuses are in memory: read on the UI thread, no I/O."""

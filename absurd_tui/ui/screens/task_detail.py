@@ -31,7 +31,7 @@ from ...text import (
     until,
 )
 from ..actions import bindings, dimmed_action, why_not
-from ..widgets.keyed_table import KeyedTable
+from ..widgets.keyed_table import KeyedTable, differs
 from ..widgets.polling import PollingView
 from ..widgets.status_bar import StatusBar
 from ..widgets.transcript import TranscriptLog
@@ -55,6 +55,9 @@ class TaskDetailView(PollingView):
         self.transcript: Transcript | None = None
         self.checkpoints: dict[str, CheckpointInfo] = {}
         self.missing = False
+        self._values_key: Any = None
+        self._summary_shown: dict[str, Text] = {}
+        self._checkpoint_shown: Any = None
 
     def compose(self) -> ComposeResult:
         with Grid(id="task-summary"):
@@ -157,7 +160,24 @@ class TaskDetailView(PollingView):
             "waiting": self._waiting(detail, now),
         }
         for field, value in values.items():
-            self.query_one(f"#summary-{field}", Static).update(value)
+            if differs(self._summary_shown.get(field), value):
+                self._summary_shown[field] = value
+                self.query_one(f"#summary-{field}", Static).update(value)
+        values_key = (detail.params, detail.headers, detail.state, detail.result, detail.failure)
+        if values_key != self._values_key:
+            # Rendering a value is the costly part of a refresh: only when it changed.
+            self._values_key = values_key
+            self._apply_values(detail, colours)
+        self._apply_runs(detail, colours)
+        self._apply_checkpoints(detail, now)
+        self._apply_waits(detail, now)
+        self._apply_transcript(snapshot.transcript, now, detail.checkpoints_truncated)
+        self.refresh_bindings_for(self.screen, "detail")
+
+    def redraw_clock(self, snapshot: DetailSnapshot) -> None:
+        self.apply(snapshot)
+
+    def _apply_values(self, detail: TaskDetail, colours: dict[str, str]) -> None:
         self.query_one("#params", Static).update(json_block(detail.params))
         self.query_one("#headers", Static).update(json_block(detail.headers))
         title = self.query_one("#outcome-title", Label)
@@ -172,8 +192,8 @@ class TaskDetailView(PollingView):
         else:
             title.update("Result")
             outcome.update(Text("(not finished)", style=colours.get("foreground-muted", "")))
-        self._apply_runs(detail, colours)
-        self._apply_checkpoints(detail, now)
+
+    def _apply_waits(self, detail: TaskDetail, now) -> None:
         self.query_one("#task-waits", KeyedTable).apply(
             [
                 (
@@ -188,8 +208,6 @@ class TaskDetailView(PollingView):
                 for wait in detail.waits
             ]
         )
-        self._apply_transcript(snapshot.transcript, now, detail.checkpoints_truncated)
-        self.screen.refresh_bindings()
 
     def _apply_transcript(self, transcript: Transcript | None, now, truncated: bool) -> None:
         self.transcript = transcript
@@ -267,6 +285,10 @@ class TaskDetailView(PollingView):
     def _show_checkpoint(self, key: str | None) -> None:
         value = self.query_one("#checkpoint-value", Static)
         checkpoint = self.checkpoints.get(key) if key else None
+        shown = (key, checkpoint)
+        if shown == self._checkpoint_shown:
+            return
+        self._checkpoint_shown = shown
         if checkpoint is None:
             value.update(Text("Select a checkpoint to see its value."))
             return
@@ -362,8 +384,11 @@ class TaskDetailScreen(Screen):
     def view(self) -> TaskDetailView:
         return self.query_one(TaskDetailView)
 
+    def visible_views(self) -> list[PollingView]:
+        return list(self.query(TaskDetailView))
+
     def refresh_views(self) -> None:
-        for view in self.query(TaskDetailView):
+        for view in self.visible_views():
             view.poll()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
