@@ -75,6 +75,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Log",
         "Show the log panel: warnings and errors the console logged (-v: every task line).",
         "app",
+        show=False,
     ),
     ActionSpec("refresh_now", "ctrl+r", "Refresh", "Refresh the data now.", "app", show=False),
     ActionSpec(
