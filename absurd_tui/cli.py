@@ -229,7 +229,7 @@ def print_json(value: Any) -> None:
 
 
 def pretty_json(value: Any) -> str:
-    return plain(reads.pretty(value), multiline=True)
+    return plain(screen.pretty(value), multiline=True)
 
 
 def note(message: str) -> None:
@@ -406,8 +406,8 @@ def run_queue_list(args: argparse.Namespace, session: Session) -> int:
             [
                 [
                     s.queue,
-                    *(s.count(state).label() for state in reads.STATES),
-                    s.claimable.label(),
+                    *(screen.count_label(s.count(state)) for state in reads.STATES),
+                    screen.count_label(s.claimable),
                     ago(s.oldest_claimable_at, now),
                 ]
                 for s in summaries
@@ -447,7 +447,7 @@ def run_queue_create(args: argparse.Namespace, session: Session) -> int:
 
 def run_queue_drop(args: argparse.Namespace, session: Session) -> int:
     session.require_queue(args.queue)
-    total = reads.queue_summary(session.connection(), args.queue).total.label()
+    total = screen.count_label(reads.queue_summary(session.connection(), args.queue).total)
     if not args.yes:
         if not sys.stdin.isatty():
             raise usage_error(
@@ -756,7 +756,7 @@ def run_tasks(args: argparse.Namespace, session: Session) -> int:
         print_json([dataclasses.asdict(row) for row in page.rows])
         return EXIT_OK
     if not page.rows:
-        note(f"No tasks ({flt.describe()}).")
+        note(f"No tasks ({screen.filter_label(flt)}).")
         return EXIT_OK
     now = datetime.now(UTC)
     print(
@@ -779,7 +779,8 @@ def run_tasks(args: argparse.Namespace, session: Session) -> int:
     )
     if page.next_after is not None or len(page.rows) < page.matches.value:
         note(
-            f"Showing {len(page.rows)} of {page.matches.label()} tasks ({flt.describe()}); "
+            f"Showing {len(page.rows)} of {screen.count_label(page.matches)} tasks "
+            f"({screen.filter_label(flt)}); "
             "use --limit for more."
         )
     return EXIT_OK
@@ -870,7 +871,7 @@ def render_detail(detail) -> str:
                 table(
                     ["STEP", "UPDATED", "ATTEMPT", "VALUE"],
                     [
-                        [c.name, c.updated_at, c.owner_attempt, reads.preview(c.state, 80)]
+                        [c.name, c.updated_at, c.owner_attempt, screen.preview(c.state, 80)]
                         for c in detail.checkpoints
                     ],
                 )
@@ -978,7 +979,7 @@ def run_events(args: argparse.Namespace, session: Session) -> int:
                 table(
                     ["EVENT", "QUEUE", "EMITTED", "PAYLOAD"],
                     [
-                        [e.event_name, e.queue, e.emitted_at, reads.preview(e.payload, 80)]
+                        [e.event_name, e.queue, e.emitted_at, screen.preview(e.payload, 80)]
                         for e in events
                     ],
                 )

@@ -10,6 +10,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -20,7 +21,8 @@ log = logging.getLogger(__name__)
 
 DATABASE_NAME = "absurd"
 
-_started: dict[Path, tuple[object, str]] = {}
+_started: dict[Path, tuple[Any, str]] = {}
+"""Servers this process started: the pgserver handle (untyped library) and its DSN."""
 
 
 def start(pgdata: Path) -> str:

@@ -19,15 +19,17 @@ from pathlib import Path
 import psycopg
 
 from .errors import SchemaError
+from .query import scalar
 
-# The schema revision this version of absurd-tui was written against (the number after
-# "+absurd-tui." in get_schema_version()). Older revisions are upgraded by `init`.
-SCHEMA_REVISION = 1
 MIN_UPSTREAM = (0, 4)
 _LOCK_KEY = 0x0AB5_0D7E  # pg_advisory_xact_lock key serialising concurrent installs
 
 _OURS = re.compile(r"\+absurd-tui\.(\d+)$")
 _RELEASE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
+# The literal get_schema_version() returns, in the function's body.
+_SHIPPED = re.compile(
+    r"FUNCTION absurd\.get_schema_version\(\).*?'[^']*\+absurd-tui\.(\d+)'", re.DOTALL
+)
 
 
 @cache
@@ -38,6 +40,17 @@ def schema_sql() -> str:
         return packaged.read_text(encoding="utf-8")
     source = Path(__file__).resolve().parents[2] / "sql" / "absurd.sql"
     return source.read_text(encoding="utf-8")
+
+
+@cache
+def schema_revision() -> int:
+    """The schema revision this absurd-tui ships: read from sql/absurd.sql itself (the
+    number after "+absurd-tui." in its get_schema_version()), the only place it is
+    kept. Databases with an older revision are upgraded by `init`."""
+    match = _SHIPPED.search(schema_sql())
+    if match is None:
+        raise RuntimeError("sql/absurd.sql does not state its absurd-tui schema revision")
+    return int(match.group(1))
 
 
 @dataclass(frozen=True)
@@ -69,11 +82,13 @@ class SchemaInfo:
         if self.version.strip() == "main":
             return True
         match = _RELEASE.match(self.version.strip())
-        return bool(match) and (int(match.group(1)), int(match.group(2))) >= MIN_UPSTREAM
+        if match is None:
+            return False
+        return (int(match.group(1)), int(match.group(2))) >= MIN_UPSTREAM
 
     @property
     def current(self) -> bool:
-        return self.revision == SCHEMA_REVISION
+        return self.revision == schema_revision()
 
     def label(self) -> str:
         if self.version is None:
@@ -84,12 +99,9 @@ class SchemaInfo:
 
 
 def inspect(conn: psycopg.Connection) -> SchemaInfo:
-    has_fn = conn.execute(
-        "SELECT to_regprocedure('absurd.get_schema_version()') IS NOT NULL"
-    ).fetchone()[0]
-    if not has_fn:
+    if not scalar(conn, "SELECT to_regprocedure('absurd.get_schema_version()') IS NOT NULL"):
         return SchemaInfo(version=None)
-    return SchemaInfo(version=conn.execute("SELECT absurd.get_schema_version()").fetchone()[0])
+    return SchemaInfo(version=scalar(conn, "SELECT absurd.get_schema_version()"))
 
 
 def install(conn: psycopg.Connection) -> SchemaInfo:
@@ -112,23 +124,23 @@ def check_usable(info: SchemaInfo, *, target: str) -> None:
         )
     if info.is_ours:
         assert info.revision is not None
-        if info.revision < SCHEMA_REVISION:
+        if info.revision < schema_revision():
             raise SchemaError(
                 f"The database {target} has an older absurd-tui schema ({info.version}); "
-                f"this absurd-tui needs revision {SCHEMA_REVISION}. Upgrade it in place, "
+                f"this absurd-tui needs revision {schema_revision()}. Upgrade it in place, "
                 "keeping all data, with `absurd-tui init --dsn ...`."
             )
-        if info.revision > SCHEMA_REVISION:
+        if info.revision > schema_revision():
             raise SchemaError(
                 f"The database {target} has schema {info.version}, newer than this "
-                f"absurd-tui understands (revision {SCHEMA_REVISION}). Upgrade absurd-tui."
+                f"absurd-tui understands (revision {schema_revision()}). Upgrade absurd-tui."
             )
         return
     if not info.upstream_compatible:
         raise SchemaError(
             f"The database {target} has upstream Absurd schema {info.version}; absurd-tui "
             f"works with upstream {MIN_UPSTREAM[0]}.{MIN_UPSTREAM[1]} and later "
-            f"(or its own revision {SCHEMA_REVISION}). Upgrade it with upstream's "
+            f"(or its own revision {schema_revision()}). Upgrade it with upstream's "
             "`absurdctl migrate`, or apply this project's schema with "
             "`absurd-tui init --dsn ...`."
         )

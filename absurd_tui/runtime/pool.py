@@ -28,6 +28,7 @@ from typing import Any
 
 import psycopg
 
+from ..db import tables
 from ..sdk.context import (
     ClaimedTask,
     RunControl,
@@ -558,8 +559,8 @@ class _Worker:
                 )
             else:
                 row = self.conn.execute(
-                    psycopg.sql.SQL("SELECT state FROM absurd.{} WHERE run_id = %s").format(
-                        psycopg.sql.Identifier(f"r_{claimed.queue_name}")
+                    psycopg.sql.SQL("SELECT state FROM {} WHERE run_id = %s").format(
+                        tables.runs(claimed.queue_name)
                     ),
                     (claimed.run_id,),
                 ).fetchone()

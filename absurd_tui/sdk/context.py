@@ -26,6 +26,7 @@ from typing import Any, TypeVar, overload
 import psycopg
 from psycopg import sql
 
+from ..db import tables
 from . import jsonvalue
 from .errors import (
     CancelledTask,
@@ -189,12 +190,12 @@ class TaskContext:
             """
             SELECT t.state AS task_state, r.state AS run_state,
                    cp.checkpoint_name IS NOT NULL AS found, cp.state
-            FROM absurd.{runs} r
-            JOIN absurd.{tasks} t ON t.task_id = r.task_id
+            FROM {runs} r
+            JOIN {tasks} t ON t.task_id = r.task_id
             LEFT JOIN absurd.get_task_checkpoint_state(%s, %s, %s) cp ON true
             WHERE r.run_id = %s
             """
-        ).format(runs=sql.Identifier(f"r_{ctx._queue}"), tasks=sql.Identifier(f"t_{ctx._queue}"))
+        ).format(runs=tables.runs(ctx._queue), tasks=tables.tasks(ctx._queue))
         rows = conn.execute(
             """SELECT checkpoint_name, state
                FROM absurd.get_task_checkpoint_states(%s, %s, %s)""",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from os.path import commonpath
+from os.path import commonprefix
 
 from .helpers import assert_clean_error
 
@@ -96,7 +96,7 @@ def test_unknown_task_id(cli, conn, default_queue):
 
 def test_ambiguous_prefix_lists_the_candidates_and_changes_nothing(cli, conn, default_queue):
     first, second = spawn(conn), spawn(conn)
-    prefix = commonpath([first, second])
+    prefix = commonprefix([first, second])
     assert len(prefix) >= 4, (first, second)  # UUIDv7 ids spawned together share a time prefix
     result = cli("cancel", prefix)
     assert_clean_error(result, 2, first, second)

@@ -346,7 +346,7 @@ def test_bad_pool_arguments():
 
 
 def test_client_start_worker_serves_until_stop_worker(db_dsn, registry):
-    from absurd_tui.sdk import Absurd
+    from absurd_tui import Absurd
 
     with Absurd(db_dsn, registry=registry) as client:
         client.create_queue()
