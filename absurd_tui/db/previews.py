@@ -76,22 +76,24 @@ class Preview:
     """The beginning of a large string."""
 
 
-def bounded(column: str, alias: str | None = None) -> sql.Composable:
-    """A select-list item: ``column`` if it is small, else its stored size (see ``Large``)."""
+def bounded(column: str, bound: bool = True) -> sql.Composable:
+    """Select-list items for ``column``: its value, or with ``bound`` its value only if
+    small, and beside it (as ``<column>__large``) the stored size of a value left out.
+    Read them back with ``unbounded(row, column)``."""
     col = sql.Identifier(column)
+    large = sql.Identifier(f"{column}__large")
+    if not bound:
+        return sql.SQL("{col}, NULL::integer AS {large}").format(col=col, large=large)
     return sql.SQL(
-        "CASE WHEN pg_column_size({col}) <= {limit} THEN {col} "
-        "ELSE jsonb_build_object('$large', pg_column_size({col})) END AS {alias}"
-    ).format(col=col, limit=sql.Literal(INLINE_BYTES), alias=sql.Identifier(alias or column))
+        "CASE WHEN pg_column_size({col}) <= {limit} THEN {col} END AS {col}, "
+        "CASE WHEN pg_column_size({col}) > {limit} THEN pg_column_size({col}) END AS {large}"
+    ).format(col=col, large=large, limit=sql.Literal(INLINE_BYTES))
 
 
-def unbounded(value: Any) -> Any:
-    """The value a ``bounded`` column read, with large ones as ``Large``."""
-    if isinstance(value, dict) and len(value) == 1 and "$large" in value:
-        stored = value["$large"]
-        if isinstance(stored, int):
-            return Large(stored)
-    return value
+def unbounded(row: dict[str, Any], column: str) -> Any:
+    """The value of a ``bounded`` column in a dict row: a ``Large`` if it was left out."""
+    stored = row.get(f"{column}__large")
+    return Large(stored) if stored is not None else row[column]
 
 
 _PREVIEW = """

@@ -71,7 +71,11 @@ def run_tui(
     source = LiveSource(database.dsn, database.label, registry=default_registry)
     logbook = Logbook()
     app = AbsurdApp(
-        source, worker_queues=serve if not no_workers else (), refresh=refresh, logbook=logbook
+        source,
+        worker_queues=serve if not no_workers else (),
+        refresh=refresh,
+        logbook=logbook,
+        data_dir=settings.data_dir,
     )
     pool = None
     if not no_workers:

@@ -37,6 +37,7 @@ SCOPE_TITLES = {
     "workers": "Workers view",
     "detail": "Task detail",
     "log": "Log panel",
+    "value": "Whole value",
 }
 
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -181,7 +182,35 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("emit_for_wait", "e", "Emit", "Emit the event this task waits for.", "detail"),
     ActionSpec("copy_id", "y", "Copy id", "Copy the task id to the clipboard.", "detail"),
     ActionSpec("close", "escape", "Back", "Back to the task list.", "detail"),
+    ActionSpec(
+        "view_value",
+        "v",
+        "Value",
+        "Page through or save a whole value: params, headers, result, a checkpoint's state.",
+        "detail",
+    ),
     ActionSpec("close", "escape", "Back", "Close the log panel.", "log"),
+    ActionSpec(
+        "next_value_page",
+        "right_square_bracket",
+        "Next page",
+        "Show the next page of the value.",
+        "value",
+        key_display="]",
+    ),
+    ActionSpec(
+        "prev_value_page",
+        "left_square_bracket",
+        "Previous page",
+        "Show the previous page of the value.",
+        "value",
+        key_display="[",
+    ),
+    ActionSpec("first_value_page", "g", "First", "Show the first page.", "value", show=False),
+    ActionSpec(
+        "last_value_page", "G", "Last", "Show the last page.", "value", show=False, key_display="G"
+    ),
+    ActionSpec("close", "escape", "Back", "Back to the task.", "value"),
 )
 
 

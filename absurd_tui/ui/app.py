@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -102,8 +103,11 @@ class AbsurdApp(App):
         monotonic: Callable[[], float] | None = None,
         theme: str = "textual-dark",
         logbook: Logbook | None = None,
+        data_dir: Path | None = None,
     ):
         super().__init__()
+        self.data_dir = data_dir or Path.cwd()
+        """Where the console writes files (whole values, screenshots)."""
         self.logbook = logbook or Logbook()
         self.log_seen = 0
         """How many warnings the user has seen in the log panel (the rest are news)."""

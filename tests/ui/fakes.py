@@ -473,7 +473,7 @@ class StaticSource:
         self._check()
         return SEEN
 
-    def task_detail(self, queue, task_id):
+    def task_detail(self, queue, task_id, *, bounded=False):
         self._check()
         if task_id == DETAIL.task_id:
             return DETAIL
@@ -485,6 +485,12 @@ class StaticSource:
         return replace(
             DETAIL, task_id=row.task_id, task_name=row.task_name, state=row.state, queue=row.queue
         )
+
+    def value_preview(self, queue, task_id, what):
+        return None
+
+    def save_value(self, queue, task_id, what, path):
+        return None
 
     def queue_names(self) -> list[str]:
         return [q.queue for q in QUEUES]

@@ -8,7 +8,7 @@ thread), with the question it waits on answered by a key.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.text import Text
@@ -20,6 +20,7 @@ from textual.widgets import Footer, Header, Label, Static, TabbedContent, TabPan
 
 from ... import ops
 from ...agent import AGENT_TASK, PendingQuestion, Transcript, transcript_from_detail
+from ...db.previews import Large, Preview, human_size
 from ...db.reads import CheckpointInfo, TaskDetail, short_id
 from ...text import (
     age,
@@ -27,15 +28,18 @@ from ...text import (
     json_block,
     json_preview,
     plain,
+    pretty,
     state_text,
     timestamp,
     until,
 )
 from ..actions import bindings, dimmed_action, why_not
+from ..values import cell_text, value_text
 from ..widgets.keyed_table import KeyedTable, differs
 from ..widgets.polling import PollingView
 from ..widgets.status_bar import StatusBar
 from ..widgets.transcript import TranscriptLog
+from .value import ValuePicker, ValueScreen
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,11 @@ class DetailSnapshot:
     detail: TaskDetail | None
     transcript: Transcript | None
     """For an agent task: its conversation so far."""
+    previews: dict[str, Preview] = field(default_factory=dict)
+    """Bounded previews of the values the read left out as too large, by name."""
+
+
+VALUE_NAMES = (("params", "Params"), ("headers", "Headers"), ("result", "Result"))
 
 
 class TaskDetailView(PollingView):
@@ -57,6 +66,8 @@ class TaskDetailView(PollingView):
         self.checkpoints: dict[str, CheckpointInfo] = {}
         self.missing = False
         self._values_key: Any = None
+        self.previews: dict[str, Preview] = {}
+        """Previews already read (written on the UI thread, read by the poll's thread)."""
         self._summary_shown: dict[str, Text] = {}
         self._checkpoint_shown: Any = None
 
@@ -132,11 +143,26 @@ class TaskDetailView(PollingView):
             self.query_one("#detail-tabs", TabbedContent).hide_tab("transcript-tab")
 
     def fetch(self, params: Any) -> DetailSnapshot:
-        detail = self.app.source.task_detail(self.queue, self.task_id)
+        source = self.app.source
+        # An agent's transcript is made of its checkpoints: read them whole. Any other
+        # task's large values are left out of the read and previewed, once each (params
+        # and headers never change, a result once it is there).
+        detail = source.task_detail(self.queue, self.task_id, bounded=not self.agent)
         transcript = None
         if detail is not None and detail.task_name == AGENT_TASK:
+            if not self.agent:
+                detail = source.task_detail(self.queue, self.task_id)
             transcript = transcript_from_detail(detail, now=self.app.now())
-        return DetailSnapshot(detail, transcript)
+        found: dict[str, Preview] = {}
+        if detail is not None:
+            known = self.previews
+            for name, _ in VALUE_NAMES:
+                if isinstance(getattr(detail, name), Large):
+                    cached = known.get(name)
+                    value = cached or source.value_preview(self.queue, self.task_id, name)
+                    if value is not None:
+                        found[name] = value
+        return DetailSnapshot(detail, transcript, found)
 
     def apply(self, snapshot: DetailSnapshot) -> None:
         detail = snapshot.detail
@@ -160,11 +186,19 @@ class TaskDetailView(PollingView):
             "ended": Text(timestamp(detail.ended_at)),
             "waiting": self._waiting(detail, now),
         }
-        for field, value in values.items():
-            if differs(self._summary_shown.get(field), value):
-                self._summary_shown[field] = value
-                self.query_one(f"#summary-{field}", Static).update(value)
-        values_key = (detail.params, detail.headers, detail.state, detail.result, detail.failure)
+        for name, value in values.items():
+            if differs(self._summary_shown.get(name), value):
+                self._summary_shown[name] = value
+                self.query_one(f"#summary-{name}", Static).update(value)
+        self.previews = snapshot.previews
+        values_key = (
+            detail.params,
+            detail.headers,
+            detail.state,
+            detail.result,
+            detail.failure,
+            tuple(snapshot.previews),
+        )
         if values_key != self._values_key:
             # Rendering a value is the costly part of a refresh: only when it changed.
             self._values_key = values_key
@@ -179,20 +213,29 @@ class TaskDetailView(PollingView):
         self.apply(snapshot)
 
     def _apply_values(self, detail: TaskDetail, colours: dict[str, str]) -> None:
-        self.query_one("#params", Static).update(json_block(detail.params))
-        self.query_one("#headers", Static).update(json_block(detail.headers))
+        muted = colours.get("foreground-muted", "")
+        previews = self.previews
+        self.query_one("#params", Static).update(
+            value_text(detail.params, previews.get("params"), muted)
+        )
+        self.query_one("#headers", Static).update(
+            value_text(detail.headers, previews.get("headers"), muted)
+        )
         title = self.query_one("#outcome-title", Label)
         outcome = self.query_one("#outcome", Static)
         failure = detail.failure
         if detail.state == "completed":
             title.update("Result")
-            outcome.update(json_block(detail.result))
+            outcome.update(value_text(detail.result, previews.get("result"), muted))
         elif failure is not None:
             title.update("Failure" if detail.state == "failed" else "Last failure")
             outcome.update(_failure_text(failure))
+        elif detail.state == "cancelled":
+            title.update("Result")
+            outcome.update(Text("(none: the task was cancelled)", style=muted))
         else:
             title.update("Result")
-            outcome.update(Text("(not finished)", style=colours.get("foreground-muted", "")))
+            outcome.update(Text("(not finished yet)", style=muted))
 
     def _apply_waits(self, detail: TaskDetail, now) -> None:
         self.query_one("#task-waits", KeyedTable).apply(
@@ -271,7 +314,7 @@ class TaskDetailView(PollingView):
                             "" if cp.owner_attempt is None else str(cp.owner_attempt),
                             justify="right",
                         ),
-                        json_preview(cp.state, 50),
+                        cell_text(cp.state, 50),
                     ),
                 )
                 for cp in detail.checkpoints
@@ -296,7 +339,8 @@ class TaskDetailView(PollingView):
         heading = plain(
             f"{checkpoint.name}  ({checkpoint.status}, {timestamp(checkpoint.updated_at)})", "bold"
         )
-        value.update(Text.assemble(heading, "\n", json_block(checkpoint.state)))
+        muted = self.app.colours.get("foreground-muted", "")
+        value.update(Text.assemble(heading, "\n", value_text(checkpoint.state, None, muted)))
 
     def show_error(self, message: str | None) -> None:
         error = self.query_one("#detail-error", Static)
@@ -325,6 +369,8 @@ def _transcript_summary(transcript: Transcript, colours: dict[str, str]) -> Text
 def _failure_line(reason: Any) -> str:
     if reason is None:
         return ""
+    if isinstance(reason, Large):
+        return cell_text(reason, 80).plain
     if isinstance(reason, dict):
         name = reason.get("name") or ""
         message = reason.get("message") or ""
@@ -336,7 +382,15 @@ def _failure_line(reason: Any) -> str:
     return json_preview(reason).plain
 
 
+def _size_label(value: Any) -> str:
+    if isinstance(value, Large):
+        return f"({human_size(value.stored)} stored)"
+    return f"({human_size(len(pretty(value).encode()))})"
+
+
 def _failure_text(reason: Any) -> Text:
+    if isinstance(reason, Large):
+        return value_text(reason, None)
     if isinstance(reason, dict) and ("message" in reason or "name" in reason):
         head = _failure_line(reason)
         text = Text.assemble(plain(head, "bold", single_line=False), "\n")
@@ -461,6 +515,37 @@ class TaskDetailScreen(Screen):
         question = self.pending_question
         if question is not None:
             self.app.answer_question(question)
+
+    def action_view_value(self) -> None:
+        detail = self.view.detail
+        if detail is None:
+            return
+        choices = [
+            (name, f"{label}  {_size_label(getattr(detail, name))}")
+            for name, label in VALUE_NAMES
+            if getattr(detail, name) is not None
+        ]
+        choices += [
+            (f"checkpoint:{cp.name}", f"Checkpoint {cp.name}  {_size_label(cp.state)}")
+            for cp in detail.checkpoints
+        ]
+        if not choices:
+            self.notify("This task has no values yet.", markup=False)
+            return
+        tabs = self.query_one("#detail-tabs", TabbedContent)
+        initial = "params"
+        if tabs.active == "checkpoints-tab":
+            key = self.query_one("#checkpoints", KeyedTable).cursor_key
+            initial = f"checkpoint:{key}" if key else initial
+        directory = self.app.data_dir
+
+        def chosen(what: str | None) -> None:
+            if what is None:
+                return
+            label = dict(choices)[what].split("  ")[0]
+            self.app.push_screen(ValueScreen(detail.queue, detail.task_id, what, label, directory))
+
+        self.app.push_screen(ValuePicker(choices, initial), chosen)
 
     def action_emit_for_wait(self) -> None:
         detail = self.view.detail

@@ -14,9 +14,11 @@ from pathlib import Path
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Header, Label, OptionList, Static
+from textual.widgets.option_list import Option
 
 from ...db.previews import human_size
 from ..actions import bindings
@@ -57,14 +59,14 @@ class ValueScreen(Screen):
         """Which value: params, headers, result or checkpoint:<name>."""
         self.label = label
         self.path = value_path(directory, task_id, what)
-        self.size: int | None = None
+        self.value_size: int | None = None
         self.page = 0
 
     @property
     def pages(self) -> int:
-        if not self.size:
+        if not self.value_size:
             return 1
-        return (self.size + PAGE_BYTES - 1) // PAGE_BYTES
+        return (self.value_size + PAGE_BYTES - 1) // PAGE_BYTES
 
     def compose(self) -> ComposeResult:
         yield Header(icon="◆")
@@ -100,19 +102,19 @@ class ValueScreen(Screen):
         if size is None:
             self._failed(LookupError("the task or value no longer exists"))
             return
-        self.size = size
+        self.value_size = size
         self.show_page(0)
 
     def show_page(self, page: int) -> None:
-        if self.size is None:
+        if self.value_size is None:
             return
         self.page = max(0, min(page, self.pages - 1))
-        text = read_page(self.path, self.page) if self.size else ""
+        text = read_page(self.path, self.page) if self.value_size else ""
         self.query_one("#value-page", Static).update(Text(text))
         self.query_one("#value-scroll", VerticalScroll).scroll_home(animate=False)
         self.query_one("#value-summary", Static).update(
             Text(
-                f"{self.label}: {human_size(self.size)}, page {self.page + 1:,} of "
+                f"{self.label}: {human_size(self.value_size)}, page {self.page + 1:,} of "
                 f"{self.pages:,} ({human_size(PAGE_BYTES)} each) · saved to {self.path}"
             )
         )
@@ -120,9 +122,9 @@ class ValueScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("next_value_page", "last_value_page"):
-            return (self.size is not None and self.page < self.pages - 1) or None
+            return (self.value_size is not None and self.page < self.pages - 1) or None
         if action in ("prev_value_page", "first_value_page"):
-            return (self.size is not None and self.page > 0) or None
+            return (self.value_size is not None and self.page > 0) or None
         return True
 
     def action_next_value_page(self) -> None:
@@ -139,3 +141,32 @@ class ValueScreen(Screen):
 
     def action_close(self) -> None:
         self.dismiss()
+
+
+class ValuePicker(ModalScreen[str | None]):
+    """Which of a task's values to open in full."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, choices: list[tuple[str, str]], initial: str | None = None):
+        super().__init__()
+        self.choices = choices
+        self.initial = initial
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog value-picker"):
+            yield Label("Open a whole value", classes="dialog-title")
+            yield OptionList(*(Option(label, id=what) for what, label in self.choices))
+
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        ids = [what for what, _ in self.choices]
+        if self.initial in ids:
+            options.highlighted = ids.index(self.initial)
+        options.focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
