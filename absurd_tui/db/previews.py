@@ -96,30 +96,38 @@ def unbounded(row: dict[str, Any], column: str) -> Any:
     return Large(stored) if stored is not None else row[column]
 
 
+# Members are taken one by one with -> (a copy in memory), never with jsonb_each or
+# jsonb_array_elements: those materialise every member, which for a 100 MB value spills
+# to a temporary file.
 _PREVIEW = """
 SELECT d.kind, d.size,
        CASE WHEN d.size <= {preview} THEN d.j END AS whole,
        CASE d.kind WHEN 'array' THEN jsonb_array_length(d.j)
                    WHEN 'object' THEN (SELECT count(*) FROM jsonb_object_keys(d.j)) END,
        CASE WHEN d.kind = 'string' AND d.size > {preview} THEN left(d.j #>> '{{}}', {head}) END,
-       m.key, m.kind, m.size,
-       CASE WHEN m.size <= {member} THEN m.value END,
-       CASE WHEN m.kind = 'string' AND m.size > {member} THEN left(m.value #>> '{{}}', 200) END,
-       CASE m.kind WHEN 'array' THEN jsonb_array_length(m.value)
-                   WHEN 'object' THEN (SELECT count(*) FROM jsonb_object_keys(m.value)) END
+       coalesce(m.key, m.idx::text), jsonb_typeof(v.value), pg_column_size(v.value),
+       CASE WHEN pg_column_size(v.value) <= {member} THEN v.value END,
+       CASE WHEN jsonb_typeof(v.value) = 'string' AND pg_column_size(v.value) > {member}
+            THEN left(v.value #>> '{{}}', 200) END,
+       CASE jsonb_typeof(v.value) WHEN 'array' THEN jsonb_array_length(v.value)
+            WHEN 'object' THEN (SELECT count(*) FROM jsonb_object_keys(v.value)) END
 FROM (SELECT jsonb_typeof(s.j) AS kind, pg_column_size(s.j) AS size, s.j
       FROM ({source}) AS s) AS d
 LEFT JOIN LATERAL (
-    SELECT e.key, jsonb_typeof(e.value) AS kind, pg_column_size(e.value) AS size, e.value, 0 AS n
-    FROM jsonb_each(CASE WHEN d.kind = 'object' THEN d.j ELSE '{{}}' END) AS e
-    WHERE d.size > {preview}
+    SELECT k.key, NULL::integer AS idx, k.n
+    FROM jsonb_object_keys(CASE WHEN d.kind = 'object' AND d.size > {preview}
+                                THEN d.j ELSE '{{}}' END) WITH ORDINALITY AS k(key, n)
+    WHERE k.n <= {items}
     UNION ALL
-    SELECT (a.n - 1)::text, jsonb_typeof(a.x), pg_column_size(a.x), a.x, a.n
-    FROM jsonb_array_elements(CASE WHEN d.kind = 'array' THEN d.j ELSE '[]' END)
-         WITH ORDINALITY AS a(x, n)
-    WHERE d.size > {preview} AND a.n <= {items}
-    LIMIT {items}
+    SELECT NULL, g, g + 1
+    FROM generate_series(0, CASE WHEN d.kind = 'array' AND d.size > {preview}
+                                 THEN least(jsonb_array_length(d.j), {items}) - 1
+                                 ELSE -1 END) AS g
 ) AS m ON true
+LEFT JOIN LATERAL (
+    SELECT CASE WHEN m.key IS NOT NULL THEN d.j -> m.key ELSE d.j -> m.idx END AS value
+    OFFSET 0
+) AS v ON true
 ORDER BY m.n
 """
 
