@@ -169,7 +169,7 @@ def open_database(settings: Settings, *, install: bool = False) -> Database:
         target = dsn_text.describe(target_dsn)
     with connect(target_dsn) as conn:
         info = schema.inspect(conn)
-        stale = not info.is_ours or (info.revision or 0) < schema.schema_revision()
+        stale = not info.is_ours or (info.revision or 0) < schema.SCHEMA_REVISION
         if install or (settings.embedded and stale):
             info = schema.install(conn)
         schema.check_usable(info, target=target)

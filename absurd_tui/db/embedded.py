@@ -10,19 +10,22 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
 
 from .errors import DatabaseUnavailable
 
+if TYPE_CHECKING:
+    from pgserver import PostgresServer
+
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "absurd"
 
-_started: dict[Path, tuple[Any, str]] = {}
-"""Servers this process started: the pgserver handle (untyped library) and its DSN."""
+_started: dict[Path, tuple[PostgresServer, str]] = {}
 
 
 def start(pgdata: Path) -> str:
@@ -66,7 +69,7 @@ def release(pgdata: Path) -> None:
         entry[0].cleanup()
 
 
-def import_pgserver():
+def import_pgserver() -> ModuleType:
     # pgserver asks platformdirs for a runtime directory at import time; without
     # XDG_RUNTIME_DIR (containers, root shells) platformdirs warns on every start and
     # falls back to /tmp/runtime-<uid>, which is what we want anyway.

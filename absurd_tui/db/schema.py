@@ -15,21 +15,19 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any, LiteralString
 
 import psycopg
 
 from .errors import SchemaError
-from .query import scalar
 
 MIN_UPSTREAM = (0, 4)
 _LOCK_KEY = 0x0AB5_0D7E  # pg_advisory_xact_lock key serialising concurrent installs
 
 _OURS = re.compile(r"\+absurd-tui\.(\d+)$")
 _RELEASE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
-# The literal get_schema_version() returns, in the function's body.
-_SHIPPED = re.compile(
-    r"FUNCTION absurd\.get_schema_version\(\).*?'[^']*\+absurd-tui\.(\d+)'", re.DOTALL
-)
+# The literal that absurd.get_schema_version() returns in sql/absurd.sql.
+_SQL_VERSION = re.compile(r"'[^'\s]*\+absurd-tui\.(\d+)'::text")
 
 
 @cache
@@ -42,15 +40,20 @@ def schema_sql() -> str:
     return source.read_text(encoding="utf-8")
 
 
-@cache
-def schema_revision() -> int:
-    """The schema revision this absurd-tui ships: read from sql/absurd.sql itself (the
-    number after "+absurd-tui." in its get_schema_version()), the only place it is
-    kept. Databases with an older revision are upgraded by `init`."""
-    match = _SHIPPED.search(schema_sql())
-    if match is None:
-        raise RuntimeError("sql/absurd.sql does not state its absurd-tui schema revision")
-    return int(match.group(1))
+def revision_in(sql_text: str) -> int:
+    """The schema revision that get_schema_version() reports in this text of absurd.sql."""
+    found = _SQL_VERSION.findall(sql_text)
+    if len(found) != 1:
+        raise SchemaError(
+            "absurd.sql must hold exactly one '<upstream>+absurd-tui.<rev>'::text version "
+            f"literal; found {len(found)}"
+        )
+    return int(found[0])
+
+
+# The schema revision this version of absurd-tui ships and expects, read from the SQL so
+# that bumping it in get_schema_version() is the only change. Older ones `init` upgrades.
+SCHEMA_REVISION = revision_in(schema_sql())
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ class SchemaInfo:
 
     @property
     def current(self) -> bool:
-        return self.revision == schema_revision()
+        return self.revision == SCHEMA_REVISION
 
     def label(self) -> str:
         if self.version is None:
@@ -99,9 +102,16 @@ class SchemaInfo:
 
 
 def inspect(conn: psycopg.Connection) -> SchemaInfo:
-    if not scalar(conn, "SELECT to_regprocedure('absurd.get_schema_version()') IS NOT NULL"):
+    if not _scalar(conn, "SELECT to_regprocedure('absurd.get_schema_version()') IS NOT NULL"):
         return SchemaInfo(version=None)
-    return SchemaInfo(version=scalar(conn, "SELECT absurd.get_schema_version()"))
+    return SchemaInfo(version=_scalar(conn, "SELECT absurd.get_schema_version()"))
+
+
+def _scalar(conn: psycopg.Connection, query: LiteralString) -> Any:
+    row = conn.execute(query).fetchone()
+    # A SELECT without FROM always yields one row.
+    assert row is not None, query
+    return row[0]
 
 
 def install(conn: psycopg.Connection) -> SchemaInfo:
@@ -124,23 +134,23 @@ def check_usable(info: SchemaInfo, *, target: str) -> None:
         )
     if info.is_ours:
         assert info.revision is not None
-        if info.revision < schema_revision():
+        if info.revision < SCHEMA_REVISION:
             raise SchemaError(
                 f"The database {target} has an older absurd-tui schema ({info.version}); "
-                f"this absurd-tui needs revision {schema_revision()}. Upgrade it in place, "
+                f"this absurd-tui needs revision {SCHEMA_REVISION}. Upgrade it in place, "
                 "keeping all data, with `absurd-tui init --dsn ...`."
             )
-        if info.revision > schema_revision():
+        if info.revision > SCHEMA_REVISION:
             raise SchemaError(
                 f"The database {target} has schema {info.version}, newer than this "
-                f"absurd-tui understands (revision {schema_revision()}). Upgrade absurd-tui."
+                f"absurd-tui understands (revision {SCHEMA_REVISION}). Upgrade absurd-tui."
             )
         return
     if not info.upstream_compatible:
         raise SchemaError(
             f"The database {target} has upstream Absurd schema {info.version}; absurd-tui "
             f"works with upstream {MIN_UPSTREAM[0]}.{MIN_UPSTREAM[1]} and later "
-            f"(or its own revision {schema_revision()}). Upgrade it with upstream's "
+            f"(or its own revision {SCHEMA_REVISION}). Upgrade it with upstream's "
             "`absurdctl migrate`, or apply this project's schema with "
             "`absurd-tui init --dsn ...`."
         )

@@ -13,6 +13,8 @@ Resolving names (``queues``, ``tasks``)
     task_ref(conn, queue, task_id) -> TaskRef          the task as it is now
 
 Operations (``commands``), each returning an outcome with ``ok``, ``changed``, ``message``
+    create_queue(conn, queue) -> QueueCreated          idempotent; says "already exists"
+    drop_queue(conn, queue) -> QueueDropped            UnknownQueue if there is none
     spawn(conn, task_name, params, *, queue=None, registry=None, max_attempts=None,
           retry_strategy=None, cancellation=None, headers=None, idempotency_key=None)
           -> Spawned                                   spawn_batch(...) -> list[Spawned]
@@ -47,7 +49,18 @@ Errors (``errors``): every failure is an ``OpsError`` whose ``kind`` is an Error
 
 from . import policy
 from .bulk import BULK_LIMIT, Progress, plan_bulk, run_bulk
-from .commands import answer, cancel, emit, retry, spawn, spawn_agent, spawn_batch, spawn_queue
+from .commands import (
+    answer,
+    cancel,
+    create_queue,
+    drop_queue,
+    emit,
+    retry,
+    spawn,
+    spawn_agent,
+    spawn_batch,
+    spawn_queue,
+)
 from .errors import (
     AmbiguousTask,
     BadInput,
@@ -75,6 +88,8 @@ from .outcomes import (
     EmitStatus,
     Emitted,
     Outcome,
+    QueueCreated,
+    QueueDropped,
     Retried,
     RetryStatus,
     Spawned,
@@ -116,6 +131,8 @@ __all__ = [
     "OpsError",
     "Outcome",
     "Progress",
+    "QueueCreated",
+    "QueueDropped",
     "Refused",
     "Retried",
     "RetryStatus",
@@ -132,6 +149,8 @@ __all__ = [
     "cancel",
     "cancel_refusal",
     "classify",
+    "create_queue",
+    "drop_queue",
     "emit",
     "is_agent_queue",
     "is_connection_lost",

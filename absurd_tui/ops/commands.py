@@ -18,10 +18,13 @@ from psycopg import sql
 from ..agent import AGENT_TASK, agent_params, answer_payload
 from ..agent.task import spawn_agent_task
 from ..config import DEFAULT_QUEUE
+from ..db.catalog import queue_names
 from ..db.models import TaskRef
+from ..db.reads.queues import queue_summary
 from ..db.tables import events, tasks
 from ..sdk import Absurd
 from ..sdk.registry import TaskRegistry, default_registry
+from ..text import count_label
 from . import policy
 from .errors import BadInput, ErrorKind, OpsError, TaskNotFound, translated
 from .outcomes import (
@@ -30,11 +33,35 @@ from .outcomes import (
     CancelStatus,
     EmitStatus,
     Emitted,
+    QueueCreated,
+    QueueDropped,
     Retried,
     RetryStatus,
     Spawned,
 )
 from .queues import resolve_agent_queue, resolve_queue
+
+# ------------------------------------------------------------------------- queues
+
+
+def create_queue(conn: psycopg.Connection, queue: str) -> QueueCreated:
+    """Create a queue; creating one that exists changes nothing (and says so)."""
+    client = Absurd(conn, queue_name=DEFAULT_QUEUE, registry=TaskRegistry())
+    with translated(conn):
+        existed = queue in queue_names(conn)
+        client.create_queue(queue)
+    return QueueCreated(queue, created=not existed)
+
+
+def drop_queue(conn: psycopg.Connection, queue: str) -> QueueDropped:
+    """Drop an existing queue with everything in it (UnknownQueue if there is none)."""
+    resolve_queue(conn, queue)
+    client = Absurd(conn, queue_name=DEFAULT_QUEUE, registry=TaskRegistry())
+    with translated(conn):
+        held = count_label(queue_summary(conn, queue).total)
+        client.drop_queue(queue)
+    return QueueDropped(queue, held)
+
 
 # ------------------------------------------------------------------------- spawn
 
@@ -229,6 +256,7 @@ def retry(
         new_task_id=uuid.UUID(result.task_id),
         run_id=uuid.UUID(result.run_id),
         attempt=result.attempt,
+        created=result.created,
     )
 
 
@@ -274,6 +302,8 @@ def _state_now(conn: psycopg.Connection, task: TaskRef) -> str | None:
 __all__ = [
     "answer",
     "cancel",
+    "create_queue",
+    "drop_queue",
     "emit",
     "retry",
     "spawn",

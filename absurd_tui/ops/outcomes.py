@@ -47,6 +47,37 @@ def _task(ref: TaskRef) -> str:
 
 
 @dataclass(frozen=True)
+class QueueCreated:
+    queue: str
+    created: bool
+    """False when the queue existed already (creating one is idempotent)."""
+
+    ok = True
+
+    @property
+    def changed(self) -> bool:
+        return self.created
+
+    @property
+    def message(self) -> str:
+        return f"Queue {quote(self.queue)} {'created' if self.created else 'already exists'}."
+
+
+@dataclass(frozen=True)
+class QueueDropped:
+    queue: str
+    tasks: str
+    """How many tasks it held, as counted before the drop ("12", "10,000+", "~1.2M")."""
+
+    ok = True
+    changed = True
+
+    @property
+    def message(self) -> str:
+        return f"Queue {quote(self.queue)} dropped ({self.tasks} task(s))."
+
+
+@dataclass(frozen=True)
 class Spawned:
     queue: str
     task_name: str
@@ -139,8 +170,11 @@ class Retried:
     state: str
     """The task's state that decided it (the new state when retried)."""
     new_task_id: uuid.UUID | None = None
+    """The task that runs next: the same id in place, the copy's with spawn_new."""
     run_id: uuid.UUID | None = None
     attempt: int | None = None
+    created: bool = False
+    """A new task was created (spawn_new), as the engine's retry_task reports it."""
 
     @property
     def ok(self) -> bool:
@@ -277,6 +311,8 @@ __all__ = [
     "EmitStatus",
     "Emitted",
     "Outcome",
+    "QueueCreated",
+    "QueueDropped",
     "Retried",
     "RetryStatus",
     "Spawned",

@@ -28,6 +28,7 @@ from typing import Any
 
 import psycopg
 
+from ..config import DEFAULT_QUEUE
 from ..db import tables
 from ..sdk.context import (
     ClaimedTask,
@@ -78,7 +79,7 @@ class WorkerPool:
         self,
         dsn: str,
         registry: TaskRegistry = default_registry,
-        queues: Iterable[str] = ("default",),
+        queues: Iterable[str] = (DEFAULT_QUEUE,),
         concurrency: int = 1,
         claim_timeout: int = 60,
         poll_interval: float = 1.0,

@@ -27,6 +27,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from ..config import DEFAULT_QUEUE
+from ..db.connect import connection_kwargs
 from . import jsonvalue
 from .context import SchemaFeatures, TaskContext, detect_features
 from .errors import InvalidParams
@@ -94,7 +96,7 @@ class Absurd:
     def __init__(
         self,
         conn_or_dsn_or_pool: str | psycopg.Connection | ConnectionPool | None = None,
-        queue_name: str = "default",
+        queue_name: str = DEFAULT_QUEUE,
         default_max_attempts: int = 5,
         registry: TaskRegistry | None = None,
         *,
@@ -120,11 +122,7 @@ class Absurd:
                 source,
                 min_size=1,
                 max_size=max(1, pool_size),
-                kwargs={
-                    "autocommit": True,
-                    "application_name": "absurd-tui client",
-                    "connect_timeout": 5,
-                },
+                kwargs=connection_kwargs(application_name="absurd-tui client"),
                 check=ConnectionPool.check_connection,
                 name="absurd-tui-client",
                 timeout=15,

@@ -26,10 +26,9 @@ from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import Any
 
+from ..config import DEFAULT_QUEUE
 from .errors import TaskModuleError
 from .validation import validate_queue_name
-
-DEFAULT_QUEUE = "default"
 
 TaskHandler = Callable[[Any, Any], Any]
 

@@ -28,6 +28,7 @@ from textual.worker import get_current_worker
 
 from .. import ops
 from ..agent import AGENT_QUEUE, AGENT_TASK, PendingQuestion, model_options
+from ..config import DEFAULT_QUEUE
 from ..db.errors import DatabaseError
 from ..db.ids import short_id
 from ..db.models import TaskFilter, TaskRef
@@ -511,7 +512,7 @@ class AbsurdApp(App):
             )
 
         self.push_screen(
-            SpawnDialog(types, self.known_queues, self._current_queue() or "default"), submitted
+            SpawnDialog(types, self.known_queues, self._current_queue() or DEFAULT_QUEUE), submitted
         )
 
     def action_new_agent(self) -> None:
@@ -547,7 +548,7 @@ class AbsurdApp(App):
         self.push_screen(AnswerDialog(question, timeout), submitted)
 
     def action_emit(self) -> None:
-        queue = self._current_queue() or "default"
+        queue = self._current_queue() or DEFAULT_QUEUE
         self.open_emit(queue, "")
 
     def open_emit(self, queue: str, event_name: str) -> None:

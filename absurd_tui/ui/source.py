@@ -160,10 +160,10 @@ class LiveSource:
                 raise ops.translate(exc, dsn=self.dsn) from exc
         try:
             yield conn
-        except (psycopg.Error, DatabaseError, ValueError, TypeError) as exc:
+        except (psycopg.Error, DatabaseError) as exc:
             kind = ops.kind_of(exc, conn)
             self._release(conn, lost=kind is ops.ErrorKind.CONNECTION_LOST)
-            if kind is None:
+            if kind is None or isinstance(exc, ops.OpsError):
                 raise
             raise ops.translate(exc, conn=conn, dsn=self.dsn) from exc
         except BaseException:

@@ -37,7 +37,7 @@ def test_missing_schema_on_a_dsn_is_reported_with_the_init_command(empty_db_dsn)
 def test_init_installs_the_schema_and_reports_our_revision(empty_db_dsn):
     db = open_database(Settings(dsn=empty_db_dsn), install=True)
     assert db.schema.is_ours
-    assert db.schema.revision == schema.schema_revision()
+    assert db.schema.revision == schema.SCHEMA_REVISION
     assert "absurd-tui schema revision" in db.schema.label()
     with psycopg.connect(empty_db_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM absurd.list_queues()").fetchone()[0] == 0
@@ -57,7 +57,7 @@ def test_older_revision_of_ours_asks_for_init(empty_db_dsn):
 
 
 def test_newer_revision_of_ours_asks_to_upgrade_the_tool(empty_db_dsn):
-    _fake_version(empty_db_dsn, f"0.4.0+absurd-tui.{schema.schema_revision() + 1}")
+    _fake_version(empty_db_dsn, f"0.4.0+absurd-tui.{schema.SCHEMA_REVISION + 1}")
     with pytest.raises(SchemaError) as err:
         open_database(Settings(dsn=empty_db_dsn))
     assert "Upgrade absurd-tui" in str(err.value)

@@ -198,3 +198,17 @@ def test_policy():
     assert ops.bulk_states("retry", "pending") == ()
     assert ops.bulk_states("cancel", "sleeping") == ("sleeping",)
     assert ops.retry_refusal("failed") is None and "pending" in ops.retry_refusal("pending")
+
+
+def test_create_and_drop_queue_outcomes(conn):
+    created = ops.create_queue(conn, "jobs")
+    assert created.created and created.message == 'Queue "jobs" created.'
+    again = ops.create_queue(conn, "jobs")
+    assert not again.created and again.ok and again.message == 'Queue "jobs" already exists.'
+    with pytest.raises(ops.BadInput):
+        ops.create_queue(conn, "q" * 60)
+    ops.spawn(conn, "job", {}, queue="jobs")
+    dropped = ops.drop_queue(conn, "jobs")
+    assert dropped.message == 'Queue "jobs" dropped (1 task(s)).'
+    with pytest.raises(ops.UnknownQueue):
+        ops.drop_queue(conn, "jobs")
