@@ -1102,11 +1102,12 @@ def run_worker(args: argparse.Namespace, session: Session) -> int:
 
     stop = threading.Event()
     received: list[int] = []
+    pool: WorkerPool | None = None
 
     def on_signal(signum: int, frame: Any) -> None:
         received.append(signum)
-        if len(received) > 1:
-            raise _ForcedStop()
+        if len(received) > 1 and pool is not None:
+            pool.end_grace()  # a second signal: hand back what still runs, now
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -1132,39 +1133,28 @@ def run_worker(args: argparse.Namespace, session: Session) -> int:
         while not stop.wait(1.0):
             pass
         worker_log.info(
-            "%s: claiming no more; giving %d running task(s) up to %g s to finish "
-            "(signal again to stop at once)",
+            "%s: claiming no more; giving running tasks up to %g s to finish "
+            "(signal again to hand them back at once)",
             signal.Signals(received[0]).name,
-            reporter.busy(),
             args.grace,
         )
-        pool.stop(timeout=args.grace)
-        left = reporter.busy()
-        if left:
+
+        def progress(running: int) -> None:
+            worker_log.info("Stopping: %d task(s) running", running)
+
+        handed_back = pool.stop(grace=args.grace, on_progress=progress)
+        if handed_back:
             worker_log.warning(
-                "Stopped with %d task(s) unfinished: another worker reclaims them when "
-                "their lease expires (at most %d s)",
-                left,
-                args.claim_timeout,
+                "Stopped with %d task(s) unfinished, handed back to their queue: the next "
+                "worker resumes them after their last completed step, in the same attempt",
+                handed_back,
             )
         else:
             worker_log.info("Stopped cleanly")
         return EXIT_OK
-    except _ForcedStop:
-        worker_log.warning(
-            "Stopped at once with %d task(s) unfinished: another worker reclaims them "
-            "when their lease expires (at most %d s)",
-            reporter.busy(),
-            args.claim_timeout,
-        )
-        return EXIT_FAILED
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-class _ForcedStop(Exception):
-    """A second SIGINT/SIGTERM while waiting for running tasks."""
 
 
 def register_builtin_tasks() -> None:

@@ -87,9 +87,14 @@ class LeaseKeeper:
     def hold(self, claimed: ClaimedTask, control: RunControl) -> None:
         if not self.enabled:
             return
+        due = time.monotonic() + self._interval
         with self._changed:
-            self._held[claimed.run_id] = _Held(claimed, control, time.monotonic() + self._interval)
-            self._changed.notify_all()
+            # The keeper sleeps until the earliest due time; a later one needs no wake-up
+            # (a thread switch per claimed task otherwise).
+            earliest = min((h.due for h in self._held.values()), default=None)
+            self._held[claimed.run_id] = _Held(claimed, control, due)
+            if earliest is None or due < earliest:
+                self._changed.notify_all()
 
     def release(self, run_id: str) -> None:
         with self._changed:

@@ -3,16 +3,20 @@
 Each thread has its own connection and loops: claim one run (queues in turn), execute
 it, repeat; with nothing to claim it sleeps until the listener reports new work or
 ``poll_interval`` passes (due timers send no notification, so polling stays). A
-shared lease keeper heartbeats every run held.
+shared lease keeper heartbeats every run held. On our engine a thread serving one
+queue claims its next run in the same call that completes the last one.
 
 When the database goes away a thread backs off and reconnects. If it was running a
 task, the run is still claimed by it; after reconnecting it re-checks the claim and
 executes the task again from its checkpoints, so committed steps are not repeated
 and nothing waits for the lease to expire.
 
-``stop(timeout)`` stops claiming and gives running tasks ``timeout`` seconds; tasks
-still running then are abandoned: they make no further writes and are reclaimed by
-some worker once their lease expires.
+``stop(grace)`` stops claiming at once and gives running tasks ``grace`` seconds to
+finish. Runs still held then are handed back (``absurd.release_run``): the same run and
+attempt become claimable at once with their checkpoints, so the next worker resumes
+after the last committed step, and no attempt is used up. A handler still running is
+stopped at its next durable operation; a step it had not committed runs again, as
+after a crash. Without our engine's hand-back, runs are left to their lease.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -40,6 +45,7 @@ from ..sdk.context import (
 from ..sdk.errors import CANCELLED_SQLSTATE, FAILED_SQLSTATE, TaskAbandoned, sqlstate
 from ..sdk.execution import (
     ExecutionResult,
+    NextClaim,
     Outcome,
     claim_tasks,
     execute_task,
@@ -62,6 +68,8 @@ from .status import WorkerState, WorkerStatus, utcnow
 log = logging.getLogger("absurd_tui.runtime.worker")
 
 StatusCallback = Callable[[WorkerStatus], None]
+ProgressCallback = Callable[[int], None]
+"""Told how many tasks are still running while ``stop()`` waits, each time it changes."""
 WrapExecution = Callable[[TaskContext, Callable[[], Any]], Any]
 
 _pool_numbers = itertools.count()
@@ -117,6 +125,7 @@ class WorkerPool:
         self._paused = False
         self._started = False
         self._stop = threading.Event()
+        self._grace_over = threading.Event()
         self._workers: dict[int, _Worker] = {}
         self._statuses: dict[int, WorkerStatus] = {}
         self._missing_queues: set[str] = set()
@@ -143,26 +152,106 @@ class WorkerPool:
         )
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop claiming, give running tasks ``timeout`` seconds, abandon the rest."""
+    def stop(
+        self,
+        grace: float = 5.0,
+        *,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> int:
+        """Stop claiming now, give running tasks ``grace`` seconds, hand back the rest.
+
+        ``on_progress`` hears how many tasks are still running, first at once and then
+        whenever the number changes. ``end_grace()`` (say, from a second SIGTERM) cuts
+        the wait short. ``timeout`` is the former name of ``grace``. Returns how many
+        runs were handed back.
+        """
+        if timeout is not None:
+            grace = timeout
         with self._wakeup:
             if self._stop.is_set():
-                return
+                return 0
             self._stop.set()
             self._wakeup.notify_all()
             workers = list(self._workers.values())
-        deadline = time.monotonic() + max(0.0, timeout)
-        for worker in workers:
-            # stop() may be called from a task or a status callback on a worker thread.
-            if worker.thread is not threading.current_thread():
-                worker.thread.join(max(0.0, deadline - time.monotonic()))
-        for worker in workers:
-            if worker.thread.is_alive():
-                worker.abandon()
+        # stop() may be called from a task or a status callback on a worker thread.
+        others = [w for w in workers if w.thread is not threading.current_thread()]
+        deadline = time.monotonic() + max(0.0, grace)
+        reported: int | None = None
+        while True:
+            alive = [w for w in others if w.thread.is_alive()]
+            busy = sum(1 for w in alive if w.holds_task())
+            if on_progress is not None and busy != reported:
+                reported = busy
+                try:
+                    on_progress(busy)
+                except Exception:
+                    log.exception("The on_progress callback raised; ignoring")
+            remaining = deadline - time.monotonic()
+            if not alive or remaining <= 0 or self._grace_over.is_set():
+                break
+            alive[0].thread.join(min(remaining, 0.05))
+        handed_back = self._hand_back(workers)
         self._keeper.stop()
         if self._listener is not None:
             self._listener.stop()
         log.info("Worker pool %s stopped", self.worker_prefix)
+        return handed_back
+
+    def end_grace(self) -> None:
+        """Make a ``stop()`` in progress hand back what is still running now."""
+        self._grace_over.set()
+
+    def _hand_back(self, workers: list[_Worker]) -> int:
+        """Release every run the threads still hold, after stopping their handlers."""
+        held: list[tuple[ClaimedTask, RunControl]] = []
+        for worker in workers:
+            held.extend(worker.take_held())
+        if not held:
+            return 0
+        handed = 0
+        conn: psycopg.Connection | None = None
+        try:
+            conn = open_connection(self.dsn, f"absurd-tui hand-back {self.worker_prefix}")
+            fast = detect_features(conn).fast_paths
+            for claimed, control in held:
+                # Waits for a write in flight, so the handler's thread writes nothing more.
+                if not control.stop(TaskAbandoned("The worker pool stopped"), timeout=5.0):
+                    log.warning(
+                        "Task %r %s: a database call outlasted the stop; left to its lease",
+                        claimed.task_name,
+                        claimed.task_id,
+                    )
+                    continue
+                self._keeper.release(claimed.run_id)
+                if not fast:
+                    log.info(
+                        "Task %r %s left to lease expiry (this engine cannot hand runs back)",
+                        claimed.task_name,
+                        claimed.task_id,
+                    )
+                    continue
+                row = conn.execute(
+                    "SELECT absurd.release_run(%s, %s)", (claimed.queue_name, claimed.run_id)
+                ).fetchone()
+                if row is not None and row[0]:
+                    handed += 1
+                    log.info(
+                        "Handed task %r %s back to queue %r (attempt %d kept)",
+                        claimed.task_name,
+                        claimed.task_id,
+                        claimed.queue_name,
+                        claimed.attempt,
+                    )
+        except psycopg.Error as err:
+            log.warning(
+                "Could not hand back every run (%s); the rest are reclaimed when their "
+                "lease expires",
+                describe_error(err, self.dsn),
+            )
+        finally:
+            close_quietly(conn)
+        return handed
 
     def pause(self) -> None:
         """Stop claiming new work; running tasks finish."""
@@ -327,6 +416,8 @@ class _Worker:
         self.status = WorkerStatus(index=index, worker_id=worker_id, state="idle", since=utcnow())
         self.running: tuple[ClaimedTask, RunControl] | None = None
         self.resume: tuple[ClaimedTask, RunControl] | None = None
+        # Claimed with the last completion and not started yet.
+        self.prefetched: deque[tuple[ClaimedTask, RunControl]] = deque()
         self.next_queue = index % len(pool.queues)
         self.backoff = Backoff(pool._stop, maximum=pool.reconnect_max_delay)
         self.outage = OutageLog(log, f"Worker {worker_id}")
@@ -352,19 +443,18 @@ class _Worker:
     def _on_step(self, step: str) -> None:
         self._report("running", step=step)
 
-    def abandon(self) -> None:
-        """Called by stop() when the grace period ends with a task still running."""
+    def holds_task(self) -> bool:
         with self.lock:
-            held = self.running or self.resume
-        if held is not None:
-            claimed, control = held
-            control.stop(TaskAbandoned("The worker pool stopped; left to lease expiry"))
-            self.pool._keeper.release(claimed.run_id)
-            log.info(
-                "Abandoned task %r %s at stop; it will be reclaimed when its lease expires",
-                claimed.task_name,
-                claimed.task_id,
-            )
+            return self.running is not None or self.resume is not None
+
+    def take_held(self) -> list[tuple[ClaimedTask, RunControl]]:
+        """For stop(): every run this thread holds, which it gives up."""
+        with self.lock:
+            held = [h for h in (self.running, self.resume) if h is not None]
+            held.extend(self.prefetched)
+            self.prefetched.clear()
+            self.resume = None
+        return held
 
     # -- the loop ------------------------------------------------------------------
 
@@ -383,6 +473,11 @@ class _Worker:
                 if self.resume is not None:
                     self._resume_held_run()
                     continue
+                with self.lock:
+                    next_held = self.prefetched.popleft() if self.prefetched else None
+                if next_held is not None:
+                    self._execute(*next_held)
+                    continue
                 claimed = self._claim_next()
                 if claimed is not None:
                     pool._claimed_one()
@@ -395,9 +490,30 @@ class _Worker:
             log.exception("Worker %s stopped by an unexpected error", self.worker_id)
             raise
         finally:
+            self._release_prefetched()
             close_quietly(self.conn)
             self.conn = None
             self._report("stopped")
+
+    def _release_prefetched(self) -> None:
+        """Runs claimed with a completion but never started go straight back."""
+        with self.lock:
+            held = list(self.prefetched)
+            self.prefetched.clear()
+        for claimed, _control in held:
+            try:
+                if self.conn is None or self.features is None or not self.features.fast_paths:
+                    raise psycopg.OperationalError("no connection to an engine that hands back")
+                self.conn.execute(
+                    "SELECT absurd.release_run(%s, %s)", (claimed.queue_name, claimed.run_id)
+                )
+            except psycopg.Error as err:
+                log.warning(
+                    "Could not hand back task %r %s (%s); it is reclaimed when its lease expires",
+                    claimed.task_name,
+                    claimed.task_id,
+                    describe_error(err, self.pool.dsn),
+                )
 
     def _ensure_connection(self) -> bool:
         if self.conn is not None:
@@ -427,7 +543,9 @@ class _Worker:
             queue = queues[(self.next_queue + offset) % len(queues)]
             assert self.conn is not None
             try:
-                claimed = claim_tasks(self.conn, queue, self.worker_id, self.pool.claim_timeout, 1)
+                claimed = claim_tasks(
+                    self.conn, queue, self.worker_id, self.pool.claim_timeout, 1, self.features
+                )
             except psycopg.errors.UndefinedTable:
                 self.pool._note_missing_queue(queue)
                 continue
@@ -448,6 +566,10 @@ class _Worker:
     def _execute(self, claimed: ClaimedTask, control: RunControl) -> None:
         pool = self.pool
         with self.lock:
+            if pool._stop.is_set():
+                # Stopping before it began: hand it back untouched (on the way out).
+                self.prefetched.appendleft((claimed, control))
+                return
             self.running = (claimed, control)
         self._report(
             "running",
@@ -479,6 +601,7 @@ class _Worker:
                 control=control,
                 observer=self._on_step,
                 wrap=pool._wrap,
+                next_claim=self._next_claim,
             )
         except BaseException as err:
             if isinstance(err, Exception) and is_connection_error(err, self.conn):
@@ -510,6 +633,21 @@ class _Worker:
         if result.outcome is Outcome.DISCONNECTED:
             self._drop_connection(result.error or RuntimeError("connection lost"))
         self._log_outcome(claimed, result, elapsed)
+        if result.claimed:
+            with self.lock:
+                self.prefetched.extend((c, RunControl()) for c in result.claimed)
+            pool._claimed_one()
+
+    def _next_claim(self) -> NextClaim | None:
+        """Claim the next run with this completion, from the queue whose turn it is, as
+        the loop would right after; not when stopping, pausing or retiring."""
+        pool = self.pool
+        if pool._stop.is_set() or pool._paused or self.index >= pool._target:
+            return None
+        queue = pool.queues[self.next_queue]
+        # That queue was just polled: an empty answer moves the turn on, as a claim would.
+        self.next_queue = (self.next_queue + 1) % len(pool.queues)
+        return NextClaim(queue, self.worker_id, pool.claim_timeout, 1)
 
     def _log_outcome(self, claimed: ClaimedTask, result: ExecutionResult, elapsed: float) -> None:
         name, task_id = claimed.task_name, claimed.task_id

@@ -469,7 +469,9 @@ class Absurd:
         with self.connection() as conn:
             if self._features is None:
                 self._features = detect_features(conn)
-            claimed = claim_tasks(conn, self._queue_name, worker_id, claim_timeout, batch_size)
+            claimed = claim_tasks(
+                conn, self._queue_name, worker_id, claim_timeout, batch_size, self._features
+            )
             return [
                 execute_task(
                     conn,

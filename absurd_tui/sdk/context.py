@@ -12,12 +12,13 @@ execution, so the same code path always meets the same checkpoint names.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -80,6 +81,8 @@ class ClaimedTask:
     headers: Mapping[str, Any] | None
     wake_event: str | None
     event_payload: Any
+    checkpoints: Mapping[str, Any] | None = None
+    """The run's replay cache when the claim brought it (``absurd.claim_runs``)."""
 
     @classmethod
     def from_row(cls, queue_name: str, row: Mapping[str, Any]) -> ClaimedTask:
@@ -95,6 +98,7 @@ class ClaimedTask:
             headers=row["headers"],
             wake_event=row["wake_event"],
             event_payload=row["event_payload"],
+            checkpoints=row.get("checkpoints"),
         )
 
 
@@ -104,17 +108,29 @@ class SchemaFeatures:
 
     await_event_timed_out: bool
     """await_event returns a third column ``timed_out`` and records timeouts durably."""
+    fast_paths: bool = False
+    """The engine has our fast paths: claim_runs, complete_run_and_claim,
+    write_checkpoint and release_run (prepared statements, fewer round trips)."""
+
+
+FAST_PATH_FUNCTIONS = ("claim_runs", "complete_run_and_claim", "write_checkpoint", "release_run")
 
 
 def detect_features(conn: psycopg.Connection) -> SchemaFeatures:
     row = conn.execute(
         """
-        SELECT coalesce(bool_or('timed_out' = ANY (p.proargnames)), false)
+        SELECT coalesce(bool_or(p.proname = 'await_event'
+                                AND 'timed_out' = ANY (p.proargnames)), false),
+               count(DISTINCT p.proname) FILTER (WHERE p.proname = ANY (%s))
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE n.nspname = 'absurd' AND p.proname = 'await_event'
-        """
+        WHERE n.nspname = 'absurd'
+        """,
+        (list(FAST_PATH_FUNCTIONS),),
     ).fetchone()
-    return SchemaFeatures(await_event_timed_out=bool(row and row[0]))
+    assert row is not None
+    return SchemaFeatures(
+        await_event_timed_out=bool(row[0]), fast_paths=row[1] == len(FAST_PATH_FUNCTIONS)
+    )
 
 
 class RunControl:
@@ -123,26 +139,43 @@ class RunControl:
     The lease keeper marks a run cancelled or lost when a heartbeat is refused, and a
     stopping pool marks it abandoned; the context checks this before each database
     write, so the handler stops promptly instead of working on for nothing.
+
+    Writes run inside ``guard()``, and ``stop()`` waits for a guarded write in flight, so
+    once ``stop()`` returns True this execution makes no further write: a pool can hand
+    the run back without racing the thread that still runs its handler.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._stop: BaseException | None = None
 
-    def stop(self, error: BaseException) -> None:
-        with self._lock:
+    def stop(self, error: BaseException, timeout: float = -1) -> bool:
+        """Stop at the next write; False if a write in flight outlasted ``timeout``."""
+        acquired = self._lock.acquire(timeout=timeout)
+        try:
+            # Set even without the lock: a write in flight then finishes, later ones see it.
             if self._stop is None:
                 self._stop = error
+        finally:
+            if acquired:
+                self._lock.release()
+        return acquired
 
     @property
     def stopped(self) -> BaseException | None:
-        with self._lock:
-            return self._stop
+        return self._stop
 
     def check(self) -> None:
-        error = self.stopped
+        error = self._stop
         if error is not None:
             raise type(error)(*error.args)
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """Check, then hold off ``stop()`` until the write in this block is done."""
+        with self._lock:
+            self.check()
+            yield
 
 
 StepObserver = Callable[[str], None]
@@ -192,16 +225,30 @@ class TaskContext:
                    cp.checkpoint_name IS NOT NULL AS found, cp.state
             FROM {runs} r
             JOIN {tasks} t ON t.task_id = r.task_id
-            LEFT JOIN absurd.get_task_checkpoint_state(%s, %s, %s) cp ON true
+            LEFT JOIN {checkpoints} cp
+                   ON cp.task_id = r.task_id AND cp.checkpoint_name = %s
+                  AND cp.status = 'committed'
             WHERE r.run_id = %s
             """
-        ).format(runs=tables.runs(ctx._queue), tasks=tables.tasks(ctx._queue))
-        rows = conn.execute(
-            """SELECT checkpoint_name, state
-               FROM absurd.get_task_checkpoint_states(%s, %s, %s)""",
-            (claimed.queue_name, claimed.task_id, claimed.run_id),
-        ).fetchall()
-        ctx._cache = {name: state for name, state in rows}
+        ).format(
+            runs=tables.runs(ctx._queue),
+            tasks=tables.tasks(ctx._queue),
+            checkpoints=tables.checkpoints(ctx._queue),
+        )
+        ctx._checkpoint_sql = (
+            "SELECT absurd.write_checkpoint(%s, %s, %s, %s, %s, %s)"
+            if features.fast_paths
+            else "SELECT absurd.set_task_checkpoint_state(%s, %s, %s, %s, %s, %s)"
+        )
+        if claimed.checkpoints is not None:
+            ctx._cache = dict(claimed.checkpoints)
+        else:
+            rows = conn.execute(
+                """SELECT checkpoint_name, state
+                   FROM absurd.get_task_checkpoint_states(%s, %s, %s)""",
+                (claimed.queue_name, claimed.task_id, claimed.run_id),
+            ).fetchall()
+            ctx._cache = {name: state for name, state in rows}
         return ctx
 
     # -- identity ------------------------------------------------------------------
@@ -366,10 +413,10 @@ class TaskContext:
         if now is None:
             now = self._database_now()
         if target > now:
-            self._control.check()
-            self._conn.execute(
-                "SELECT absurd.schedule_run(%s, %s, %s)", (self._queue, self.run_id, target)
-            )
+            with self._control.guard():
+                self._conn.execute(
+                    "SELECT absurd.schedule_run(%s, %s, %s)", (self._queue, self.run_id, target)
+                )
             raise SuspendTask(f'Sleeping until {target.isoformat()} at "{checkpoint_name}"')
 
     # -- events --------------------------------------------------------------------
@@ -407,8 +454,7 @@ class TaskContext:
             if self._features.await_event_timed_out
             else ("should_suspend, payload")
         )
-        self._control.check()
-        with task_state_errors():
+        with self._control.guard(), task_state_errors():
             row = self._conn.execute(
                 sql.SQL("SELECT {} FROM absurd.await_event(%s, %s, %s, %s, %s, %s)").format(
                     sql.SQL(columns)
@@ -440,8 +486,10 @@ class TaskContext:
         text = jsonvalue.dumps(
             payload, path="payload", error=InvalidParams, context=f'emit_event("{event_name}")'
         )
-        self._control.check()
-        self._conn.execute("SELECT absurd.emit_event(%s, %s, %s)", (self._queue, event_name, text))
+        with self._control.guard():
+            self._conn.execute(
+                "SELECT absurd.emit_event(%s, %s, %s)", (self._queue, event_name, text)
+            )
 
     # -- other tasks and the lease -------------------------------------------------
 
@@ -496,8 +544,7 @@ class TaskContext:
         extend = self._claim_timeout if seconds is None else math.ceil(seconds)
         if extend <= 0:
             return
-        self._control.check()
-        with task_state_errors():
+        with self._control.guard(), task_state_errors():
             self._conn.execute(
                 "SELECT absurd.extend_claim(%s, %s, %s)", (self._queue, self.run_id, extend)
             )
@@ -525,9 +572,7 @@ class TaskContext:
             return self._cache[checkpoint_name]
         self._control.check()
         row = self._conn.execute(
-            self._run_state_query,
-            (self._queue, self.task_id, checkpoint_name, self.run_id),
-            prepare=False,
+            self._run_state_query, (checkpoint_name, self.run_id), prepare=True
         ).fetchone()
         if row is None:
             raise FailedTask(f'Run "{self.run_id}" no longer exists in queue "{self._queue}"')
@@ -544,10 +589,9 @@ class TaskContext:
         return _MISSING
 
     def _persist(self, checkpoint_name: str, text: str) -> None:
-        self._control.check()
-        with task_state_errors():
+        with self._control.guard(), task_state_errors():
             self._conn.execute(
-                "SELECT absurd.set_task_checkpoint_state(%s, %s, %s, %s, %s, %s)",
+                self._checkpoint_sql,
                 (
                     self._queue,
                     self.task_id,

@@ -28,8 +28,9 @@ class FailedTask(Exception):
 
 
 class TaskAbandoned(FailedTask):
-    """The worker pool stopped while this task ran; it makes no further writes and is
-    left to be reclaimed when its lease expires."""
+    """The worker pool stopped while this task ran; it makes no further writes. The pool
+    hands its run back to the queue (the same attempt, claimable at once), or, if that
+    fails, leaves it to be reclaimed when its lease expires."""
 
 
 class NonRetryableError(Exception):

@@ -49,6 +49,17 @@ CLAIM_SQL = """
            headers, wake_event, event_payload
     FROM absurd.claim_task(%s, %s, %s, %s)
 """
+# The same claim with each run's replay cache (our engine's fast path).
+CLAIM_RUNS_SQL = """
+    SELECT run_id, task_id, attempt, task_name, params, retry_strategy, max_attempts,
+           headers, wake_event, event_payload, checkpoints
+    FROM absurd.claim_runs(%s, %s, %s, %s)
+"""
+COMPLETE_AND_CLAIM_SQL = """
+    SELECT run_id, task_id, attempt, task_name, params, retry_strategy, max_attempts,
+           headers, wake_event, event_payload, checkpoints
+    FROM absurd.complete_run_and_claim(%s, %s, %s, %s, %s, %s, %s)
+"""
 
 
 class Outcome(enum.Enum):
@@ -57,7 +68,7 @@ class Outcome(enum.Enum):
     SUSPENDED = "suspended"  # sleeping or waiting for an event
     CANCELLED = "cancelled"
     LOST = "lost"  # the run had already failed (lease taken over); stopped quietly
-    ABANDONED = "abandoned"  # the pool stopped; left to lease expiry
+    ABANDONED = "abandoned"  # the pool stopped; the run was handed back (or left to its lease)
     DEFERRED = "deferred"  # no handler registered here; retried later, not failed
     MISCONFIGURED = "misconfigured"  # registered for another queue; failed
     DISCONNECTED = "disconnected"  # the connection broke; the run may still be ours
@@ -68,6 +79,23 @@ class ExecutionResult:
     outcome: Outcome
     error: BaseException | None = None
     result: Any = None
+    claimed: tuple[ClaimedTask, ...] = ()
+    """Runs claimed together with this run's completion (see ``NextClaim``)."""
+
+
+@dataclass(frozen=True)
+class NextClaim:
+    """Claim this many runs of ``queue_name`` in the completion's transaction: one round
+    trip for a task's end and the next one's start."""
+
+    queue_name: str
+    worker_id: str
+    claim_timeout: int
+    qty: int = 1
+
+
+NextClaimSource = Callable[[], NextClaim | None]
+"""Asked at completion time whether (and where) to claim the next run."""
 
 
 def claim_tasks(
@@ -76,10 +104,13 @@ def claim_tasks(
     worker_id: str,
     claim_timeout: int,
     qty: int = 1,
+    features: SchemaFeatures | None = None,
 ) -> list[ClaimedTask]:
+    """Claim up to ``qty`` runs; with our engine's fast paths each brings its checkpoints."""
+    query = CLAIM_RUNS_SQL if features is not None and features.fast_paths else CLAIM_SQL
     rows = (
         conn.cursor(row_factory=dict_row)
-        .execute(CLAIM_SQL, (queue_name, worker_id, claim_timeout, qty))
+        .execute(query, (queue_name, worker_id, claim_timeout, qty))
         .fetchall()
     )
     return [ClaimedTask.from_row(queue_name, row) for row in rows]
@@ -116,6 +147,42 @@ def _connection_lost(conn: psycopg.Connection) -> bool:
     return conn.closed or conn.broken
 
 
+def _complete(
+    conn: psycopg.Connection,
+    claimed: ClaimedTask,
+    text: str,
+    features: SchemaFeatures,
+    next_claim_source: NextClaimSource | None,
+) -> tuple[ClaimedTask, ...]:
+    next_claim = (
+        next_claim_source() if next_claim_source is not None and features.fast_paths else None
+    )
+    with task_state_errors():
+        if next_claim is None:
+            conn.execute(
+                "SELECT absurd.complete_run(%s, %s, %s)",
+                (claimed.queue_name, claimed.run_id, text),
+            )
+            return ()
+        rows = (
+            conn.cursor(row_factory=dict_row)
+            .execute(
+                COMPLETE_AND_CLAIM_SQL,
+                (
+                    claimed.queue_name,
+                    claimed.run_id,
+                    text,
+                    next_claim.worker_id,
+                    next_claim.claim_timeout,
+                    next_claim.qty,
+                    next_claim.queue_name,
+                ),
+            )
+            .fetchall()
+        )
+    return tuple(ClaimedTask.from_row(next_claim.queue_name, row) for row in rows)
+
+
 def fail_run(conn: psycopg.Connection, claimed: ClaimedTask, err: BaseException) -> None:
     """Record ``err`` as this run's failure; AB001/AB002 become CancelledTask/FailedTask."""
     with task_state_errors():
@@ -141,15 +208,28 @@ def execute_task(
     control: RunControl | None = None,
     observer: StepObserver | None = None,
     wrap: Callable[[TaskContext, Callable[[], Any]], Any] | None = None,
+    next_claim: NextClaimSource | None = None,
 ) -> ExecutionResult:
     """Run one claimed task to its next resting point and record the outcome.
 
-    Raises only for database errors that are neither a lost connection nor the
-    engine's stop signals (for example a failing fail_run): those are invariants.
+    With ``next_claim`` (and our engine), a completion also claims the next runs, which
+    come back in ``ExecutionResult.claimed``. Raises only for database errors that are
+    neither a lost connection nor the engine's stop signals (for example a failing
+    fail_run): those are invariants.
     """
+    control = control if control is not None else RunControl()
     try:
         return _execute(
-            conn, claimed, registry, claim_timeout, features, worker_id, control, observer, wrap
+            conn,
+            claimed,
+            registry,
+            claim_timeout,
+            features,
+            worker_id,
+            control,
+            observer,
+            wrap,
+            next_claim,
         )
     except Exception as err:
         if _connection_lost(conn):
@@ -164,22 +244,26 @@ def _execute(
     claim_timeout: int,
     features: SchemaFeatures,
     worker_id: str | None,
-    control: RunControl | None,
+    control: RunControl,
     observer: StepObserver | None,
     wrap: Callable[[TaskContext, Callable[[], Any]], Any] | None,
+    next_claim: NextClaimSource | None,
 ) -> ExecutionResult:
     registration = registry.get(claimed.task_name)
     if registration is None:
         try:
+            control.check()
             conn.execute(
                 "SELECT absurd.schedule_run(%s, %s, absurd.current_time()"
                 " + make_interval(secs => %s::double precision))",
                 (claimed.queue_name, claimed.run_id, unknown_task_delay(claimed.run_id)),
             )
+        except TaskAbandoned as err:
+            return ExecutionResult(Outcome.ABANDONED, err)
         except Exception as defer_err:
             if _connection_lost(conn):
                 raise
-            return _record_failure(conn, claimed, defer_err)
+            return _record_failure(conn, claimed, defer_err, control)
         return ExecutionResult(Outcome.DEFERRED)
 
     if registration.queue != claimed.queue_name:
@@ -187,7 +271,7 @@ def _execute(
             f'Misconfigured task (queue mismatch): "{claimed.task_name}" is registered for '
             f'queue "{registration.queue}" but was spawned on "{claimed.queue_name}"'
         )
-        result = _record_failure(conn, claimed, err)
+        result = _record_failure(conn, claimed, err, control)
         return ExecutionResult(
             Outcome.MISCONFIGURED if result.outcome is Outcome.FAILED else result.outcome, err
         )
@@ -213,14 +297,9 @@ def _execute(
             error=InvalidStepResult,
             context=f'Task "{claimed.task_name}" returned a value that cannot be stored',
         )
-        if control is not None:
-            control.check()
-        with task_state_errors():
-            conn.execute(
-                "SELECT absurd.complete_run(%s, %s, %s)",
-                (claimed.queue_name, claimed.run_id, text),
-            )
-        return ExecutionResult(Outcome.COMPLETED, result=value)
+        with control.guard():
+            more = _complete(conn, claimed, text, features, next_claim)
+        return ExecutionResult(Outcome.COMPLETED, result=value, claimed=more)
     except SuspendTask:
         return ExecutionResult(Outcome.SUSPENDED)
     except TaskAbandoned as err:
@@ -233,16 +312,20 @@ def _execute(
         # SystemExit too: sys.exit() in a handler ends that task, not the worker thread.
         if _connection_lost(conn):
             raise
-        return _record_failure(conn, claimed, err)
+        return _record_failure(conn, claimed, err, control)
     finally:
         current_context_var.reset(token)
 
 
 def _record_failure(
-    conn: psycopg.Connection, claimed: ClaimedTask, err: BaseException
+    conn: psycopg.Connection, claimed: ClaimedTask, err: BaseException, control: RunControl
 ) -> ExecutionResult:
     try:
-        fail_run(conn, claimed, err)
+        # A run the pool handed back is no longer this execution's to fail.
+        with control.guard():
+            fail_run(conn, claimed, err)
+    except TaskAbandoned as stopped:
+        return ExecutionResult(Outcome.ABANDONED, stopped)
     except CancelledTask:
         return ExecutionResult(Outcome.CANCELLED, err)
     except FailedTask:

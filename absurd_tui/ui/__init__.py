@@ -9,6 +9,9 @@ from ..config import DEFAULT_QUEUE, Settings
 
 __all__ = ["run_tui", "worker_queues"]
 
+EMBEDDED_WORKERS_SWITCH_INTERVAL = 0.0005
+"""Seconds (sys.setswitchinterval) while embedded workers share the process with the UI."""
+
 
 def worker_queues(queues: Sequence[str] | None = None) -> list[str]:
     """The queues the embedded workers serve: ``queues`` if given, else every queue a
@@ -77,6 +80,12 @@ def run_tui(
     pool = None
     if not no_workers:
         from ..runtime import WorkerPool
+
+        # The UI thread renders for milliseconds at a time, and a worker thread back from
+        # each database round trip waits for the GIL until the switch interval (5 ms by
+        # default) makes the UI yield: that wait, not the work, set the embedded workers'
+        # pace. A short interval lets them in at once; the UI barely notices.
+        sys.setswitchinterval(EMBEDDED_WORKERS_SWITCH_INTERVAL)
 
         pool = WorkerPool(
             database.dsn,

@@ -59,3 +59,14 @@ def steps(params, ctx):
     if params.get("fail"):
         raise RuntimeError("asked to fail")
     return "done"
+
+
+@register_task("resumable", queue="scale")
+def resumable(params, ctx):
+    """A recorded step, then a hold outside any step (recorded at every start), then a
+    second recorded step: shows which steps a resumed execution repeats."""
+    ctx.step("first", lambda: record_execution(ctx, "first"))
+    record_execution(ctx, "holding")
+    time.sleep(params["seconds"])
+    ctx.step("second", lambda: record_execution(ctx, "second"))
+    return {"pid": os.getpid()}

@@ -67,36 +67,39 @@ def test_worker_bad_input(cli, conn, default_queue):
     assert_clean_error(cli("worker", "--concurrency", "0"), 2, "--concurrency")
 
 
-def test_a_task_still_running_after_the_grace_period_is_reclaimed_by_another_worker(cli, conn):
-    """The first worker leaves when its grace ends; the second takes the task over
-    once the lease lapses, and it completes once."""
+def test_a_task_still_running_after_the_grace_period_is_handed_back_as_the_same_attempt(cli, conn):
+    """SIGTERM: the first worker hands the task back when its grace ends; the second
+    resumes it after its committed step, in the same (only) attempt, with no lease
+    expiry in between."""
     conn.execute(CREATE_TABLE)
     assert cli("queue", "create", "scale").code == 0
     env = {"CLI_TEST_RECORD_DSN": cli.dsn}
-    common = (
-        "worker",
-        "--queue",
-        "scale",
-        "--tasks",
-        str(TASK_MODULE),
-        "--concurrency",
-        "1",
-        "--claim-timeout",
-        "2",
-    )
+    common = ("worker", "--queue", "scale", "--tasks", str(TASK_MODULE), "--concurrency", "1")
     first = cli.start(*common, "--grace", "0.5", env=env)
     second = None
     try:
-        spawned = cli("spawn", "hold", "--queue", "scale", "-P", "seconds:=3")
+        spawned = cli(
+            "spawn", "resumable", "--queue", "scale", "-P", "seconds:=3", "--max-attempts", "1"
+        )
         assert spawned.code == 0, spawned
         task_id = spawned.out.strip()
         wait_for(
-            lambda: conn.execute("SELECT count(*) FROM cli_test_executions").fetchone()[0] == 1,
-            what="the first worker to start the task",
+            lambda: (
+                conn.execute(
+                    "SELECT count(*) FROM cli_test_executions WHERE what = 'holding'"
+                ).fetchone()[0]
+                == 1
+            ),
+            what="the first worker to get past the first step",
         )
         first.signal(signal.SIGTERM)
         assert first.wait(timeout=30) == 0, first.log()
-        assert "1 task(s) unfinished" in first.log()
+        assert "1 task(s) unfinished, handed back" in first.log(), first.log()
+        run = conn.execute(
+            "SELECT attempt, state, claimed_by FROM absurd.r_scale WHERE task_id = %s",
+            (uuid.UUID(task_id),),
+        ).fetchone()
+        assert run == (1, "pending", None)
         second = cli.start(*common, "--grace", "30", env=env)
         wait_for(
             lambda: task_state(conn, task_id, "scale") == "completed", timeout=60, what="completion"
@@ -106,19 +109,44 @@ def test_a_task_still_running_after_the_grace_period_is_reclaimed_by_another_wor
         if second is not None:
             assert second.stop() == 0, second.log()
     starts = conn.execute(
-        "SELECT attempt, pid FROM cli_test_executions WHERE task_id = %s ORDER BY id",
+        "SELECT what, attempt, pid FROM cli_test_executions WHERE task_id = %s ORDER BY id",
         (uuid.UUID(task_id),),
     ).fetchall()
-    assert starts == [(1, first.pid), (2, second.pid)]
+    assert starts == [
+        ("first", 1, first.pid),
+        ("holding", 1, first.pid),
+        ("holding", 1, second.pid),
+        ("second", 1, second.pid),
+    ]
     runs = conn.execute(
-        "SELECT attempt, state, failure_reason->>'name' FROM absurd.r_scale WHERE task_id = %s ORDER BY attempt",
+        "SELECT attempt, state, failure_reason FROM absurd.r_scale WHERE task_id = %s",
         (uuid.UUID(task_id),),
     ).fetchall()
-    assert runs == [(1, "failed", "$ClaimTimeout"), (2, "completed", None)]
-    result = conn.execute(
-        "SELECT completed_payload FROM absurd.t_scale WHERE task_id = %s", (uuid.UUID(task_id),)
-    ).fetchone()[0]
-    assert result == {"pid": second.pid}
+    assert runs == [(1, "completed", None)]
+
+
+def test_a_second_signal_hands_back_at_once(cli, conn):
+    conn.execute(CREATE_TABLE)
+    assert cli("queue", "create", "scale").code == 0
+    env = {"CLI_TEST_RECORD_DSN": cli.dsn}
+    worker = cli.start(
+        "worker", "--queue", "scale", "--tasks", str(TASK_MODULE), "--grace", "60", env=env
+    )
+    try:
+        spawned = cli("spawn", "hold", "--queue", "scale", "-P", "seconds:=30")
+        task_id = spawned.out.strip()
+        wait_for(
+            lambda: conn.execute("SELECT count(*) FROM cli_test_executions").fetchone()[0] == 1,
+            what="the task to start",
+        )
+        worker.signal(signal.SIGTERM)
+        wait_for(lambda: "Stopping: 1 task(s) running" in worker.log(), what="progress line")
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(timeout=15) == 0, worker.log()
+    finally:
+        worker.stop()
+    assert "1 task(s) unfinished, handed back" in worker.log(), worker.log()
+    assert task_state(conn, task_id, "scale") == "pending"
 
 
 def test_without_queues_a_worker_serves_and_creates_those_of_its_tasks(cli, conn):

@@ -289,37 +289,63 @@ def test_resize_adds_and_retires_threads(client, registry, make_pool):
     wait_until(completed(client, spawned.task_id))
 
 
-def test_stop_abandons_running_tasks_to_lease_expiry(client, registry, make_pool, connect):
+def test_stop_hands_a_running_task_back_as_the_same_attempt(client, registry, make_pool, connect):
     ran = Counter()
     between = threading.Event()
     release = threading.Event()
 
-    @registry.register_task("interrupted")
+    @registry.register_task("interrupted", default_max_attempts=1)
     def interrupted(params, ctx):
         ctx.step("one", lambda: ran.update([f"one@{ctx.attempt}"]))
-        if ctx.attempt == 1:
+        if not release.is_set():
             between.set()
             release.wait(10)
         ctx.step("two", lambda: ran.update([f"two@{ctx.attempt}"]))
         return ctx.attempt
 
-    first = make_pool(registry, claim_timeout=1)
+    first = make_pool(registry, claim_timeout=30)
     first.start()
     spawned = client.spawn("interrupted", {})
     assert between.wait(10)
+    progress: list[int] = []
     started = time.monotonic()
-    first.stop(timeout=0.2)
+    assert first.stop(grace=0.2, on_progress=progress.append) == 1
     assert time.monotonic() - started < 3
+    assert progress[0] == 1
     observer = connect()
-    assert run_rows(observer, "default", spawned.task_id)[0]["state"] == "running"
-    release.set()  # the abandoned handler goes on, but must write nothing more
-    second = make_pool(registry, claim_timeout=1).start()
-    assert wait_until(completed(client, spawned.task_id), timeout=15).result == 2
+    (run,) = run_rows(observer, "default", spawned.task_id)
+    assert (run["attempt"], run["state"], run["claimed_by"], run["claim_expires_at"]) == (
+        1,
+        "pending",
+        None,
+        None,
+    )
+    release.set()  # the handed-back handler goes on, but must write nothing more
+    wait_until(
+        lambda: all(s.state == "stopped" for s in first.statuses()), what="the old thread to end"
+    )
+    second = make_pool(registry, claim_timeout=30).start()
+    assert wait_until(completed(client, spawned.task_id), timeout=15).result == 1
     runs = run_rows(observer, "default", spawned.task_id)
-    assert [(r["attempt"], r["state"]) for r in runs] == [(1, "failed"), (2, "completed")]
-    assert runs[0]["failure_reason"]["name"] == "$ClaimTimeout"
-    assert ran == {"one@1": 1, "two@2": 1}
+    assert [(r["attempt"], r["state"], r["failure_reason"]) for r in runs] == [
+        (1, "completed", None)
+    ]
+    assert ran == {"one@1": 1, "two@1": 1}
     second.stop()
+
+
+def test_stop_waits_for_running_tasks_within_the_grace_period(client, registry, make_pool):
+    release = threading.Event()
+    registry.register("slow", lambda params, ctx: ctx.step("wait", lambda: release.wait(10)))
+    pool = make_pool(registry).start()
+    spawned = client.spawn("slow", {})
+    wait_until(lambda: any(s.state == "running" for s in pool.statuses()), what="the task")
+    progress: list[int] = []
+    timer = threading.Timer(0.3, release.set)
+    timer.start()
+    assert pool.stop(grace=10, on_progress=progress.append) == 0
+    assert progress == [1, 0]
+    assert client.fetch_task_result(spawned.task_id).state == "completed"
 
 
 def test_a_missing_queue_is_waited_for(db_dsn, registry, make_pool, conn, caplog):

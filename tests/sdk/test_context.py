@@ -462,8 +462,8 @@ def test_ctx_emit_event_rejects_non_json(client, clock):
     assert 'payload["x"] is of type object' in failure["message"]
 
 
-def test_the_engine_reports_durable_event_timeouts(conn):
-    assert detect_features(conn) == SchemaFeatures(await_event_timed_out=True)
+def test_the_engine_reports_durable_event_timeouts_and_fast_paths(conn):
+    assert detect_features(conn) == SchemaFeatures(await_event_timed_out=True, fast_paths=True)
 
 
 def test_an_upstream_schema_gets_the_official_sdk_timeout_behaviour(client, conn, clock):
