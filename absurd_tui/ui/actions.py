@@ -88,7 +88,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "quit",
         "q",
         "Quit",
-        "Quit; embedded workers stop, their unfinished tasks are reclaimed.",
+        "Quit: embedded workers claim nothing more, running tasks get a few seconds to "
+        "finish, the rest are handed back to their queue with no attempt used up "
+        "(q again: hand back at once).",
         "app",
     ),
     ActionSpec(

@@ -69,6 +69,8 @@ BULK_ANNOUNCE_OVER = 100
 """A bulk operation on more tasks than this says when it starts."""
 BULK_PROGRESS_EVERY = 1_000
 """A long bulk operation reports its progress every this many tasks."""
+QUIT_GRACE = 5.0
+"""Seconds running tasks get to finish when the console quits, before they are handed back."""
 BACKOFF = (1, 2, 4, 8, 15)
 """Seconds between reconnection attempts while the database is unreachable."""
 
@@ -79,6 +81,14 @@ class DatabaseChanged(Message):
 
 class WorkersChanged(Message):
     """An embedded worker thread changed state (posted from that thread)."""
+
+
+class StopProgress(Message):
+    """The worker pool's stop: ``running`` tasks still running (posted from its thread)."""
+
+    def __init__(self, running: int):
+        super().__init__()
+        self.running = running
 
 
 class LogArrived(Message):
@@ -135,6 +145,12 @@ class AbsurdApp(App):
         self.known_queues: list[str] = []
         self.listening = False
         """Whether the NOTIFY listener is connected (then the timer reads rarely)."""
+        self.notice: str | None = None
+        """A word the status bar shows above all else (say, what quitting waits for)."""
+        self.stopping = False
+        """Whether q was pressed and the embedded workers are stopping."""
+        self.handed_back: int | None = None
+        """How many runs the workers handed back when the console quit."""
 
     # -- time and theme
 
@@ -615,6 +631,53 @@ class AbsurdApp(App):
         screen = self.main_screen
         if screen is not None and self.screen is screen:
             screen.show_tab(name)
+
+    # -- quitting
+
+    async def action_quit(self) -> None:
+        pool = self.worker_pool
+        if self.stopping and pool is not None:
+            # Second q: running handlers stop at their next database call and their
+            # runs are handed back now.
+            pool.end_grace()
+            self._set_notice("stopping: handing the running tasks back now")
+            return
+        if pool is None or not getattr(pool, "running", True):
+            self.exit()
+            return
+        self.stopping = True
+        running = self.worker_state().busy
+        if running:
+            noun = "task" if running == 1 else "tasks"
+            self._set_notice(f"stopping: {running} {noun} running; q again to leave now")
+        else:
+            self._set_notice("stopping the workers")
+        self._stop_workers()
+
+    @work(thread=True, group="quit")
+    def _stop_workers(self) -> None:
+        handed = self.worker_pool.stop(
+            grace=QUIT_GRACE, on_progress=lambda n: self.post_message(StopProgress(n))
+        )
+        self.call_from_thread(self._stopped, handed)
+
+    def on_stop_progress(self, message: StopProgress) -> None:
+        if not self.stopping:
+            return
+        if message.running:
+            noun = "task" if message.running == 1 else "tasks"
+            self._set_notice(f"stopping: {message.running} {noun} running; q again to leave now")
+        else:
+            self._set_notice("stopping: handing back")
+
+    def _stopped(self, handed: int) -> None:
+        self.handed_back = handed
+        self.exit()
+
+    def _set_notice(self, text: str | None) -> None:
+        self.notice = text
+        for bar in self.query_status_bars():
+            bar.notice = text
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

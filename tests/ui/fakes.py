@@ -413,7 +413,13 @@ class FakeWorkers:
     def start(self) -> None:
         pass
 
-    def stop(self, timeout: float | None = None) -> None:
+    running = True
+
+    def stop(self, grace: float = 5.0, *, on_progress=None, timeout: float | None = None) -> int:
+        self.running = False
+        return 0
+
+    def end_grace(self) -> None:
         pass
 
     def pause(self) -> None:

@@ -41,6 +41,8 @@ class StatusBar(Widget):
 
     connection: reactive[ConnectionState] = reactive(ConnectionState, always_update=True)
     worker_state: reactive[WorkersState] = reactive(WorkersState, always_update=True)
+    notice: reactive[str | None] = reactive(None)
+    """Shown first, in bold (what quitting waits for)."""
     log_warnings: reactive[int] = reactive(0)
     """Warnings logged since the user last opened the log panel."""
 
@@ -54,6 +56,7 @@ class StatusBar(Widget):
         self.connection = self.app.connection
         self.worker_state = self.app.worker_state()
         self.log_warnings = self.app.unseen_warnings()
+        self.notice = self.app.notice
         self.set_interval(1.0, self.refresh)
 
     def watch_connection(self, state: ConnectionState) -> None:
@@ -62,8 +65,10 @@ class StatusBar(Widget):
     def render(self) -> Content:
         now = self._clock()
         state = self.connection
-        parts: list[str | tuple[str, str]] = [
-            (" ", ""),
+        parts: list[str | tuple[str, str]] = [(" ", "")]
+        if self.notice:
+            parts.append((clean(self.notice, single_line=True) + "  ", "bold $warning"))
+        parts += [
             (clean(self.label, single_line=True), "bold"),
         ]
         if state.connected:
