@@ -62,7 +62,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "pause_workers",
         "p",
         "Pause",
-        "Pause the embedded workers: running steps finish, nothing new is claimed.",
+        "Pause or resume the embedded workers: paused, running steps finish and "
+        "nothing new is claimed.",
         "app",
     ),
     ActionSpec("resume_workers", "p", "Resume", "Resume the embedded workers.", "app"),

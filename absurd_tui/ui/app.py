@@ -67,8 +67,8 @@ LISTEN_CHECK = 30.0
 """Seconds the listener sleeps at most between checks that it should still run."""
 BULK_ANNOUNCE_OVER = 100
 """A bulk operation on more tasks than this says when it starts."""
-BULK_PROGRESS_EVERY = 1_000
-"""A long bulk operation reports its progress every this many tasks."""
+BULK_PROGRESS_SECONDS = 0.25
+"""A long bulk operation updates its progress in the status bar this often."""
 QUIT_GRACE = 5.0
 """Seconds running tasks get to finish when the console quits, before they are handed back."""
 BACKOFF = (1, 2, 4, 8, 15)
@@ -761,17 +761,27 @@ class AbsurdApp(App):
             self.notify(plan.empty_message, severity="warning", markup=False)
             return
 
+        shown = [0.0]
+
         def progress(processed: int, total: int) -> None:
-            # From the command thread (notify is thread-safe): now and then, not per task.
-            if processed % BULK_PROGRESS_EVERY == 0 and processed < total:
-                self.notify(plan.progress_message(processed), markup=False)
+            # From the command thread: the status bar counts along, a few times a second.
+            now = time.monotonic()
+            if processed < total and now - shown[0] >= BULK_PROGRESS_SECONDS:
+                shown[0] = now
+                self.call_from_thread(self._set_notice, plan.progress_message(processed))
+
+        def run() -> Any:
+            try:
+                return self.source.run_bulk(plan, progress)
+            finally:
+                self.call_from_thread(self._set_notice, None)
 
         def confirmed(yes: bool | None) -> None:
             if not yes:
                 return
             if count > BULK_ANNOUNCE_OVER:
                 self.notify(plan.started_message, markup=False)
-            self.run_command(plan.title, lambda: self.source.run_bulk(plan, progress))
+            self.run_command(plan.title, run)
 
         self.push_screen(
             ConfirmDialog(plan.title, plan.question, f"{plan.verb} {count:,}"), confirmed

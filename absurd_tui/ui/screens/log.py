@@ -13,10 +13,11 @@ import logging
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer, Header, RichLog, Static
+from textual.widgets import Header, RichLog, Static
 
 from ..actions import bindings
 from ..logbook import KEEP, Entry
+from ..widgets.footer import FittingFooter
 from ..widgets.status_bar import StatusBar
 
 
@@ -42,7 +43,7 @@ class LogScreen(Screen):
         yield Static("", id="log-summary", classes="section-title")
         yield RichLog(id="log", markup=False, highlight=False, wrap=True, max_lines=KEEP)
         yield StatusBar(self.app.source.label, self.app.monotonic, id="status")
-        yield Footer(compact=True)
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "log"

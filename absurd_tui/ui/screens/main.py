@@ -14,7 +14,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import (
-    Footer,
     Header,
     Input,
     Label,
@@ -38,6 +37,7 @@ from ...text import (
     age,
     attempts,
     count_label,
+    filter_label,
     json_preview,
     muted,
     plain,
@@ -46,6 +46,7 @@ from ...text import (
 )
 from ..actions import bindings, dimmed_action, why_not
 from ..source import EventsSnapshot, TasksSnapshot
+from ..widgets.footer import FittingFooter
 from ..widgets.keyed_table import KeyedTable
 from ..widgets.polling import PollingView
 from ..widgets.status_bar import StatusBar
@@ -89,7 +90,7 @@ class TasksView(PollingView):
         self.next_after: uuid.UUID | None = None
         self.matches: Count | None = None
         self._counted: tuple[TaskFilter, float] | None = None
-        self._cells: dict[str, tuple[TaskRow, str, tuple]] = {}
+        self._cells: dict[str, tuple[TaskRow, tuple[str, bool], tuple]] = {}
 
     def compose(self) -> ComposeResult:
         yield KeyedTable(
@@ -98,17 +99,17 @@ class TasksView(PollingView):
                 ("pending", "Pending"),
                 ("running", "Running"),
                 ("sleeping", "Sleeping"),
-                ("completed", "Completed"),
+                ("completed", "Done"),
                 ("failed", "Failed"),
                 ("cancelled", "Cancelled"),
-                ("claimable", "Claimable"),
-                ("lag", "Oldest wait"),
+                ("claimable", "Ready"),
+                ("lag", "Lag"),
             ],
             id="queues",
             zebra_stripes=False,
         )
         with Horizontal(id="filter-bar"):
-            yield Label("State", classes="filter-label")
+            yield Static("", id="queue-filter", classes="filter-label")
             yield Select(
                 [(state, state) for state in STATES],
                 prompt="all states",
@@ -127,12 +128,13 @@ class TasksView(PollingView):
                 ("queue", "Queue"),
                 ("state", "State"),
                 ("attempt", "Attempt"),
-                ("step", "Current step"),
+                ("step", "Last step"),
                 ("updated", "Updated"),
                 ("worker", "Worker"),
             ],
             id="tasks",
         )
+        yield Static("", id="tasks-empty", classes="empty-note")
 
     # -- polling
 
@@ -165,6 +167,8 @@ class TasksView(PollingView):
         self._apply_queues(snapshot.queues)
         self._apply_tasks(snapshot.page.rows)
         self._show_matches()
+        self.loaded = True
+        self._show_filter()
         self.refresh_bindings_for(self, "tasks")
 
     def redraw_clock(self, snapshot: TasksSnapshot) -> None:
@@ -222,43 +226,63 @@ class TasksView(PollingView):
         now = self.app.now()
         colours = self.app.colours
         self.rows = {row.key: row for row in rows}
+        narrow = 0 < self.app.size.width < 120
         cache = {}
         for row in rows:
             # A row is rebuilt only when its data or its age text changed: the clock
             # redraw then hands the table the very same cells, and nothing repaints.
-            clock = age(row.updated_at, now)
+            clock = (age(row.updated_at, now), narrow)
             cached = self._cells.get(row.key)
             if cached is not None and cached[0] == row and cached[1] == clock:
                 cache[row.key] = cached
             else:
-                cache[row.key] = (row, clock, self._task_cells(row, now, colours))
+                cache[row.key] = (row, clock, self._task_cells(row, now, colours, narrow))
         self._cells = cache
         table = self.query_one("#tasks", TasksTable)
         table.apply([(row.key, cache[row.key][2]) for row in rows])
 
     @staticmethod
-    def _task_cells(row: TaskRow, now, colours) -> tuple:
-        step = row.step
+    def _task_cells(row: TaskRow, now, colours, narrow: bool = False) -> tuple:
+        # The engine's own checkpoints ($awaitEvent:..., $sleep:...) are not steps a user
+        # wrote: what they stand for is said as "waiting for ...".
+        step = row.step if row.step and not row.step.startswith("$") else None
+        wide = 1 if narrow else 2
         if row.state == "sleeping" and row.wake_event:
             event = row.wake_event
             agent_prefix = f"agent:{row.task_id}:"
             if event.startswith(agent_prefix):
                 # An agent's ask_human (agent.answer_event_name): the tail says enough.
                 event = event[len(agent_prefix) :]
-            waiting = f"(awaits {event})"
-            step_text = plain(f"{step} {waiting}" if step else waiting, limit=40)
+            waiting = f"waiting for {event}"
+            step_text = plain(f"{step}, {waiting}" if step else waiting, limit=20 * wide)
         else:
-            step_text = plain(step or "", limit=32)
+            step_text = plain(step or "", limit=16 * wide)
         return (
             Text(short_id(row.task_id), style=colours.get("foreground-muted", "")),
-            plain(row.task_name, "bold", limit=40),
-            plain(row.queue, limit=20),
+            plain(row.task_name, "bold", limit=20 * wide),
+            plain(row.queue, limit=10 * wide),
             state_text(row.state, colours),
             Text(attempts(row.attempts, row.max_attempts), justify="right"),
             step_text,
             Text(age(row.updated_at, now), justify="right"),
-            plain(row.worker or "", limit=28),
+            plain(row.worker or "", limit=14 * wide),
         )
+
+    def _show_filter(self) -> None:
+        queue = self.flt.queue
+        label = self.query_one("#queue-filter", Static)
+        label.update(plain(f"queue {queue} (x clears)", limit=30) if queue else Text("all queues"))
+        label.set_class(bool(queue), "-active")
+        empty = self.query_one("#tasks-empty", Static)
+        nothing = self.loaded and not self.rows
+        empty.set_class(nothing, "-visible")
+        if nothing:
+            if self.flt == TaskFilter():
+                empty.update(Text("No tasks yet: n spawns one."))
+            else:
+                empty.update(
+                    plain(f"No tasks match {filter_label(self.flt)}: x clears the filter.")
+                )
 
     def _show_matches(self) -> None:
         label = "…" if self.matches is None else count_label(self.matches)
@@ -285,6 +309,7 @@ class TasksView(PollingView):
         if flt == self.flt:
             return
         self.flt = flt
+        self._show_filter()
         self.pages = []
         self.after = None
         self.matches = None
@@ -325,9 +350,14 @@ class TasksView(PollingView):
     # -- actions
 
     def on_key(self, event) -> None:
-        # A dimmed key is not silently ignored: say why it does not apply.
         if isinstance(self.app.focused, Input):
+            if event.key == "escape":
+                # Leave the search or name box; what was typed stays as the filter.
+                event.stop()
+                event.prevent_default()
+                self.query_one("#tasks", TasksTable).focus()
             return
+        # A dimmed key is not silently ignored: say why it does not apply.
         action = dimmed_action(self, "tasks", event.key)
         if action in ("retry_task", "cancel_task"):
             task = self.selected
@@ -358,7 +388,8 @@ class TasksView(PollingView):
         if action == "prev_page":
             return bool(self.pages) or None
         if action == "clear_filter":
-            return bool(self.flt.state or self.flt.name or self.flt.search) or None
+            flt = self.flt
+            return bool(flt.queue or flt.state or flt.name or flt.search) or None
         return True
 
     def action_open_task(self) -> None:
@@ -402,6 +433,9 @@ class TasksView(PollingView):
         select.value = Select.NULL if following is None else following
 
     def action_clear_filter(self) -> None:
+        # Every filter, the queue too: the queue table goes back to All queues.
+        self.query_one("#queues", KeyedTable).select_key(ALL_QUEUES)
+        self.set_filter(queue=None)
         self.query_one("#state-filter", Select).value = Select.NULL
         self.query_one("#name-filter", Input).value = ""
         self.query_one("#search", Input).value = ""
@@ -667,7 +701,7 @@ class MainScreen(Screen):
             with TabPane("Workers", id="workers-tab"):
                 yield WorkersView(id="workers-view")
         yield StatusBar(self.app.source.label, self.app.monotonic, id="status")
-        yield Footer(compact=True)
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one("#tasks", TasksTable).focus()

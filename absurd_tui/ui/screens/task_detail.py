@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Grid, Horizontal, VerticalScroll
-from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, Static, TabbedContent, TabPane
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Header, Label, Static, TabbedContent, TabPane
 
 from ... import ops
 from ...agent import AGENT_TASK, PendingQuestion, Transcript, transcript_from_detail
 from ...db.previews import Large, Preview, human_size
-from ...db.reads import CheckpointInfo, TaskDetail, short_id
+from ...db.reads import CheckpointInfo, RunInfo, TaskDetail, short_id
 from ...text import (
     age,
     attempts,
+    duration,
     json_block,
     json_preview,
     plain,
@@ -35,6 +38,7 @@ from ...text import (
 )
 from ..actions import bindings, dimmed_action, why_not
 from ..values import cell_text, value_text
+from ..widgets.footer import FittingFooter
 from ..widgets.keyed_table import KeyedTable, differs
 from ..widgets.polling import PollingView
 from ..widgets.status_bar import StatusBar
@@ -83,6 +87,7 @@ class TaskDetailView(PollingView):
                 "enqueued",
                 "started",
                 "ended",
+                "took",
                 "waiting",
             ):
                 yield Label(field.capitalize(), classes="summary-label")
@@ -102,7 +107,7 @@ class TaskDetailView(PollingView):
                     yield Label("Result", classes="section-title", id="outcome-title")
                     yield Static("", id="outcome", classes="json")
             with TabPane("Runs", id="runs-tab"):
-                yield KeyedTable(
+                yield RunsTable(
                     [
                         ("attempt", "Attempt"),
                         ("run", "Run"),
@@ -110,6 +115,7 @@ class TaskDetailView(PollingView):
                         ("worker", "Worker"),
                         ("started", "Started"),
                         ("ended", "Ended"),
+                        ("took", "Took"),
                         ("failure", "Failure"),
                     ],
                     id="runs",
@@ -184,6 +190,7 @@ class TaskDetailView(PollingView):
             "enqueued": Text(f"{timestamp(detail.enqueue_at)} ({age(detail.enqueue_at, now)} ago)"),
             "started": Text(timestamp(detail.first_started_at)),
             "ended": Text(timestamp(detail.ended_at)),
+            "took": Text(took(detail.first_started_at, detail.ended_at, now)),
             "waiting": self._waiting(detail, now),
         }
         for name, value in values.items():
@@ -282,6 +289,7 @@ class TaskDetailView(PollingView):
         return Text("")
 
     def _apply_runs(self, detail: TaskDetail, colours) -> None:
+        now = self.app.now()
         self.query_one("#runs", KeyedTable).apply(
             [
                 (
@@ -293,7 +301,8 @@ class TaskDetailView(PollingView):
                         plain(run.claimed_by or ""),
                         Text(timestamp(run.started_at)),
                         Text(timestamp(run.ended_at)),
-                        plain(_failure_line(run.failure_reason)),
+                        Text(took(run.started_at, run.ended_at, now), justify="right"),
+                        plain(_failure_line(run.failure_reason), limit=60),
                     ),
                 )
                 for run in detail.runs
@@ -321,6 +330,14 @@ class TaskDetailView(PollingView):
             ]
         )
         self._show_checkpoint(table.cursor_key)
+
+    @on(KeyedTable.RowSelected, "#runs")
+    def _run_selected(self, event: KeyedTable.RowSelected) -> None:
+        detail = self.detail
+        key = event.row_key.value
+        run = next((r for r in detail.runs if str(r.run_id) == key), None) if detail else None
+        if run is not None:
+            self.app.push_screen(RunDialog(detail, run, self.app.colours, self.app.now()))
 
     @on(KeyedTable.RowHighlighted, "#checkpoints")
     def _checkpoint_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
@@ -382,6 +399,59 @@ def _failure_line(reason: Any) -> str:
     return json_preview(reason).plain
 
 
+def took(start: datetime | None, end: datetime | None, now: datetime) -> str:
+    """How long from ``start`` to ``end`` (to now, with "so far", while it lasts)."""
+    if start is None:
+        return ""
+    if end is None:
+        return f"{duration((now - start).total_seconds())} so far"
+    return duration((end - start).total_seconds())
+
+
+class RunsTable(KeyedTable):
+    """The runs of a task; Enter shows one run in full (its failure, its times)."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Run")]
+
+
+class RunDialog(ModalScreen[None]):
+    """One run: attempt, worker, times and its failure in full."""
+
+    BINDINGS = [Binding("escape,enter", "close", "Close")]
+
+    def __init__(self, detail: TaskDetail, run: RunInfo, colours: dict[str, str], now: datetime):
+        super().__init__()
+        self.detail = detail
+        self.run = run
+        self.colours = colours
+        self.now = now
+
+    def compose(self) -> ComposeResult:
+        run = self.run
+        facts = Text.assemble(
+            plain(f"{self.detail.task_name}  attempt {run.attempt}  run {run.run_id}\n", "bold"),
+            "State    ",
+            state_text(run.state, self.colours),
+            plain(f"\nWorker   {run.claimed_by or '-'}"),
+            f"\nStarted  {timestamp(run.started_at)}",
+            f"\nEnded    {timestamp(run.ended_at)}",
+            f"\nTook     {took(run.started_at, run.ended_at, self.now)}",
+        )
+        with Vertical(classes="dialog run-dialog"):
+            yield Label("Run", classes="dialog-title")
+            with VerticalScroll(classes="dialog-body"):
+                yield Static(facts)
+                if run.failure_reason is not None:
+                    yield Label("Failure", classes="section-title")
+                    yield Static(_failure_text(run.failure_reason), classes="json")
+                elif run.result is not None:
+                    yield Label("Result", classes="section-title")
+                    yield Static(value_text(run.result, None), classes="json")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
 def _size_label(value: Any) -> str:
     if isinstance(value, Large):
         return f"({human_size(value.stored)} stored)"
@@ -422,7 +492,7 @@ class TaskDetailScreen(Screen):
             self.queue, self.task_id, agent=self.task_name == AGENT_TASK, id="detail-view"
         )
         yield StatusBar(self.app.source.label, self.app.monotonic, id="status")
-        yield Footer(compact=True)
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.sub_title = f"task {self.task_id}"

@@ -17,11 +17,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Header, Label, OptionList, Static
+from textual.widgets import Header, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ...db.previews import human_size
 from ..actions import bindings
+from ..widgets.footer import FittingFooter
 from ..widgets.status_bar import StatusBar
 
 PAGE_BYTES = 65_536
@@ -74,7 +75,7 @@ class ValueScreen(Screen):
         with VerticalScroll(id="value-scroll"):
             yield Static("", id="value-page", classes="json")
         yield StatusBar(self.app.source.label, self.app.monotonic, id="status")
-        yield Footer(compact=True)
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.sub_title = f"task {self.task_id}"

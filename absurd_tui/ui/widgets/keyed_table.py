@@ -14,6 +14,7 @@ from typing import Any
 from rich.cells import cell_len
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
+from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
@@ -24,6 +25,15 @@ class KeyedTable(DataTable):
     DEFAULT_CSS = """
     KeyedTable { height: 1fr; }
     """
+
+    # vim's keys, and Home/End to the first and last row (DataTable's own Home/End
+    # scroll sideways, which a row table rarely needs).
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g,home", "scroll_top", "First row", show=False),
+        Binding("G,end", "scroll_bottom", "Last row", show=False),
+    ]
 
     def __init__(self, columns: Sequence[tuple[str, str]], **kwargs: Any):
         kwargs.setdefault("cursor_type", "row")

@@ -78,22 +78,36 @@ class StatusBar(Widget):
             if state.retry_at is not None:
                 retry = f", retrying in {max(0, round(state.retry_at - now))} s"
             parts += [("  ✖", "$error"), (f" disconnected{retry}", "bold $error")]
-        if state.last_refresh is not None:
+        # Under 100 columns the line keeps what matters: the connection, the workers and
+        # any notice; the age of the last read is left out.
+        narrow = 0 < self.size.width < 100
+        if narrow:
+            pass
+        elif state.last_refresh is not None:
             parts.append((f"  refreshed {duration(now - state.last_refresh)} ago", "$text-muted"))
         else:
             parts.append(("  not refreshed yet", "$text-muted"))
         workers = self.worker_state
         if workers.embedded:
             idle = workers.total - workers.busy
-            text = f"  workers {workers.busy} busy / {idle} idle"
+            text = (
+                f"  {workers.busy}/{workers.total} busy"
+                if narrow
+                else f"  workers {workers.busy} busy / {idle} idle"
+            )
             parts.append((text, ""))
             if workers.paused:
                 parts.append(("  paused", "bold $warning"))
             if workers.disconnected:
                 parts.append((f"  {workers.disconnected} reconnecting", "$warning"))
         else:
-            parts.append(("  no embedded workers", "$text-muted"))
+            parts.append(("  no workers" if narrow else "  no embedded workers", "$text-muted"))
         if self.log_warnings:
             noun = "warning" if self.log_warnings == 1 else "warnings"
-            parts.append((f"  ▲ {self.log_warnings} {noun}: press l", "bold $warning"))
+            text = (
+                f"  ▲ {self.log_warnings}: l"
+                if narrow
+                else f"  ▲ {self.log_warnings} {noun}: press l"
+            )
+            parts.append((text, "bold $warning"))
         return Content.assemble(*parts)
