@@ -175,6 +175,20 @@ class TasksView(PollingView):
         self._apply_queues(snapshot.queues)
         self._apply_tasks(snapshot.page.rows)
 
+    def _queue_name(self, summary: QueueSummary, colours: dict[str, str]) -> Text:
+        """The queue's name, and a warning when its ready tasks wait for a worker the
+        console does not run (a queue created after start-up, or one left out by --queue):
+        other processes may serve it, the console cannot tell until they claim."""
+        app = self.app
+        name = plain(summary.queue, limit=24)
+        if (
+            app.worker_pool is not None
+            and summary.queue not in app.worker_queues
+            and summary.claimable.value > 0
+        ):
+            name.append(" ▲ no worker here", style=colours.get("warning", ""))
+        return name
+
     def _apply_queues(self, summaries: tuple[QueueSummary, ...]) -> None:
         now = self.app.now()
         colours = self.app.colours
@@ -194,7 +208,7 @@ class TasksView(PollingView):
                 (
                     summary.queue,
                     self._queue_cells(
-                        plain(summary.queue),
+                        self._queue_name(summary, colours),
                         summary.count,
                         summary.claimable,
                         summary.oldest_claimable_at,

@@ -42,6 +42,7 @@ from ..widgets.footer import FittingFooter
 from ..widgets.keyed_table import KeyedTable, differs
 from ..widgets.polling import PollingView
 from ..widgets.status_bar import StatusBar
+from ..widgets.tab_scroll import TabScroll
 from ..widgets.transcript import TranscriptLog
 from .value import ValuePicker, ValueScreen
 
@@ -99,7 +100,7 @@ class TaskDetailView(PollingView):
                 yield Static("", id="transcript-summary")
                 yield TranscriptLog(id="transcript")
             with TabPane("Overview", id="overview"):
-                with VerticalScroll(id="overview-scroll"):
+                with TabScroll(id="overview-scroll"):
                     yield Label("Params", classes="section-title")
                     yield Static("", id="params", classes="json")
                     yield Label("Headers", classes="section-title")
@@ -130,7 +131,7 @@ class TaskDetailView(PollingView):
                     ],
                     id="checkpoints",
                 )
-                with VerticalScroll(id="checkpoint-value-scroll"):
+                with TabScroll(id="checkpoint-value-scroll"):
                     yield Static("", id="checkpoint-value", classes="json")
             with TabPane("Waits", id="waits-tab"):
                 yield KeyedTable(

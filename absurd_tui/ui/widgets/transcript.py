@@ -19,12 +19,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from rich.text import Text
-from textual.binding import Binding
-from textual.containers import VerticalScroll
-from textual.widgets import Static, TabbedContent, Tabs
+from textual.widgets import Static
 
 from ...agent import Entry
 from ...text import json_block, plain, until
+from .tab_scroll import TabScroll
 
 # The theme variable that colours each kind of entry's heading (see app.tcss for the
 # left rule in the same colour).
@@ -117,24 +116,7 @@ class EntryView(Static):
         self.update(content)
 
 
-class TranscriptLog(VerticalScroll):
-    # Nothing here scrolls sideways: left and right switch the detail's tabs, as they
-    # do on every other tab.
-    BINDINGS = [
-        Binding("left", "switch_tab(-1)", "Previous tab", show=False),
-        Binding("right", "switch_tab(1)", "Next tab", show=False),
-    ]
-
-    def action_switch_tab(self, step: int) -> None:
-        tabs = next((a for a in self.ancestors if isinstance(a, TabbedContent)), None)
-        if tabs is None:
-            return
-        bar = tabs.query_one(Tabs)
-        if step > 0:
-            bar.action_next_tab()
-        else:
-            bar.action_previous_tab()
-
+class TranscriptLog(TabScroll):
     """The entries of a transcript, oldest first."""
 
     def __init__(self, **kwargs):
