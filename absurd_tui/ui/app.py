@@ -632,6 +632,20 @@ class AbsurdApp(App):
         if screen is not None and self.screen is screen:
             screen.show_tab(name)
 
+    # -- screenshots
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        # Textual's default is ~/Downloads, which need not exist (as root it does not):
+        # the console's data directory does, or is made.
+        directory = Path(path) if path else self.data_dir / "screenshots"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            saved = self.save_screenshot(filename, str(directory))
+        except OSError as exc:
+            self.notify(f"Screenshot not saved: {exc}", severity="error", markup=False)
+            return
+        self.notify(f"Screenshot saved to {saved}", title="Screenshot", markup=False)
+
     # -- quitting
 
     async def action_quit(self) -> None:

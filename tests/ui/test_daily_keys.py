@@ -200,3 +200,20 @@ async def test_a_queue_no_embedded_worker_serves_says_so(make_app, client):
 
         await wait_until(pilot, lambda: "no worker here" in name_of("late"), "the warning")
         assert "no worker here" not in name_of("default")
+
+
+async def test_screenshot_saves_into_the_data_directory_and_says_where(tmp_path):
+    from .demo_app import make_app as make_demo_app
+
+    app = make_demo_app()
+    app.data_dir = tmp_path / "data"
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "main")
+        app.action_screenshot()
+        saved = list((tmp_path / "data" / "screenshots").glob("*.svg"))
+        assert len(saved) == 1
+        await wait_until(
+            pilot,
+            lambda: any(str(saved[0]) in n.message for n in app._notifications),
+            "the notice saying where",
+        )

@@ -285,7 +285,9 @@ class TasksView(PollingView):
     def _show_filter(self) -> None:
         queue = self.flt.queue
         label = self.query_one("#queue-filter", Static)
-        label.update(plain(f"queue {queue} (x clears)", limit=30) if queue else Text("all queues"))
+        label.update(
+            plain(f"queue {queue} (x clears) ·", limit=32) if queue else Text("all queues ·")
+        )
         label.set_class(bool(queue), "-active")
         empty = self.query_one("#tasks-empty", Static)
         nothing = self.loaded and not self.rows
