@@ -1,4 +1,4 @@
-"""The operations users perform on the engine: spawn, emit, answer, retry, cancel.
+"""The operations users perform on the engine: queues, spawn, emit, answer, retry, cancel.
 
 Each takes an autocommit connection (the CLI's, or one of the console's), decides
 with ``policy``, acts through the SDK, and returns an outcome from ``outcomes``.
