@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import shutil
 import sys
 import tempfile
@@ -115,7 +116,11 @@ async def shoot(app: AbsurdApp, out: Path, failed_id: str, agent_id: str) -> lis
         app.screen.query_one("#detail-tabs").active = "runs-tab"
         await pilot.pause(0.3)
         save("task-runs")
-        await pilot.press("escape")
+        app.screen.query_one("#runs").focus()
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        save("run-failure")
+        await pilot.press("escape", "escape")
         await pilot.press("2")
         await settle(pilot, lambda: app.main_screen.events_view.loaded, "events")
         save("events")
@@ -147,6 +152,24 @@ async def shoot(app: AbsurdApp, out: Path, failed_id: str, agent_id: str) -> lis
         await pilot.press("escape", "question_mark")
         await pilot.pause(0.3)
         save("help")
+        await pilot.press("escape")
+        app.logbook.handle(
+            logging.makeLogRecord(
+                {
+                    "levelno": logging.WARNING,
+                    "levelname": "WARNING",
+                    "name": "absurd_tui.runtime",
+                    "msg": "Worker lost its connection; reconnecting in 1 s",
+                }
+            )
+        )
+        await pilot.press("l")
+        await pilot.pause(0.3)
+        save("log")
+        await pilot.press("escape")
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.5)
+        save("tasks-80x24")
     return saved
 
 

@@ -430,10 +430,12 @@ class RunDialog(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         run = self.run
         facts = Text.assemble(
-            plain(f"{self.detail.task_name}  attempt {run.attempt}  run {run.run_id}\n", "bold"),
-            "State    ",
+            plain(f"{self.detail.task_name}  attempt {run.attempt}", "bold"),
+            f"\nRun      {run.run_id}",
+            "\nState    ",
             state_text(run.state, self.colours),
-            plain(f"\nWorker   {run.claimed_by or '-'}"),
+            "\nWorker   ",
+            plain(run.claimed_by or "-"),
             f"\nStarted  {timestamp(run.started_at)}",
             f"\nEnded    {timestamp(run.ended_at)}",
             f"\nTook     {took(run.started_at, run.ended_at, self.now)}",
