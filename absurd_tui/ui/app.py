@@ -576,7 +576,22 @@ class AbsurdApp(App):
                 lambda: self.source.emit(request.queue, request.event_name, request.payload),
             )
 
-        self.push_screen(EmitDialog(self.known_queues, queue, event_name), submitted)
+        self._open_emit(queue, event_name, submitted)
+
+    @work(thread=True, group="commands")
+    def _open_emit(self, queue: str, event_name: str, submitted: Callable[..., None]) -> None:
+        # The dialog offers the events tasks wait for and says how many an emit wakes.
+        waiting: dict[tuple[str, str], int] | None = {}
+        try:
+            for wait in self.source.events().waits:
+                key = (wait.queue, wait.event_name)
+                waiting[key] = waiting.get(key, 0) + 1
+        except ops.OpsError:
+            # The dialog says the waits could not be read; the emit itself may still work.
+            waiting = None
+        self.call_from_thread(
+            self.push_screen, EmitDialog(self.known_queues, queue, event_name, waiting), submitted
+        )
 
     def _current_queue(self) -> str | None:
         screen = self.main_screen

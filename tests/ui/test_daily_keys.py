@@ -217,3 +217,69 @@ async def test_screenshot_saves_into_the_data_directory_and_says_where(tmp_path)
             lambda: any(str(saved[0]) in n.message for n in app._notifications),
             "the notice saying where",
         )
+
+
+async def test_spawning_a_name_no_worker_knows_asks_first(make_app, conn):
+    from textual.widgets import TextArea
+
+    from absurd_tui.ui.dialogs import SpawnDialog
+
+    app = make_app(workers=0)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "main")
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, SpawnDialog), "spawn dialog")
+        dialog = app.screen
+        dialog.query_one("#task-name", Input).value = "no-such-task"
+        dialog.query_one("#params", TextArea).text = "{}"
+        await pilot.press("ctrl+s")
+        error = dialog.query_one("#dialog-error", Static)
+        await wait_until(
+            pilot, lambda: "No worker of this console knows" in str(error.render()), "the question"
+        )
+        assert isinstance(app.screen, SpawnDialog)
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "spawned anyway")
+        await wait_until(
+            pilot,
+            lambda: (
+                conn.execute(
+                    "SELECT count(*) FROM absurd.t_default WHERE task_name = 'no-such-task'"
+                ).fetchone()[0]
+                == 1
+            ),
+            "the task spawned",
+        )
+
+
+async def test_the_emit_dialog_offers_the_waited_for_events_and_their_queue(make_app, client):
+    from absurd_tui.ui.dialogs import EmitDialog
+
+    client.create_queue("orders")
+    client.spawn("wait-event", {"event": "order-7.paid"})
+    app = make_app(workers=1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "main")
+        await wait_until(
+            pilot,
+            lambda: any(r.state == "sleeping" for r in app.main_screen.tasks_view.rows.values()),
+            "the task waiting",
+        )
+        app.main_screen.query_one("#queues", KeyedTable).select_key("orders")
+        await wait_until(pilot, lambda: app.main_screen.tasks_view.flt.queue == "orders", "orders")
+        tasks(app).focus()
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(app.screen, EmitDialog), "emit dialog")
+        dialog = app.screen
+        hint = str(dialog.query_one("#waited-for", Static).render())
+        assert "order-7.paid (default, 1)" in hint
+        dialog.query_one("#event-name", Input).value = "order-7.paid"
+        await wait_until(
+            pilot, lambda: dialog.query_one("#queue", Input).value == "default", "its queue"
+        )
+        wakes = dialog.query_one("#wakes", Static)
+        await wait_until(
+            pilot, lambda: "wakes 1 waiting task on default" in str(wakes.render()), "the count"
+        )
+        dialog.query_one("#event-name", Input).value = "nobody-waits"
+        await wait_until(pilot, lambda: "wakes nothing yet" in str(wakes.render()), "nothing")
