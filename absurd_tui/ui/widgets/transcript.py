@@ -162,6 +162,11 @@ class TranscriptLog(TabScroll):
             # refresh, and the view can shrink (a smaller terminal) without new entries.
             self.call_after_refresh(self._follow_when_overflowing)
 
+    def watch_virtual_size(self) -> None:
+        # The entries' layout can land after the refresh that show() waited for: check
+        # again whenever the content's size changes.
+        self.call_after_refresh(self._follow_when_overflowing)
+
     def _follow_when_overflowing(self) -> None:
         # Anchored while shorter than the view, the log would sit at the bottom of an
         # empty pane (chat style); it reads better from the top until it fills the view.
