@@ -147,6 +147,15 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Filter by the next state (all, pending, running ...).",
         "tasks",
     ),
+    ActionSpec(
+        "sort_column",
+        "o",
+        "Sort",
+        "Sort the page by the next column (task, queue, state, attempt, updated), or click "
+        "a column header.",
+        "tasks",
+        show=False,
+    ),
     ActionSpec("clear_filter", "x", "Clear", "Clear the state, name and search filters.", "tasks"),
     ActionSpec(
         "next_page",

@@ -283,3 +283,32 @@ async def test_the_emit_dialog_offers_the_waited_for_events_and_their_queue(make
         )
         dialog.query_one("#event-name", Input).value = "nobody-waits"
         await wait_until(pilot, lambda: "wakes nothing yet" in str(wakes.render()), "nothing")
+
+
+async def test_o_sorts_the_page_by_column(make_app, client):
+    for name in ("beta", "alpha", "gamma"):
+        client.spawn(name, {}, queue="default")
+    app = make_app(workers=0)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "main")
+        await spawned(pilot, app, 3)
+        view = app.main_screen.tasks_view
+        table = tasks(app)
+
+        def names() -> list[str]:
+            return [view.rows[key].task_name for key in table.keys]
+
+        assert names() == ["gamma", "alpha", "beta"]  # newest first
+        table.focus()
+        await pilot.press("o")
+        await wait_until(pilot, lambda: names() == ["alpha", "beta", "gamma"], "by name")
+        matches = str(app.main_screen.query_one("#matches", Static).render())
+        assert "sorted by task (o)" in matches
+        assert (
+            str(table.columns[next(iter(c for c in table.columns if c.value == "name"))].label)
+            == "Task ▲"
+        )
+        for _ in range(5):  # queue, state, attempt, updated, then unsorted
+            await pilot.press("o")
+        await wait_until(pilot, lambda: view.sort_column is None, "unsorted")
+        assert names() == ["gamma", "alpha", "beta"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,6 +23,7 @@ from textual.widgets import (
     TabbedContent,
     TabPane,
 )
+from textual.widgets.data_table import ColumnKey
 
 from ... import ops
 from ...db.reads import (
@@ -52,6 +54,25 @@ from ..widgets.polling import PollingView
 from ..widgets.status_bar import StatusBar
 
 ALL_QUEUES = "*"
+TASK_COLUMNS = (
+    ("id", "Id"),
+    ("name", "Task"),
+    ("queue", "Queue"),
+    ("state", "State"),
+    ("attempt", "Attempt"),
+    ("step", "Last step"),
+    ("updated", "Updated"),
+    ("worker", "Worker"),
+)
+SORT_KEYS: dict[str, Callable[[TaskRow], Any]] = {
+    "name": lambda row: (row.task_name, row.task_id),
+    "queue": lambda row: (row.queue, row.task_id),
+    "state": lambda row: (STATES.index(row.state) if row.state in STATES else 99, row.task_id),
+    "attempt": lambda row: (row.attempts, row.task_id),
+    "updated": lambda row: (row.updated_at is not None, row.updated_at, row.task_id),
+}
+"""Columns the task table sorts by (o cycles them; a click on a header picks one)."""
+SORT_DESCENDING = ("attempt", "updated")
 PAGE_SIZE = 100
 COUNT_EVERY = 5.0
 """Seconds between match counts of a name or id search (capped, but not free)."""
@@ -91,6 +112,7 @@ class TasksView(PollingView):
         self.matches: Count | None = None
         self._counted: tuple[TaskFilter, float] | None = None
         self._cells: dict[str, tuple[TaskRow, tuple[str, bool], tuple]] = {}
+        self.sort_column: str | None = None
 
     def compose(self) -> ComposeResult:
         yield KeyedTable(
@@ -121,19 +143,7 @@ class TasksView(PollingView):
             yield Input(placeholder="/ search id or name", id="search", compact=True)
             yield Static("", id="matches")
         yield Static("", id="tasks-error", classes="view-error")
-        yield TasksTable(
-            [
-                ("id", "Id"),
-                ("name", "Task"),
-                ("queue", "Queue"),
-                ("state", "State"),
-                ("attempt", "Attempt"),
-                ("step", "Last step"),
-                ("updated", "Updated"),
-                ("worker", "Worker"),
-            ],
-            id="tasks",
-        )
+        yield TasksTable(TASK_COLUMNS, id="tasks")
         yield Static("", id="tasks-empty", classes="empty-note")
 
     # -- polling
@@ -253,7 +263,40 @@ class TasksView(PollingView):
                 cache[row.key] = (row, clock, self._task_cells(row, now, colours, narrow))
         self._cells = cache
         table = self.query_one("#tasks", TasksTable)
-        table.apply([(row.key, cache[row.key][2]) for row in rows])
+        table.apply([(row.key, cache[row.key][2]) for row in self._sorted(rows)])
+
+    def _sorted(self, rows: tuple[TaskRow, ...]) -> list[TaskRow]:
+        """The page in the chosen column's order (the page itself is the newest tasks
+        matching the filter: sorting orders what is shown, it reads nothing more)."""
+        column = self.sort_column
+        if column is None:
+            return list(rows)
+        key = SORT_KEYS[column]
+        ordered = sorted(rows, key=key)
+        return ordered[::-1] if column in SORT_DESCENDING else ordered
+
+    def action_sort_column(self) -> None:
+        order = [None, *SORT_KEYS]
+        self.set_sort(order[(order.index(self.sort_column) + 1) % len(order)])
+
+    def set_sort(self, column: str | None) -> None:
+        self.sort_column = column
+        table = self.query_one("#tasks", TasksTable)
+        for key, label in TASK_COLUMNS:
+            mark = (
+                " ▼" if key == column and key in SORT_DESCENDING else " ▲" if key == column else ""
+            )
+            table.columns[ColumnKey(key)].label = Text(label + mark)
+        table.refresh()
+        self._show_matches()
+        if self.snapshot is not None:
+            self._apply_tasks(self.snapshot.page.rows)
+
+    @on(KeyedTable.HeaderSelected, "#tasks")
+    def _header_selected(self, event: KeyedTable.HeaderSelected) -> None:
+        column = event.column_key.value
+        if column in SORT_KEYS:
+            self.set_sort(None if self.sort_column == column else column)
 
     @staticmethod
     def _task_cells(row: TaskRow, now, colours, narrow: bool = False) -> tuple:
@@ -311,6 +354,8 @@ class TasksView(PollingView):
             else "tasks"
         )
         text = f"{label} {noun} · page {page} ({back}{len(self.rows)} shown{more})"
+        if self.sort_column is not None:
+            text += f" · sorted by {dict(TASK_COLUMNS)[self.sort_column].lower()} (o)"
         self.query_one("#matches", Static).update(Text(text))
 
     def show_error(self, message: str | None) -> None:
