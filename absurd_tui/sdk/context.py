@@ -184,6 +184,23 @@ StepObserver = Callable[[str], None]
 class TaskContext:
     """Durable operations for one execution of a claimed task (built by the worker)."""
 
+    # Set by _create: the constructor is closed to users.
+    _conn: psycopg.Connection
+    _claimed: ClaimedTask
+    _queue: str
+    _claim_timeout: int
+    _features: SchemaFeatures
+    _worker_id: str | None
+    _control: RunControl
+    _observer: StepObserver | None
+    _counter: dict[str, int]
+    _wake_event: str | None
+    _event_payload: Any
+    _current_step: str | None
+    _headers: Mapping[str, Any]
+    _run_state_query: sql.Composed
+    _cache: dict[str, Any]
+
     def __init__(self) -> None:
         raise TypeError("TaskContext instances are created by the worker, not directly")
 
@@ -425,7 +442,7 @@ class TaskContext:
         self,
         event_name: str,
         step_name: str | None = None,
-        timeout: float | None = None,
+        timeout: float | timedelta | None = None,
     ) -> Any:
         """Wait for ``event_name`` on this queue and return its payload.
 
@@ -604,7 +621,10 @@ class TaskContext:
         self._cache[checkpoint_name] = json.loads(text)
 
     def _database_now(self) -> datetime:
-        return self._conn.execute("SELECT absurd.current_time()").fetchone()[0]
+        row = self._conn.execute("SELECT absurd.current_time()").fetchone()
+        assert row is not None  # a SELECT without FROM always yields one row
+        now: datetime = row[0]
+        return now
 
 
 def _callable_name(fn: Callable[..., Any]) -> str:
@@ -616,7 +636,7 @@ def _parse_timestamp(text: str) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _event_timeout(timeout: float | None) -> int | None:
+def _event_timeout(timeout: float | timedelta | None) -> int | None:
     """Whole seconds, rounded up: upstream declares the parameter ``integer``."""
     if timeout is None:
         return None

@@ -126,7 +126,7 @@ def serialize_error(err: BaseException) -> dict[str, Any]:
     )
     if formatted is not None and len(formatted) > MAX_TRACEBACK_CHARS:
         formatted = "...(truncated)...\n" + formatted[-MAX_TRACEBACK_CHARS:]
-    reason = {
+    reason: dict[str, Any] = {
         "name": kind.__name__,
         "message": str(err),
         "traceback": formatted,

@@ -70,7 +70,7 @@ def test_retry_of_a_task_that_is_not_failed_fails(cli, conn, default_queue):
 def test_engine_refusal_is_exit_1_with_the_engine_message(cli, conn, default_queue):
     task_id = spawn(conn)
     fail(conn, task_id)
-    result = cli("retry", task_id, "--max-attempts", "1")
+    result = cli.process("retry", task_id, "--max-attempts", "1")
     assert_clean_error(result, 1, "must be greater than current attempts")
     assert len(result.err.strip().splitlines()) == 1
     assert state(conn, task_id) == "failed"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 import uuid
 
+from support import wait_until
+
 from absurd_tui.db import reads
 from absurd_tui.sdk import Absurd
-
-from .helpers import wait_until
 
 
 def _blocked_on_lock(observer, pid: int) -> bool:

@@ -6,12 +6,11 @@ import threading
 
 import psycopg
 import pytest
+from support import wait_until
 
 from absurd_tui import ops
 from absurd_tui.db.errors import ErrorKind, classify
 from absurd_tui.ops.errors import ConnectionLost, TimedOut, translate
-
-from .helpers import wait_until
 
 
 def _raised(call) -> BaseException:

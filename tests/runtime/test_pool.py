@@ -11,10 +11,11 @@ import time
 from collections import Counter
 
 import pytest
+from support import wait_until
 
 from absurd_tui.runtime import WorkerPool, WorkerStatus
 
-from .helpers import run_rows, stays_false, task_row, wait_until
+from .helpers import run_rows, stays_false, task_row
 
 
 def completed(client, task_id, queue="default"):

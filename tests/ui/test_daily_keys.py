@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from support import pilot_wait_until as wait_until
 from textual.widgets import Input, Static
 from textual.widgets._footer import FooterKey
 
@@ -12,8 +13,6 @@ from absurd_tui.ui.screens.main import MainScreen, TasksTable
 from absurd_tui.ui.screens.task_detail import RunDialog, TaskDetailScreen
 from absurd_tui.ui.widgets.keyed_table import KeyedTable
 from absurd_tui.ui.widgets.status_bar import StatusBar
-
-from .conftest import wait_until
 
 pytestmark = pytest.mark.anyio
 

@@ -6,14 +6,13 @@ import json
 import uuid
 
 import pytest
+from support import pilot_wait_until as wait_until
 from textual.widgets import Static
 
 from absurd_tui.db.previews import INLINE_BYTES, Large
 from absurd_tui.ui.screens.main import MainScreen
 from absurd_tui.ui.screens.task_detail import TaskDetailScreen
 from absurd_tui.ui.screens.value import PAGE_BYTES, ValuePicker, ValueScreen
-
-from .conftest import wait_until
 
 pytestmark = pytest.mark.anyio
 

@@ -6,6 +6,7 @@ import logging
 import threading
 
 import pytest
+from support import pilot_wait_until as wait_until
 from textual.widgets import RichLog
 
 from absurd_tui.ui.logbook import Logbook, captured
@@ -13,7 +14,6 @@ from absurd_tui.ui.screens.log import LogScreen
 from absurd_tui.ui.screens.main import MainScreen
 from absurd_tui.ui.widgets.status_bar import StatusBar
 
-from .conftest import wait_until
 from .demo_app import make_app
 
 pytestmark = pytest.mark.anyio

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from support import pilot_wait_until as wait_until
 from textual.widgets import Input, Static, TextArea
 
 from absurd_tui import ops
@@ -14,7 +15,7 @@ from absurd_tui.ui.app import AbsurdApp
 from absurd_tui.ui.dialogs import ConfirmDialog, EmitDialog
 from absurd_tui.ui.source import LiveSource
 
-from .conftest import task_state, wait_until
+from .conftest import task_state
 from .fakes import StaticSource
 
 pytestmark = pytest.mark.anyio

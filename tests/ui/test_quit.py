@@ -7,11 +7,12 @@ import uuid
 
 import pytest
 from psycopg import sql
+from support import pilot_wait_until as wait_until
 
 from absurd_tui.ui.screens.main import MainScreen
 from absurd_tui.ui.widgets.status_bar import StatusBar
 
-from .conftest import task_state, wait_until
+from .conftest import task_state
 
 pytestmark = pytest.mark.anyio
 
