@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -50,7 +51,13 @@ def scrub(text: str, dsn: str | None) -> str:
     """Remove the DSN's password from an arbitrary message, if it appears there."""
     if not dsn:
         return text
-    password = parse(dsn).get("password")
+    password = _password(dsn)
     if password:
         text = text.replace(password, "****")
     return text
+
+
+@functools.lru_cache(maxsize=16)
+def _password(dsn: str) -> str | None:
+    # scrub() runs on every log line of a worker: parse each DSN once.
+    return parse(dsn).get("password")

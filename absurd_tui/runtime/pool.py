@@ -465,6 +465,9 @@ class _Worker:
                 if self.resume is None and pool._should_retire(self):
                     return
                 if pool._paused and self.resume is None:
+                    # A run claimed with the last completion would sit unheartbeated
+                    # through the pause: give it back for another worker.
+                    self._release_prefetched()
                     self._report("paused")
                     pool._wait_while_paused()
                     continue

@@ -236,22 +236,7 @@ class TaskContext:
             if isinstance(headers, dict)
             else (MappingProxyType({}) if headers is None else headers)
         )
-        ctx._run_state_query = sql.SQL(
-            """
-            SELECT t.state AS task_state, r.state AS run_state,
-                   cp.checkpoint_name IS NOT NULL AS found, cp.state
-            FROM {runs} r
-            JOIN {tasks} t ON t.task_id = r.task_id
-            LEFT JOIN {checkpoints} cp
-                   ON cp.task_id = r.task_id AND cp.checkpoint_name = %s
-                  AND cp.status = 'committed'
-            WHERE r.run_id = %s
-            """
-        ).format(
-            runs=tables.runs(ctx._queue),
-            tasks=tables.tasks(ctx._queue),
-            checkpoints=tables.checkpoints(ctx._queue),
-        )
+        ctx._run_state_query = _run_state_query(conn, ctx._queue)
         ctx._checkpoint_sql = (
             "SELECT absurd.write_checkpoint(%s, %s, %s, %s, %s, %s)"
             if features.fast_paths
@@ -625,6 +610,37 @@ class TaskContext:
         assert row is not None  # a SELECT without FROM always yields one row
         now: datetime = row[0]
         return now
+
+
+_run_state_queries: dict[str, bytes] = {}
+
+
+def _run_state_query(conn: psycopg.Connection, queue: str) -> bytes:
+    """The pre-step read of one queue, composed once (composing costs more than the read)."""
+    query = _run_state_queries.get(queue)
+    if query is None:
+        query = (
+            sql.SQL(
+                """
+                SELECT t.state AS task_state, r.state AS run_state,
+                       cp.checkpoint_name IS NOT NULL AS found, cp.state
+                FROM {runs} r
+                JOIN {tasks} t ON t.task_id = r.task_id
+                LEFT JOIN {checkpoints} cp
+                       ON cp.task_id = r.task_id AND cp.checkpoint_name = %s
+                      AND cp.status = 'committed'
+                WHERE r.run_id = %s
+                """
+            )
+            .format(
+                runs=tables.runs(queue),
+                tasks=tables.tasks(queue),
+                checkpoints=tables.checkpoints(queue),
+            )
+            .as_bytes(conn)
+        )
+        _run_state_queries[queue] = query
+    return query
 
 
 def _callable_name(fn: Callable[..., Any]) -> str:

@@ -102,7 +102,8 @@ def run_tui(
             app.run()
     finally:
         if pool is not None:
-            # Unfinished tasks are left to their lease: another worker reclaims them.
+            # Tasks still running after the grace period are handed back to their queue
+            # (same attempt, resumed from their checkpoints by the next worker).
             pool.stop(timeout=5)
         source.close()
     return app.return_code or 0

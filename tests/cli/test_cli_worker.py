@@ -93,7 +93,6 @@ def test_a_task_still_running_after_the_grace_period_is_handed_back_as_the_same_
                 ).fetchone()[0]
                 == 1
             ),
-            timeout=30,
             what="the first worker to get past the first step",
         )
         first.signal(signal.SIGTERM)
@@ -144,7 +143,9 @@ def test_a_second_signal_hands_back_at_once(cli, conn):
             what="the task to start",
         )
         worker.signal(signal.SIGTERM)
-        wait_until(lambda: "Stopping: 1 task(s) running" in worker.log(), what="progress line")
+        wait_until(
+            lambda: "Stopping: 1 task(s) running" in worker.log(), timeout=30, what="progress line"
+        )
         worker.signal(signal.SIGTERM)
         assert worker.wait(timeout=15) == 0, worker.log()
     finally:
