@@ -29,6 +29,7 @@ from textual.widgets import (
     TextArea,
 )
 
+from .. import ops
 from ..agent import AgentParamsError, ModelOption, PendingQuestion, agent_params
 from ..agent.conversation import MAX_ITERATIONS_LIMIT
 from ..config import DEFAULT_QUEUE
@@ -224,9 +225,8 @@ class SpawnDialog(Dialog):
             # another process may know it).
             self._unknown_confirmed = (name, queue)
             raise ValueError(
-                f"No worker of this console knows a task {name!r}: it will wait on {queue!r} "
-                "until a worker that registers it claims it. Press ctrl+s again to spawn it "
-                "anyway."
+                ops.unknown_task_message(name, queue, where="this console")
+                + " Press ctrl+s again to spawn it anyway."
             )
         text = self.query_one("#params", TextArea).text
         try:

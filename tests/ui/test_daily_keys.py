@@ -234,7 +234,9 @@ async def test_spawning_a_name_no_worker_knows_asks_first(make_app, conn):
         await pilot.press("ctrl+s")
         error = dialog.query_one("#dialog-error", Static)
         await wait_until(
-            pilot, lambda: "No worker of this console knows" in str(error.render()), "the question"
+            pilot,
+            lambda: "No task 'no-such-task' is registered in this console" in str(error.render()),
+            "the question",
         )
         assert isinstance(app.screen, SpawnDialog)
         await pilot.press("ctrl+s")
