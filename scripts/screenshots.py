@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import shutil
 import sys
@@ -148,7 +149,11 @@ async def shoot(
         app.screen.query_one("#detail-tabs").active = "runs-tab"
         await pilot.pause(0.3)
         save("task-runs")
-        await pilot.press("escape")
+        app.screen.query_one("#runs").focus()
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        save("run-failure")
+        await pilot.press("escape", "escape")
         await pilot.press("2")
         await settle(pilot, lambda: app.main_screen.events_view.loaded, "events")
         save("events")
@@ -194,6 +199,24 @@ async def shoot(
         await pilot.press("escape", "question_mark")
         await pilot.pause(0.3)
         save("help")
+        await pilot.press("escape")
+        app.logbook.handle(
+            logging.makeLogRecord(
+                {
+                    "levelno": logging.WARNING,
+                    "levelname": "WARNING",
+                    "name": "absurd_tui.runtime",
+                    "msg": "Worker lost its connection; reconnecting in 1 s",
+                }
+            )
+        )
+        await pilot.press("l")
+        await pilot.pause(0.3)
+        save("log")
+        await pilot.press("escape")
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.5)
+        save("tasks-80x24")
     return saved
 
 

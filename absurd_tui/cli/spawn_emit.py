@@ -51,6 +51,15 @@ def configure_spawn(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--idempotency-key", metavar="KEY")
     parser.add_argument("--headers", metavar="JSON", help="task headers (a JSON object)")
+    parser.add_argument(
+        "--tasks",
+        "-t",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a module (dotted name or .py file) that registers tasks, so its "
+        "registered queue and default attempts apply; repeatable",
+    )
     add_json_option(parser, "print the spawn results as JSON")
 
 
@@ -75,10 +84,18 @@ def run_spawn(args: argparse.Namespace, session: Session) -> int:
                 )
             params = {**params, **param_pairs(args.pairs)}
         batch = [params if params is not None else {}]
-    from ..sdk.registry import default_registry
+    from ..sdk.errors import TaskModuleError
+    from ..sdk.registry import default_registry, load_task_modules
 
-    # The built-in tasks' registered queues decide where a spawn without --queue goes.
+    # The registered queue and default attempts of the built-in tasks and of those the
+    # --tasks modules register decide where a spawn without --queue goes, and how often
+    # it is tried.
     register_builtin_tasks()
+    try:
+        load_task_modules(args.tasks)
+    except TaskModuleError as exc:
+        raise usage_error(str(exc)) from exc
+    known = ops.is_known_task(args.task, default_registry)
     results = ops.spawn_batch(
         session.connection(),
         args.task,
@@ -87,6 +104,9 @@ def run_spawn(args: argparse.Namespace, session: Session) -> int:
         registry=default_registry,
         **options,
     )
+    if not known:
+        where = "this process (--tasks MODULE names its module)"
+        note(f"warning: {ops.unknown_task_message(args.task, results[0].queue, where=where)}")
     if args.json:
         data = [spawned_json(result) for result in results]
         print_json(data if args.batch is not None else data[0])

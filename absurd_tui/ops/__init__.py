@@ -107,6 +107,7 @@ from .policy import (
     retry_refusal,
 )
 from .queues import agent_queue, is_agent_queue, resolve_agent_queue, resolve_queue
+from .routing import is_known_task, unknown_task_message
 from .tasks import resolve_task, task_ref
 
 __all__ = [
@@ -154,6 +155,7 @@ __all__ = [
     "emit",
     "is_agent_queue",
     "is_connection_lost",
+    "is_known_task",
     "kind_of",
     "plan_bulk",
     "policy",
@@ -170,4 +172,5 @@ __all__ = [
     "task_ref",
     "translate",
     "translated",
+    "unknown_task_message",
 ]

@@ -42,6 +42,7 @@ def run_tui(
     from ..sdk.errors import TaskModuleError
     from ..sdk.registry import default_registry, load_task_modules
     from .app import AbsurdApp
+    from .logbook import Logbook, captured
     from .source import LiveSource
 
     # The agent is built in: the embedded workers serve its queue (agents) unless --queue
@@ -71,11 +72,14 @@ def run_tui(
     source = LiveSource(database.dsn, database.label, registry=default_registry)
     from ..agent.task import serves_agents
 
+    logbook = Logbook()
     app = AbsurdApp(
         source,
         worker_queues=serve if not no_workers else (),
         refresh=refresh,
         warm_sandbox=not no_workers and serves_agents(serve, default_registry),
+        logbook=logbook,
+        data_dir=settings.data_dir,
     )
     pool = None
     if not no_workers:
@@ -97,7 +101,9 @@ def run_tui(
         )
         app.worker_pool = pool
     try:
-        app.run()
+        # The terminal is the console's while it runs: log lines go to the log panel.
+        with captured(logbook):
+            app.run()
     finally:
         if pool is not None:
             # Tasks still running after the grace period are handed back to their queue

@@ -36,6 +36,8 @@ SCOPE_TITLES = {
     "events": "Events view",
     "workers": "Workers view",
     "detail": "Task detail",
+    "log": "Log panel",
+    "value": "Whole value",
 }
 
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -60,7 +62,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "pause_workers",
         "p",
         "Pause",
-        "Pause the embedded workers: running steps finish, nothing new is claimed.",
+        "Pause or resume the embedded workers: paused, running steps finish and "
+        "nothing new is claimed.",
         "app",
     ),
     ActionSpec("resume_workers", "p", "Resume", "Resume the embedded workers.", "app"),
@@ -70,6 +73,14 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("show_tab('tasks')", "1", "Tasks", "Show the tasks view.", "app", show=False),
     ActionSpec("show_tab('events')", "2", "Events", "Show the events view.", "app", show=False),
     ActionSpec("show_tab('workers')", "3", "Workers", "Show the workers view.", "app", show=False),
+    ActionSpec(
+        "show_log",
+        "l",
+        "Log",
+        "Show the log panel: warnings and errors the console logged (-v: every task line).",
+        "app",
+        show=False,
+    ),
     ActionSpec("refresh_now", "ctrl+r", "Refresh", "Refresh the data now.", "app", show=False),
     ActionSpec(
         "help", "question_mark", "Help", "Show every key and action.", "app", key_display="?"
@@ -78,7 +89,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "quit",
         "q",
         "Quit",
-        "Quit; embedded workers stop, their unfinished tasks are reclaimed.",
+        "Quit: embedded workers claim nothing more, running tasks get a few seconds to "
+        "finish, the rest are handed back to their queue with no attempt used up "
+        "(q again: hand back at once).",
         "app",
     ),
     ActionSpec(
@@ -134,6 +147,15 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Filter by the next state (all, pending, running ...).",
         "tasks",
     ),
+    ActionSpec(
+        "sort_column",
+        "o",
+        "Sort",
+        "Sort the page by the next column (task, queue, state, attempt, updated), or click "
+        "a column header.",
+        "tasks",
+        show=False,
+    ),
     ActionSpec("clear_filter", "x", "Clear", "Clear the state, name and search filters.", "tasks"),
     ActionSpec(
         "next_page",
@@ -172,6 +194,35 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("emit_for_wait", "e", "Emit", "Emit the event this task waits for.", "detail"),
     ActionSpec("copy_id", "y", "Copy id", "Copy the task id to the clipboard.", "detail"),
     ActionSpec("close", "escape", "Back", "Back to the task list.", "detail"),
+    ActionSpec(
+        "view_value",
+        "v",
+        "Value",
+        "Page through or save a whole value: params, headers, result, a checkpoint's state.",
+        "detail",
+    ),
+    ActionSpec("close", "escape", "Back", "Close the log panel.", "log"),
+    ActionSpec(
+        "next_value_page",
+        "right_square_bracket",
+        "Next page",
+        "Show the next page of the value.",
+        "value",
+        key_display="]",
+    ),
+    ActionSpec(
+        "prev_value_page",
+        "left_square_bracket",
+        "Previous page",
+        "Show the previous page of the value.",
+        "value",
+        key_display="[",
+    ),
+    ActionSpec("first_value_page", "g", "First", "Show the first page.", "value", show=False),
+    ActionSpec(
+        "last_value_page", "G", "Last", "Show the last page.", "value", show=False, key_display="G"
+    ),
+    ActionSpec("close", "escape", "Back", "Back to the task.", "value"),
 )
 
 

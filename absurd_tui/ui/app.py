@@ -9,11 +9,14 @@ only.
 
 from __future__ import annotations
 
+import os
+import select
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -46,7 +49,9 @@ from .dialogs import (
     SpawnRequest,
     WorkersDialog,
 )
+from .logbook import Logbook
 from .screens.help import HelpScreen
+from .screens.log import LogScreen
 from .screens.main import MainScreen
 from .screens.task_detail import TaskDetailScreen
 from .source import BulkPlan, DataSource
@@ -56,10 +61,17 @@ from .widgets.status_bar import ConnectionState, StatusBar, WorkersState
 NOTIFY_CHANNELS = ("absurd_changed", "absurd_ready")
 NOTIFY_DEBOUNCE = 0.15
 """Seconds to gather notifications into one refresh (a burst of 1,000 is one)."""
+FALLBACK = 10.0
+"""Seconds between reads while NOTIFY is heard: a change is announced, so the timer only
+catches what nothing announces (an expired lease) and otherwise redraws ages."""
+LISTEN_CHECK = 30.0
+"""Seconds the listener sleeps at most between checks that it should still run."""
 BULK_ANNOUNCE_OVER = 100
 """A bulk operation on more tasks than this says when it starts."""
-BULK_PROGRESS_EVERY = 1_000
-"""A long bulk operation reports its progress every this many tasks."""
+BULK_PROGRESS_SECONDS = 0.25
+"""A long bulk operation updates its progress in the status bar this often."""
+QUIT_GRACE = 5.0
+"""Seconds running tasks get to finish when the console quits, before they are handed back."""
 BACKOFF = (1, 2, 4, 8, 15)
 """Seconds between reconnection attempts while the database is unreachable."""
 
@@ -74,6 +86,18 @@ class WorkersChanged(Message):
 
 class SandboxChanged(Message):
     """The code interpreter's sandbox is being prepared, or is ready (from its thread)."""
+
+
+class StopProgress(Message):
+    """The worker pool's stop: ``running`` tasks still running (posted from its thread)."""
+
+    def __init__(self, running: int):
+        super().__init__()
+        self.running = running
+
+
+class LogArrived(Message):
+    """Something was logged (posted from the logging thread)."""
 
 
 class AbsurdApp(App):
@@ -95,11 +119,19 @@ class AbsurdApp(App):
         monotonic: Callable[[], float] | None = None,
         theme: str = "textual-dark",
         warm_sandbox: bool = False,
+        logbook: Logbook | None = None,
+        data_dir: Path | None = None,
     ):
         super().__init__()
         self.warm_sandbox = warm_sandbox
         """Prepare the code interpreter's sandbox at start (the embedded workers run agents)."""
         self.sandbox_status: SandboxStatus | None = None
+        self.data_dir = data_dir or Path.cwd()
+        """Where the console writes files (whole values, screenshots)."""
+        self.logbook = logbook or Logbook()
+        self.log_seen = 0
+        """How many warnings the user has seen in the log panel (the rest are news)."""
+        self._log_signalled = threading.Event()
         self.source = source
         self.worker_pool = workers
         self.worker_queues = tuple(worker_queues)
@@ -116,7 +148,18 @@ class AbsurdApp(App):
         self._refresh_pending = False
         self._workers_signalled = threading.Event()
         self._change_signalled = threading.Event()
+        self._stop_listening = threading.Event()
+        self._wake_lock = threading.Lock()
+        self._wake_listener: tuple[int, int] | None = None
         self.known_queues: list[str] = []
+        self.listening = False
+        """Whether the NOTIFY listener is connected (then the timer reads rarely)."""
+        self.notice: str | None = None
+        """A word the status bar shows above all else (say, what quitting waits for)."""
+        self.stopping = False
+        """Whether q was pressed and the embedded workers are stopping."""
+        self.handed_back: int | None = None
+        """How many runs the workers handed back when the console quit."""
 
     # -- time and theme
 
@@ -153,9 +196,10 @@ class AbsurdApp(App):
     # -- lifecycle
 
     def on_mount(self) -> None:
+        self.logbook.listen(self._signal_log)
         self._resolve_colours()
         self.push_screen(MainScreen())
-        self.set_interval(self.refresh_interval, self.tick)
+        self.set_interval(self.refresh_interval, self._timer_tick)
         if self.listen:
             self._listen()
         if self.worker_pool is not None and not getattr(self.worker_pool, "running", False):
@@ -210,6 +254,40 @@ class AbsurdApp(App):
         if screen is not None and screen.is_mounted:
             screen.workers_view.show_embedded()
 
+    # -- the log panel
+
+    def _signal_log(self) -> None:
+        """From any thread that logged: one message until the UI has taken it."""
+        if not self._log_signalled.is_set():
+            self._log_signalled.set()
+            self.post_message(LogArrived())
+
+    def on_log_arrived(self, _: LogArrived) -> None:
+        self._log_signalled.clear()
+        if isinstance(self.screen, LogScreen):
+            self.screen.append_new()
+        self._update_log_notice()
+
+    def mark_log_seen(self) -> None:
+        self.log_seen = self.logbook.warnings
+        self._update_log_notice()
+
+    def unseen_warnings(self) -> int:
+        return max(0, self.logbook.warnings - self.log_seen)
+
+    def _update_log_notice(self) -> None:
+        unseen = self.unseen_warnings()
+        for bar in self.query_status_bars():
+            bar.log_warnings = unseen
+
+    def on_unmount(self) -> None:
+        self.logbook.listen(None)
+        self._stop_listener()
+
+    def action_show_log(self) -> None:
+        if not isinstance(self.screen, LogScreen):
+            self.push_screen(LogScreen())
+
     def worker_state(self) -> WorkersState:
         if self.worker_pool is None:
             return WorkersState()
@@ -260,6 +338,22 @@ class AbsurdApp(App):
         screen = self._base_screen()
         if screen is not None and screen.is_mounted:
             screen.refresh_views()
+
+    @property
+    def fallback_interval(self) -> float:
+        if self.listening:
+            return max(self.refresh_interval, FALLBACK)
+        return self.refresh_interval
+
+    def _timer_tick(self) -> None:
+        self._update_worker_state()
+        if not self.connection.connected:
+            self.tick()
+            return
+        screen = self._base_screen()
+        if screen is not None and screen.is_mounted:
+            for view in screen.visible_views():
+                view.tick(self.fallback_interval)
 
     def request_refresh(self) -> None:
         """Refresh soon, gathering a burst of requests into one refresh."""
@@ -329,28 +423,67 @@ class AbsurdApp(App):
     @work(thread=True, group="listen")
     def _listen(self) -> None:
         worker = get_current_worker()
+        with self._wake_lock:
+            if self._stop_listening.is_set():
+                return
+            self._wake_listener = os.pipe()
+        try:
+            self._listen_until_stopped(worker)
+        finally:
+            with self._wake_lock:
+                for fd in self._wake_listener:
+                    os.close(fd)
+                self._wake_listener = None
+            self.listening = False
+
+    def _listen_until_stopped(self, worker: Any) -> None:
         failures = 0
-        stop = threading.Event()
-        while not worker.is_cancelled:
+        while not worker.is_cancelled and not self._stop_listening.is_set():
             try:
                 conn = self.source.listen(NOTIFY_CHANNELS)
             except (DatabaseError, psycopg.Error):
                 # The polls report the outage; the listener just tries again later.
-                stop.wait(BACKOFF[min(failures, len(BACKOFF) - 1)])
+                self._stop_listening.wait(BACKOFF[min(failures, len(BACKOFF) - 1)])
                 failures += 1
                 continue
             failures = 0
             try:
                 with conn:
+                    self.listening = True
                     self._signal_change()
-                    while not worker.is_cancelled:
-                        for _ in conn.notifies(timeout=1.0, stop_after=1000):
-                            if worker.is_cancelled:
-                                break
-                            self._signal_change()
+                    self._hear(conn, worker)
             except psycopg.Error:
-                # Connection lost: reconnect at the top of the loop.
-                stop.wait(1.0)
+                # Connection lost: reconnect at the top of the loop; poll at the full
+                # rate meanwhile, since changes go unannounced.
+                self.listening = False
+                self._stop_listening.wait(1.0)
+
+    def _hear(self, conn: psycopg.Connection, worker: Any) -> None:
+        """Sleep in select() until the server sends something or the app stops.
+
+        ``conn.notifies(timeout=...)`` wakes every 0.1 s to check for interrupts; an
+        idle console should not wake at all. A lost connection makes the socket
+        readable, and reading it then raises.
+        """
+        assert self._wake_listener is not None
+        wake = self._wake_listener[0]
+        while not worker.is_cancelled and not self._stop_listening.is_set():
+            ready, _, _ = select.select([conn.fileno(), wake], [], [], LISTEN_CHECK)
+            if wake in ready:
+                return
+            if ready and sum(1 for _ in conn.notifies(timeout=0)):
+                self._signal_change()
+
+    def _stop_listener(self) -> None:
+        with self._wake_lock:
+            self._stop_listening.set()
+            if self._wake_listener is not None:
+                os.write(self._wake_listener[1], b"x")
+
+    def exit(self, *args: Any, **kwargs: Any) -> None:
+        # The listener sleeps in select(): wake it, or leaving waits for its thread.
+        self._stop_listener()
+        super().exit(*args, **kwargs)
 
     # -- commands
 
@@ -474,7 +607,22 @@ class AbsurdApp(App):
                 lambda: self.source.emit(request.queue, request.event_name, request.payload),
             )
 
-        self.push_screen(EmitDialog(self.known_queues, queue, event_name), submitted)
+        self._open_emit(queue, event_name, submitted)
+
+    @work(thread=True, group="commands")
+    def _open_emit(self, queue: str, event_name: str, submitted: Callable[..., None]) -> None:
+        # The dialog offers the events tasks wait for and says how many an emit wakes.
+        waiting: dict[tuple[str, str], int] | None = {}
+        try:
+            for wait in self.source.events().waits:
+                key = (wait.queue, wait.event_name)
+                waiting[key] = waiting.get(key, 0) + 1
+        except ops.OpsError:
+            # The dialog says the waits could not be read; the emit itself may still work.
+            waiting = None
+        self.call_from_thread(
+            self.push_screen, EmitDialog(self.known_queues, queue, event_name, waiting), submitted
+        )
 
     def _current_queue(self) -> str | None:
         screen = self.main_screen
@@ -529,6 +677,67 @@ class AbsurdApp(App):
         screen = self.main_screen
         if screen is not None and self.screen is screen:
             screen.show_tab(name)
+
+    # -- screenshots
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        # Textual's default is ~/Downloads, which need not exist (as root it does not):
+        # the console's data directory does, or is made.
+        directory = Path(path) if path else self.data_dir / "screenshots"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            saved = self.save_screenshot(filename, str(directory))
+        except OSError as exc:
+            self.notify(f"Screenshot not saved: {exc}", severity="error", markup=False)
+            return
+        self.notify(f"Screenshot saved to {saved}", title="Screenshot", markup=False)
+
+    # -- quitting
+
+    async def action_quit(self) -> None:
+        pool = self.worker_pool
+        if self.stopping and pool is not None:
+            # Second q: running handlers stop at their next database call and their
+            # runs are handed back now.
+            pool.end_grace()
+            self._set_notice("stopping: handing the running tasks back now")
+            return
+        if pool is None or not getattr(pool, "running", True):
+            self.exit()
+            return
+        self.stopping = True
+        running = self.worker_state().busy
+        if running:
+            noun = "task" if running == 1 else "tasks"
+            self._set_notice(f"stopping: {running} {noun} running; q again to leave now")
+        else:
+            self._set_notice("stopping the workers")
+        self._stop_workers()
+
+    @work(thread=True, group="quit")
+    def _stop_workers(self) -> None:
+        handed = self.worker_pool.stop(
+            grace=QUIT_GRACE, on_progress=lambda n: self.post_message(StopProgress(n))
+        )
+        self.call_from_thread(self._stopped, handed)
+
+    def on_stop_progress(self, message: StopProgress) -> None:
+        if not self.stopping:
+            return
+        if message.running:
+            noun = "task" if message.running == 1 else "tasks"
+            self._set_notice(f"stopping: {message.running} {noun} running; q again to leave now")
+        else:
+            self._set_notice("stopping: handing back")
+
+    def _stopped(self, handed: int) -> None:
+        self.handed_back = handed
+        self.exit()
+
+    def _set_notice(self, text: str | None) -> None:
+        self.notice = text
+        for bar in self.query_status_bars():
+            bar.notice = text
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -612,17 +821,27 @@ class AbsurdApp(App):
             self.notify(plan.empty_message, severity="warning", markup=False)
             return
 
+        shown = [0.0]
+
         def progress(processed: int, total: int) -> None:
-            # From the command thread (notify is thread-safe): now and then, not per task.
-            if processed % BULK_PROGRESS_EVERY == 0 and processed < total:
-                self.notify(plan.progress_message(processed), markup=False)
+            # From the command thread: the status bar counts along, a few times a second.
+            now = time.monotonic()
+            if processed < total and now - shown[0] >= BULK_PROGRESS_SECONDS:
+                shown[0] = now
+                self.call_from_thread(self._set_notice, plan.progress_message(processed))
+
+        def run() -> Any:
+            try:
+                return self.source.run_bulk(plan, progress)
+            finally:
+                self.call_from_thread(self._set_notice, None)
 
         def confirmed(yes: bool | None) -> None:
             if not yes:
                 return
             if count > BULK_ANNOUNCE_OVER:
                 self.notify(plan.started_message, markup=False)
-            self.run_command(plan.title, lambda: self.source.run_bulk(plan, progress))
+            self.run_command(plan.title, run)
 
         self.push_screen(
             ConfirmDialog(plan.title, plan.question, f"{plan.verb} {count:,}"), confirmed

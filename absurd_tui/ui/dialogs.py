@@ -7,7 +7,7 @@ fields are checked as the user types and the error position is shown under them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from textual.widgets import (
     TextArea,
 )
 
+from .. import ops
 from ..agent import AgentParamsError, ModelOption, PendingQuestion, agent_params
 from ..agent.conversation import MAX_ITERATIONS_LIMIT
 from ..agent.models import CODE_PROMPT
@@ -154,6 +155,7 @@ class SpawnDialog(Dialog):
         self.task_types = {t.name: t for t in task_types}
         self.queues = list(queues)
         self.initial_queue = default_queue
+        self._unknown_confirmed: tuple[str, str] | None = None
 
     def compose_body(self) -> ComposeResult:
         names = sorted(self.task_types)
@@ -218,6 +220,14 @@ class SpawnDialog(Dialog):
         if registered is not None and registered.queue != queue:
             raise ValueError(
                 f"Task {name!r} is registered on queue {registered.queue!r}, not {queue!r}."
+            )
+        if registered is None and self._unknown_confirmed != (name, queue):
+            # Asked once per name and queue: a second ctrl+s spawns it anyway (a worker in
+            # another process may know it).
+            self._unknown_confirmed = (name, queue)
+            raise ValueError(
+                ops.unknown_task_message(name, queue, where="this console")
+                + " Press ctrl+s again to spawn it anyway."
             )
         text = self.query_one("#params", TextArea).text
         try:
@@ -401,18 +411,32 @@ class EmitDialog(Dialog):
     TITLE_TEXT = "Emit an event"
     ok_label = "Emit"
 
-    def __init__(self, queues: Sequence[str], queue: str = DEFAULT_QUEUE, event_name: str = ""):
+    def __init__(
+        self,
+        queues: Sequence[str],
+        queue: str = DEFAULT_QUEUE,
+        event_name: str = "",
+        waiting: Mapping[tuple[str, str], int] | None = None,
+    ):
         super().__init__()
         self.queues = list(queues)
         self.initial_queue = queue
         self.initial_event = event_name
+        self.waiting = dict(waiting) if waiting is not None else None
+        """Pending waits by (queue, event name); None if they could not be read."""
 
     def compose_body(self) -> ComposeResult:
+        names = sorted({name for _, name in self.waiting or {}})
         with VerticalScroll(classes="dialog-body"):
             yield Label("Event name")
             yield Input(
-                self.initial_event, placeholder="e.g. order-42.paid", id="event-name", compact=True
+                self.initial_event,
+                placeholder="e.g. order-42.paid",
+                id="event-name",
+                compact=True,
+                suggester=SuggestFromList(names, case_sensitive=True),
             )
+            yield Static(self._waited_for(), classes="dialog-hint", id="waited-for")
             yield Label("Queue")
             yield Input(
                 self.initial_queue,
@@ -425,15 +449,65 @@ class EmitDialog(Dialog):
                 "", id="payload", soft_wrap=True, compact=True, placeholder='{"key": "value"}'
             )
             yield Static("", id="payload-status", classes="json-status")
+            yield Static("", classes="dialog-hint", id="wakes")
             yield Static(
                 "Events are emitted once: a second emit of the same name is ignored.",
                 classes="dialog-hint",
             )
 
+    def _waited_for(self) -> Text:
+        if self.waiting is None:
+            return Text("(the pending waits could not be read)")
+        if not self.waiting:
+            return Text("No task is waiting for an event now.")
+        top = sorted(self.waiting.items(), key=lambda item: (-item[1], item[0]))[:5]
+        listed = ", ".join(f"{name} ({queue}, {count})" for (queue, name), count in top)
+        more = f" and {len(self.waiting) - 5} more" if len(self.waiting) > 5 else ""
+        return plain(f"Waited for: {listed}{more}", single_line=False)
+
+    def wakes(self) -> int | None:
+        """How many pending waits an emit of the current name on the current queue wakes."""
+        if self.waiting is None:
+            return None
+        name = self.query_one("#event-name", Input).value.strip()
+        queue = self.query_one("#queue", Input).value.strip()
+        return self.waiting.get((queue, name), 0)
+
+    def _show_wakes(self) -> None:
+        name = self.query_one("#event-name", Input).value.strip()
+        queue = self.query_one("#queue", Input).value.strip()
+        count = self.wakes()
+        if count is None or not name:
+            text = ""
+        elif count:
+            text = f"This emit wakes {count} waiting task{'' if count == 1 else 's'} on {queue}."
+        else:
+            text = (
+                f"No task on {queue} waits for {name} now: this emit wakes nothing yet "
+                "(a later wait for it returns at once)."
+            )
+        self.query_one("#wakes", Static).update(plain(text, single_line=False))
+
+    @on(Input.Changed, "#event-name")
+    def _event_changed(self, event: Input.Changed) -> None:
+        # A name that tasks wait for on exactly one other queue: emit it there.
+        name = event.value.strip()
+        queue = self.query_one("#queue", Input)
+        if self.waiting and (queue.value.strip(), name) not in self.waiting:
+            queues = [q for (q, n) in self.waiting if n == name]
+            if len(queues) == 1:
+                queue.value = queues[0]
+        self._show_wakes()
+
+    @on(Input.Changed, "#queue")
+    def _queue_changed(self) -> None:
+        self._show_wakes()
+
     def on_mount(self) -> None:
         _json_status(
             self.query_one("#payload", TextArea), self.query_one("#payload-status", Static)
         )
+        self._show_wakes()
         target = "#payload" if self.initial_event else "#event-name"
         self.query_one(target).focus()
 

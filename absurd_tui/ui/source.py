@@ -22,14 +22,16 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
+from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from .. import ops
 from ..agent.artifacts import load_contents
-from ..db import ids, reads
+from ..db import ids, previews, reads, tables
 from ..db.connect import connect
 from ..db.errors import DatabaseError, DatabaseUnavailable
 from ..db.models import (
@@ -43,6 +45,7 @@ from ..db.models import (
     WaitInfo,
     WorkerSeen,
 )
+from ..db.previews import Preview
 from ..ops import BulkPlan, BulkResult
 
 READ_STATEMENT_TIMEOUT_MS = 15_000
@@ -81,10 +84,14 @@ class DataSource(Protocol):
     ) -> TasksSnapshot: ...
     def events(self) -> EventsSnapshot: ...
     def workers_seen(self) -> tuple[WorkerSeen, ...]: ...
-    def task_detail(self, queue: str, task_id: uuid.UUID) -> TaskDetail | None: ...
+    def task_detail(
+        self, queue: str, task_id: uuid.UUID, *, bounded: bool = False
+    ) -> TaskDetail | None: ...
     def file_contents(
         self, queue: str, task_id: uuid.UUID, hashes: Sequence[str]
     ) -> dict[str, bytes]: ...
+    def value_preview(self, queue: str, task_id: uuid.UUID, what: str) -> Preview | None: ...
+    def save_value(self, queue: str, task_id: uuid.UUID, what: str, path: Path) -> int | None: ...
     def queue_names(self) -> list[str]: ...
     def task_types(self) -> list[TaskType]: ...
     def spawn(
@@ -240,9 +247,31 @@ class LiveSource:
         with self.connection() as conn:
             return tuple(reads.workers_seen(conn))
 
-    def task_detail(self, queue: str, task_id: uuid.UUID) -> TaskDetail | None:
+    def task_detail(
+        self, queue: str, task_id: uuid.UUID, *, bounded: bool = False
+    ) -> TaskDetail | None:
         with self.connection() as conn:
-            return reads.task_detail(conn, queue, task_id)
+            return reads.task_detail(conn, queue, task_id, bounded=bounded)
+
+    def value_preview(self, queue: str, task_id: uuid.UUID, what: str) -> Preview | None:
+        """A bounded preview of one value of a task (see ``value_location``)."""
+        with self.connection() as conn:
+            return previews.preview(conn, *value_location(queue, task_id, what))
+
+    def save_value(self, queue: str, task_id: uuid.UUID, what: str, path: Path) -> int | None:
+        """Stream one value of a task to ``path`` as JSON text; its size, or None if the
+        task or the value is not there."""
+        with self.connection() as conn:
+            table, column, where, args = value_location(queue, task_id, what)
+            found = conn.execute(
+                sql.SQL("SELECT {} IS NOT NULL FROM {} WHERE {}").format(
+                    sql.Identifier(column), table, sql.SQL(where)
+                ),
+                args,
+            ).fetchone()
+            if not found or not found[0]:
+                return None
+            return previews.stream_text(conn, table, column, where, args, path)
 
     def file_contents(
         self, queue: str, task_id: uuid.UUID, hashes: Sequence[str]
@@ -312,6 +341,21 @@ class LiveSource:
     ) -> BulkResult:
         with self.connection() as conn:
             return ops.run_bulk(conn, plan, progress=progress, should_stop=self._closed.is_set)
+
+
+def value_location(
+    queue: str, task_id: uuid.UUID, what: str
+) -> tuple[sql.Composable, str, str, tuple[Any, ...]]:
+    """Where a task's value lives: params, headers, result or ``checkpoint:<name>``."""
+    if what.startswith("checkpoint:"):
+        return (
+            tables.table("c", queue),
+            "state",
+            "task_id = %s AND checkpoint_name = %s",
+            (task_id, what.split(":", 1)[1]),
+        )
+    column = {"params": "params", "headers": "headers", "result": "completed_payload"}[what]
+    return tables.table("t", queue), column, "task_id = %s", (task_id,)
 
 
 def parse_json(text: str) -> Any:

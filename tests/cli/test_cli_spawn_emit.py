@@ -149,3 +149,35 @@ def test_emit_bad_input_emits_nothing(cli, conn, default_queue):
         result = cli("emit", "order-paid", *args)
         assert_clean_error(result, 2, needle)
         assert conn.execute("SELECT count(*) FROM absurd.e_default").fetchone()[0] == 0, args
+
+
+def test_spawn_of_a_name_nothing_registers_warns_and_spawns(cli, conn, default_queue):
+    result = cli("spawn", "no-such-task")
+    assert result.code == 0, result
+    assert result.out.strip()  # the id, for scripts
+    assert "warning: No task 'no-such-task' is registered in this process" in result.err
+    assert "will wait on queue 'default'" in result.err
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM absurd.t_default WHERE task_name = 'no-such-task'"
+        ).fetchone()[0]
+        == 1
+    )
+
+
+def test_spawn_with_tasks_uses_the_registered_queue_and_attempts(cli, conn, tmp_path):
+    module = tmp_path / "routed_tasks.py"
+    module.write_text(
+        "from absurd_tui.sdk.registry import register_task\n\n"
+        "@register_task('routed-report', queue='reports', default_max_attempts=2)\n"
+        "def routed_report(params, ctx):\n"
+        "    return params\n"
+    )
+    assert cli("queue", "create", "reports").code == 0
+    result = cli("spawn", "routed-report", "--tasks", str(module))
+    assert result.code == 0, result
+    assert "warning" not in result.err
+    row = conn.execute(
+        "SELECT max_attempts FROM absurd.t_reports WHERE task_name = 'routed-report'"
+    ).fetchone()
+    assert row == (2,)

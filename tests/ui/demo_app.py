@@ -6,11 +6,18 @@
 from __future__ import annotations
 
 from absurd_tui.ui.app import AbsurdApp
+from absurd_tui.ui.logbook import Logbook
 
 from .fakes import MONOTONIC, NOW, FakeWorkers, StaticSource
 
 
-def make_app(*, down: bool = False, broken: bool = False, workers: bool = True) -> AbsurdApp:
+def make_app(
+    *,
+    down: bool = False,
+    broken: bool = False,
+    workers: bool = True,
+    logbook: Logbook | None = None,
+) -> AbsurdApp:
     app = AbsurdApp(
         StaticSource(down=down, broken=broken),
         workers=FakeWorkers() if workers else None,
@@ -20,6 +27,7 @@ def make_app(*, down: bool = False, broken: bool = False, workers: bool = True) 
         clock=lambda: NOW,
         monotonic=lambda: MONOTONIC,
         theme="textual-dark",
+        logbook=logbook,
     )
     return app
 

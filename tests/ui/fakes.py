@@ -531,7 +531,13 @@ class FakeWorkers:
     def start(self) -> None:
         pass
 
-    def stop(self, timeout: float | None = None) -> None:
+    running = True
+
+    def stop(self, grace: float = 5.0, *, on_progress=None, timeout: float | None = None) -> int:
+        self.running = False
+        return 0
+
+    def end_grace(self) -> None:
         pass
 
     def pause(self) -> None:
@@ -591,7 +597,7 @@ class StaticSource:
         self._check()
         return SEEN
 
-    def task_detail(self, queue, task_id):
+    def task_detail(self, queue, task_id, *, bounded=False):
         self._check()
         if task_id == DETAIL.task_id:
             return DETAIL
@@ -610,6 +616,12 @@ class StaticSource:
         self._check()
         stored = {IP_PICTURE_SHA: IP_PICTURE} if task_id == IMAGE_AGENT_DETAIL.task_id else {}
         return {sha: stored[sha] for sha in hashes if sha in stored}
+
+    def value_preview(self, queue, task_id, what):
+        return None
+
+    def save_value(self, queue, task_id, what, path):
+        return None
 
     def queue_names(self) -> list[str]:
         return [q.queue for q in QUEUES]

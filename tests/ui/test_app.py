@@ -328,7 +328,11 @@ async def test_help_screen_and_command_palette_list_every_action(make_app):
         )
         text = "\n".join(str(s.render()) for s in help_screen.query(Static))
         for spec in ACTIONS:
+            if spec.action == "resume_workers":
+                continue  # one key, one line: "Pause or resume ..."
             assert spec.description in text, spec.action
+        assert "Pause or resume the embedded workers" in text
+        assert text.count("       p  ") == 1
         await pilot.press("escape")
         await pilot.press("ctrl+p")
         await pilot.pause()
@@ -446,9 +450,10 @@ async def test_palette_offers_the_task_actions_that_apply(make_app, client):
         await pilot_wait_until(pilot, lambda: shows(app, failed, "failed"), "failed")
         await select(pilot, app, failed)
         provider = ActionsProvider(app.screen)
-        titles = [spec.action for spec, _ in provider._targets()]
-        assert "retry_task" in titles and "open_task" in titles and "spawn" in titles
-        assert "cancel_task" not in titles
+        targets = {spec.action: applies for spec, _, applies in provider._targets()}
+        assert targets["retry_task"] and targets["open_task"] and targets["spawn"]
+        # Listed, dimmed: a completed or failed task cannot be cancelled.
+        assert targets["cancel_task"] is False
         await pilot.press("ctrl+p")
         await pilot_wait_until(pilot, lambda: isinstance(app.screen, CommandPalette), "palette")
         await pilot.press(*"retry the selected")

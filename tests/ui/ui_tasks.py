@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from absurd_tui.agent import register_agent
 from absurd_tui.sdk import TaskRegistry
 
@@ -34,5 +36,11 @@ def build_registry() -> TaskRegistry:
     def nap(params, ctx):
         ctx.sleep_for("nap", params.get("seconds", 3600))
         return "woke"
+
+    @registry.register_task("slow", queue="default", default_max_attempts=1)
+    def slow(params, ctx):
+        for n in range(params.get("steps", 100)):
+            ctx.step("tick", lambda n=n: time.sleep(0.2) or n)
+        return "done"
 
     return registry

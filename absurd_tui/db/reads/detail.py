@@ -11,6 +11,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
+from .. import previews
 from ..models import FILE_CHECKPOINT_PREFIX, CheckpointInfo, RunInfo, TaskDetail, WaitInfo
 from ..tables import table
 from .common import db_now, queue_names
@@ -25,6 +26,7 @@ def task_detail(
     task_id: uuid.UUID | str,
     *,
     checkpoint_limit: int | None = CHECKPOINT_LIMIT,
+    bounded: bool = False,
 ) -> TaskDetail | None:
     """Everything about one task, as one consistent snapshot: its row, runs,
     checkpoints in order and pending waits (None if there is no such task or queue).
@@ -33,10 +35,18 @@ def task_detail(
     committing a step between them cannot make the runs disagree with the task's state.
     On a connection already inside a transaction they join it (its isolation applies).
     ``checkpoint_limit=None`` loads every checkpoint (the agent transcript needs them all).
+
+    With ``bounded``, a JSON value (params, headers, result, a run's result or failure, a
+    checkpoint's state) whose stored size is past ``previews.INLINE_BYTES`` comes back as
+    a ``previews.Large`` marker: a screen then reads a bounded preview of it instead.
     """
     task_id = uuid.UUID(str(task_id))
     with _snapshot(conn):
-        return _read_detail(conn, queue, task_id, checkpoint_limit)
+        return _read_detail(conn, queue, task_id, checkpoint_limit, bounded)
+
+
+def _value(column: str, bounded: bool) -> sql.Composable:
+    return previews.bounded(column, bounded)
 
 
 @contextmanager
@@ -51,7 +61,7 @@ def _snapshot(conn: psycopg.Connection) -> Iterator[None]:
 
 
 def _read_detail(
-    conn: psycopg.Connection, queue: str, task_id: uuid.UUID, limit: int | None
+    conn: psycopg.Connection, queue: str, task_id: uuid.UUID, limit: int | None, bounded: bool
 ) -> TaskDetail | None:
     if queue not in queue_names(conn):
         return None
@@ -59,10 +69,15 @@ def _read_detail(
     with conn.cursor(row_factory=dict_row) as cur:
         task = cur.execute(
             sql.SQL(
-                "SELECT task_id, task_name, state, attempts, max_attempts, params, headers, "
+                "SELECT task_id, task_name, state, attempts, max_attempts, {}, {}, "
                 "retry_strategy, cancellation, idempotency_key, enqueue_at, first_started_at, "
-                "cancelled_at, completed_payload, last_attempt_run FROM {} WHERE task_id = %s"
-            ).format(table("t", queue)),
+                "cancelled_at, {}, last_attempt_run FROM {} WHERE task_id = %s"
+            ).format(
+                _value("params", bounded),
+                _value("headers", bounded),
+                _value("completed_payload", bounded),
+                table("t", queue),
+            ),
             (task_id,),
         ).fetchone()
         if task is None:
@@ -80,32 +95,34 @@ def _read_detail(
                 started_at=r["started_at"],
                 completed_at=r["completed_at"],
                 failed_at=r["failed_at"],
-                result=r["result"],
-                failure_reason=r["failure_reason"],
+                result=previews.unbounded(r, "result"),
+                failure_reason=previews.unbounded(r, "failure_reason"),
             )
             for r in cur.execute(
                 sql.SQL(
                     "SELECT run_id, attempt, state, claimed_by, claim_expires_at, "
                     "nullif(available_at, 'infinity') AS available_at, "
-                    "wake_event, created_at, started_at, completed_at, failed_at, result, "
-                    "failure_reason FROM {} WHERE task_id = %s ORDER BY attempt, run_id"
-                ).format(table("r", queue)),
+                    "wake_event, created_at, started_at, completed_at, failed_at, {}, "
+                    "{} FROM {} WHERE task_id = %s ORDER BY attempt, run_id"
+                ).format(
+                    _value("result", bounded), _value("failure_reason", bounded), table("r", queue)
+                ),
                 (task_id,),
             )
         )
         attempt_of = {run.run_id: run.attempt for run in runs}
         checkpoint_rows = cur.execute(
             sql.SQL(
-                "SELECT checkpoint_name, state, status, owner_run_id, updated_at FROM {} "
+                "SELECT checkpoint_name, {}, status, owner_run_id, updated_at FROM {} "
                 "WHERE task_id = %s AND NOT starts_with(checkpoint_name, %s) "
                 "ORDER BY updated_at, checkpoint_name LIMIT %s"
-            ).format(table("c", queue)),
+            ).format(_value("state", bounded), table("c", queue)),
             (task_id, FILE_CHECKPOINT_PREFIX, None if limit is None else limit + 1),
         ).fetchall()
         checkpoints = tuple(
             CheckpointInfo(
                 name=c["checkpoint_name"],
-                state=c["state"],
+                state=previews.unbounded(c, "state"),
                 status=c["status"],
                 owner_run_id=c["owner_run_id"],
                 owner_attempt=attempt_of.get(c["owner_run_id"]),
@@ -139,15 +156,15 @@ def _read_detail(
         state=task["state"],
         attempts=task["attempts"],
         max_attempts=task["max_attempts"],
-        params=task["params"],
-        headers=task["headers"],
+        params=previews.unbounded(task, "params"),
+        headers=previews.unbounded(task, "headers"),
         retry_strategy=task["retry_strategy"],
         cancellation=task["cancellation"],
         idempotency_key=task["idempotency_key"],
         enqueue_at=task["enqueue_at"],
         first_started_at=task["first_started_at"],
         cancelled_at=task["cancelled_at"],
-        result=task["completed_payload"],
+        result=previews.unbounded(task, "completed_payload"),
         last_run_id=task["last_attempt_run"],
         runs=runs,
         checkpoints=checkpoints,

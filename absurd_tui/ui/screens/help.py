@@ -9,7 +9,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from ..actions import ACTIONS, SCOPE_TITLES
+from ..actions import ACTIONS, SCOPE_TITLES, ActionSpec
 
 
 def key_label(key: str, display: str | None) -> str:
@@ -30,7 +30,12 @@ class HelpScreen(ModalScreen):
             yield Label("Keys and actions", classes="dialog-title")
             with VerticalScroll(classes="dialog-body"):
                 for scope, title in SCOPE_TITLES.items():
-                    entries = [spec for spec in ACTIONS if spec.scope == scope]
+                    # One line per key: p pauses and resumes (two actions, one key).
+                    first: dict[str, ActionSpec] = {}
+                    for spec in ACTIONS:
+                        if spec.scope == scope:
+                            first.setdefault(spec.key, spec)
+                    entries = list(first.values())
                     if scope == "app":
                         extra = [("Ctrl+P", "Command palette: search and run any action.")]
                     elif scope == "workers":

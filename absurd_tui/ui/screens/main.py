@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -14,7 +15,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import (
-    Footer,
     Header,
     Input,
     Label,
@@ -23,6 +23,7 @@ from textual.widgets import (
     TabbedContent,
     TabPane,
 )
+from textual.widgets.data_table import ColumnKey
 
 from ... import ops
 from ...db.reads import (
@@ -38,6 +39,7 @@ from ...text import (
     age,
     attempts,
     count_label,
+    filter_label,
     json_preview,
     muted,
     plain,
@@ -46,11 +48,31 @@ from ...text import (
 )
 from ..actions import bindings, dimmed_action, why_not
 from ..source import EventsSnapshot, TasksSnapshot
+from ..widgets.footer import FittingFooter
 from ..widgets.keyed_table import KeyedTable
 from ..widgets.polling import PollingView
 from ..widgets.status_bar import StatusBar
 
 ALL_QUEUES = "*"
+TASK_COLUMNS = (
+    ("id", "Id"),
+    ("name", "Task"),
+    ("queue", "Queue"),
+    ("state", "State"),
+    ("attempt", "Attempt"),
+    ("step", "Last step"),
+    ("updated", "Updated"),
+    ("worker", "Worker"),
+)
+SORT_KEYS: dict[str, Callable[[TaskRow], Any]] = {
+    "name": lambda row: (row.task_name, row.task_id),
+    "queue": lambda row: (row.queue, row.task_id),
+    "state": lambda row: (STATES.index(row.state) if row.state in STATES else 99, row.task_id),
+    "attempt": lambda row: (row.attempts, row.task_id),
+    "updated": lambda row: (row.updated_at is not None, row.updated_at, row.task_id),
+}
+"""Columns the task table sorts by (o cycles them; a click on a header picks one)."""
+SORT_DESCENDING = ("attempt", "updated")
 PAGE_SIZE = 100
 COUNT_EVERY = 5.0
 """Seconds between match counts of a name or id search (capped, but not free)."""
@@ -89,6 +111,8 @@ class TasksView(PollingView):
         self.next_after: uuid.UUID | None = None
         self.matches: Count | None = None
         self._counted: tuple[TaskFilter, float] | None = None
+        self._cells: dict[str, tuple[TaskRow, tuple[str, bool], tuple]] = {}
+        self.sort_column: str | None = None
 
     def compose(self) -> ComposeResult:
         yield KeyedTable(
@@ -97,17 +121,17 @@ class TasksView(PollingView):
                 ("pending", "Pending"),
                 ("running", "Running"),
                 ("sleeping", "Sleeping"),
-                ("completed", "Completed"),
+                ("completed", "Done"),
                 ("failed", "Failed"),
                 ("cancelled", "Cancelled"),
-                ("claimable", "Claimable"),
-                ("lag", "Oldest wait"),
+                ("claimable", "Ready"),
+                ("lag", "Lag"),
             ],
             id="queues",
             zebra_stripes=False,
         )
         with Horizontal(id="filter-bar"):
-            yield Label("State", classes="filter-label")
+            yield Static("", id="queue-filter", classes="filter-label")
             yield Select(
                 [(state, state) for state in STATES],
                 prompt="all states",
@@ -119,19 +143,8 @@ class TasksView(PollingView):
             yield Input(placeholder="/ search id or name", id="search", compact=True)
             yield Static("", id="matches")
         yield Static("", id="tasks-error", classes="view-error")
-        yield TasksTable(
-            [
-                ("id", "Id"),
-                ("name", "Task"),
-                ("queue", "Queue"),
-                ("state", "State"),
-                ("attempt", "Attempt"),
-                ("step", "Current step"),
-                ("updated", "Updated"),
-                ("worker", "Worker"),
-            ],
-            id="tasks",
-        )
+        yield TasksTable(TASK_COLUMNS, id="tasks")
+        yield Static("", id="tasks-empty", classes="empty-note")
 
     # -- polling
 
@@ -164,7 +177,27 @@ class TasksView(PollingView):
         self._apply_queues(snapshot.queues)
         self._apply_tasks(snapshot.page.rows)
         self._show_matches()
-        self.screen.refresh_bindings()
+        self.loaded = True
+        self._show_filter()
+        self.refresh_bindings_for(self, "tasks")
+
+    def redraw_clock(self, snapshot: TasksSnapshot) -> None:
+        self._apply_queues(snapshot.queues)
+        self._apply_tasks(snapshot.page.rows)
+
+    def _queue_name(self, summary: QueueSummary, colours: dict[str, str]) -> Text:
+        """The queue's name, and a warning when its ready tasks wait for a worker the
+        console does not run (a queue created after start-up, or one left out by --queue):
+        other processes may serve it, the console cannot tell until they claim."""
+        app = self.app
+        name = plain(summary.queue, limit=24)
+        if (
+            app.worker_pool is not None
+            and summary.queue not in app.worker_queues
+            and summary.claimable.value > 0
+        ):
+            name.append(" ▲ no worker here", style=colours.get("warning", ""))
+        return name
 
     def _apply_queues(self, summaries: tuple[QueueSummary, ...]) -> None:
         now = self.app.now()
@@ -185,7 +218,7 @@ class TasksView(PollingView):
                 (
                     summary.queue,
                     self._queue_cells(
-                        plain(summary.queue),
+                        self._queue_name(summary, colours),
                         summary.count,
                         summary.claimable,
                         summary.oldest_claimable_at,
@@ -217,32 +250,98 @@ class TasksView(PollingView):
         now = self.app.now()
         colours = self.app.colours
         self.rows = {row.key: row for row in rows}
+        narrow = 0 < self.app.size.width < 120
+        cache = {}
+        for row in rows:
+            # A row is rebuilt only when its data or its age text changed: the clock
+            # redraw then hands the table the very same cells, and nothing repaints.
+            clock = (age(row.updated_at, now), narrow)
+            cached = self._cells.get(row.key)
+            if cached is not None and cached[0] == row and cached[1] == clock:
+                cache[row.key] = cached
+            else:
+                cache[row.key] = (row, clock, self._task_cells(row, now, colours, narrow))
+        self._cells = cache
         table = self.query_one("#tasks", TasksTable)
-        table.apply([(row.key, self._task_cells(row, now, colours)) for row in rows])
+        table.apply([(row.key, cache[row.key][2]) for row in self._sorted(rows)])
+
+    def _sorted(self, rows: tuple[TaskRow, ...]) -> list[TaskRow]:
+        """The page in the chosen column's order (the page itself is the newest tasks
+        matching the filter: sorting orders what is shown, it reads nothing more)."""
+        column = self.sort_column
+        if column is None:
+            return list(rows)
+        key = SORT_KEYS[column]
+        ordered = sorted(rows, key=key)
+        return ordered[::-1] if column in SORT_DESCENDING else ordered
+
+    def action_sort_column(self) -> None:
+        order = [None, *SORT_KEYS]
+        self.set_sort(order[(order.index(self.sort_column) + 1) % len(order)])
+
+    def set_sort(self, column: str | None) -> None:
+        self.sort_column = column
+        table = self.query_one("#tasks", TasksTable)
+        for key, label in TASK_COLUMNS:
+            mark = (
+                " ▼" if key == column and key in SORT_DESCENDING else " ▲" if key == column else ""
+            )
+            table.columns[ColumnKey(key)].label = Text(label + mark)
+        table.refresh()
+        self._show_matches()
+        if self.snapshot is not None:
+            self._apply_tasks(self.snapshot.page.rows)
+
+    @on(KeyedTable.HeaderSelected, "#tasks")
+    def _header_selected(self, event: KeyedTable.HeaderSelected) -> None:
+        column = event.column_key.value
+        if column in SORT_KEYS:
+            self.set_sort(None if self.sort_column == column else column)
 
     @staticmethod
-    def _task_cells(row: TaskRow, now, colours) -> tuple:
-        step = row.step
+    def _task_cells(row: TaskRow, now, colours, narrow: bool = False) -> tuple:
+        # The engine's own checkpoints ($awaitEvent:..., $sleep:...) are not steps a user
+        # wrote: what they stand for is said as "waiting for ...".
+        step = row.step if row.step and not row.step.startswith("$") else None
+        wide = 1 if narrow else 2
         if row.state == "sleeping" and row.wake_event:
             event = row.wake_event
             agent_prefix = f"agent:{row.task_id}:"
             if event.startswith(agent_prefix):
                 # An agent's ask_human (agent.answer_event_name): the tail says enough.
                 event = event[len(agent_prefix) :]
-            waiting = f"(awaits {event})"
-            step_text = plain(f"{step} {waiting}" if step else waiting, limit=40)
+            waiting = f"waiting for {event}"
+            step_text = plain(f"{step}, {waiting}" if step else waiting, limit=20 * wide)
         else:
-            step_text = plain(step or "", limit=32)
+            step_text = plain(step or "", limit=16 * wide)
         return (
             Text(short_id(row.task_id), style=colours.get("foreground-muted", "")),
-            plain(row.task_name, "bold", limit=40),
-            plain(row.queue, limit=20),
+            plain(row.task_name, "bold", limit=20 * wide),
+            plain(row.queue, limit=10 * wide),
             state_text(row.state, colours),
             Text(attempts(row.attempts, row.max_attempts), justify="right"),
             step_text,
             Text(age(row.updated_at, now), justify="right"),
-            plain(row.worker or "", limit=28),
+            plain(row.worker or "", limit=14 * wide),
         )
+
+    def _show_filter(self) -> None:
+        queue = self.flt.queue
+        label = self.query_one("#queue-filter", Static)
+        label.update(
+            plain(f"queue {queue} (x clears) ·", limit=32) if queue else Text("all queues ·")
+        )
+        label.set_class(bool(queue), "-active")
+        empty = self.query_one("#tasks-empty", Static)
+        nothing = self.loaded and not self.rows
+        empty.set_class(nothing, "-visible")
+        if nothing:
+            if self.flt == TaskFilter():
+                empty.update(Text("No tasks yet: n spawns one."))
+            else:
+                empty.update(
+                    plain(f"No tasks match {filter_label(self.flt)}: x clears the filter.")
+                )
 
     def _show_matches(self) -> None:
         label = "…" if self.matches is None else count_label(self.matches)
@@ -255,6 +354,8 @@ class TasksView(PollingView):
             else "tasks"
         )
         text = f"{label} {noun} · page {page} ({back}{len(self.rows)} shown{more})"
+        if self.sort_column is not None:
+            text += f" · sorted by {dict(TASK_COLUMNS)[self.sort_column].lower()} (o)"
         self.query_one("#matches", Static).update(Text(text))
 
     def show_error(self, message: str | None) -> None:
@@ -269,6 +370,7 @@ class TasksView(PollingView):
         if flt == self.flt:
             return
         self.flt = flt
+        self._show_filter()
         self.pages = []
         self.after = None
         self.matches = None
@@ -309,9 +411,14 @@ class TasksView(PollingView):
     # -- actions
 
     def on_key(self, event) -> None:
-        # A dimmed key is not silently ignored: say why it does not apply.
         if isinstance(self.app.focused, Input):
+            if event.key == "escape":
+                # Leave the search or name box; what was typed stays as the filter.
+                event.stop()
+                event.prevent_default()
+                self.query_one("#tasks", TasksTable).focus()
             return
+        # A dimmed key is not silently ignored: say why it does not apply.
         action = dimmed_action(self, "tasks", event.key)
         if action in ("retry_task", "cancel_task"):
             task = self.selected
@@ -342,7 +449,8 @@ class TasksView(PollingView):
         if action == "prev_page":
             return bool(self.pages) or None
         if action == "clear_filter":
-            return bool(self.flt.state or self.flt.name or self.flt.search) or None
+            flt = self.flt
+            return bool(flt.queue or flt.state or flt.name or flt.search) or None
         return True
 
     def action_open_task(self) -> None:
@@ -386,6 +494,9 @@ class TasksView(PollingView):
         select.value = Select.NULL if following is None else following
 
     def action_clear_filter(self) -> None:
+        # Every filter, the queue too: the queue table goes back to All queues.
+        self.query_one("#queues", KeyedTable).select_key(ALL_QUEUES)
+        self.set_filter(queue=None)
         self.query_one("#state-filter", Select).value = Select.NULL
         self.query_one("#name-filter", Input).value = ""
         self.query_one("#search", Input).value = ""
@@ -483,7 +594,10 @@ class EventsView(PollingView):
                 for event in snapshot.events
             ]
         )
-        self.screen.refresh_bindings()
+        self.refresh_bindings_for(self, "events")
+
+    def redraw_clock(self, snapshot: EventsSnapshot) -> None:
+        self.apply(snapshot)
 
     def show_error(self, message: str | None) -> None:
         error = self.query_one("#events-error", Static)
@@ -586,6 +700,9 @@ class WorkersView(PollingView):
         )
         self.show_embedded()
 
+    def redraw_clock(self, snapshot) -> None:
+        self.apply(snapshot)
+
     def show_embedded(self) -> None:
         """Embedded worker statuses are in memory: read on the UI thread, no I/O."""
         app = self.app
@@ -645,7 +762,7 @@ class MainScreen(Screen):
             with TabPane("Workers", id="workers-tab"):
                 yield WorkersView(id="workers-view")
         yield StatusBar(self.app.source.label, self.app.monotonic, id="status")
-        yield Footer(compact=True)
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one("#tasks", TasksTable).focus()

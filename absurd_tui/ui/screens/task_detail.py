@@ -8,35 +8,44 @@ thread), with the question it waits on answered by a key.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Grid, Horizontal, VerticalScroll
-from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, Static, TabbedContent, TabPane
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Header, Label, Static, TabbedContent, TabPane
 
 from ... import ops
 from ...agent import AGENT_TASK, PendingQuestion, Transcript, transcript_from_detail
-from ...db.reads import CheckpointInfo, TaskDetail, short_id
+from ...db.previews import Large, Preview, human_size
+from ...db.reads import CheckpointInfo, RunInfo, TaskDetail, short_id
 from ...text import (
     age,
     attempts,
+    duration,
     json_block,
     json_preview,
     plain,
+    pretty,
     state_text,
     timestamp,
     until,
 )
 from ..actions import bindings, dimmed_action, why_not
-from ..widgets.keyed_table import KeyedTable
+from ..values import cell_text, value_text
+from ..widgets.footer import FittingFooter
+from ..widgets.keyed_table import KeyedTable, differs
 from ..widgets.polling import PollingView
 from ..widgets.previews import preview
 from ..widgets.status_bar import StatusBar
+from ..widgets.tab_scroll import TabScroll
 from ..widgets.transcript import TranscriptLog
+from .value import ValuePicker, ValueScreen
 
 
 @dataclass(frozen=True)
@@ -44,8 +53,13 @@ class DetailSnapshot:
     detail: TaskDetail | None
     transcript: Transcript | None
     """For an agent task: its conversation so far."""
-    previews: dict[str, Text] | None = None
+    artifacts: dict[str, Text] = field(default_factory=dict)
     """Previews of artifacts not shown before, by content hash (built off the UI thread)."""
+    previews: dict[str, Preview] = field(default_factory=dict)
+    """Bounded previews of the values the read left out as too large, by name."""
+
+
+VALUE_NAMES = (("params", "Params"), ("headers", "Headers"), ("result", "Result"))
 
 
 class TaskDetailView(PollingView):
@@ -58,9 +72,14 @@ class TaskDetailView(PollingView):
         self.detail: TaskDetail | None = None
         self.transcript: Transcript | None = None
         self.checkpoints: dict[str, CheckpointInfo] = {}
-        self.previews: dict[str, Text] = {}
+        self.artifact_previews: dict[str, Text] = {}
         """Artifact previews shown so far: contents never change for a hash, so kept."""
         self.missing = False
+        self._values_key: Any = None
+        self.previews: dict[str, Preview] = {}
+        """Previews already read (written on the UI thread, read by the poll's thread)."""
+        self._summary_shown: dict[str, Text] = {}
+        self._checkpoint_shown: Any = None
 
     def compose(self) -> ComposeResult:
         with Grid(id="task-summary"):
@@ -74,6 +93,7 @@ class TaskDetailView(PollingView):
                 "enqueued",
                 "started",
                 "ended",
+                "took",
                 "waiting",
             ):
                 yield Label(field.capitalize(), classes="summary-label")
@@ -85,7 +105,7 @@ class TaskDetailView(PollingView):
                 yield Static("", id="transcript-summary")
                 yield TranscriptLog(id="transcript")
             with TabPane("Overview", id="overview"):
-                with VerticalScroll(id="overview-scroll"):
+                with TabScroll(id="overview-scroll"):
                     yield Label("Params", classes="section-title")
                     yield Static("", id="params", classes="json")
                     yield Label("Headers", classes="section-title")
@@ -93,7 +113,7 @@ class TaskDetailView(PollingView):
                     yield Label("Result", classes="section-title", id="outcome-title")
                     yield Static("", id="outcome", classes="json")
             with TabPane("Runs", id="runs-tab"):
-                yield KeyedTable(
+                yield RunsTable(
                     [
                         ("attempt", "Attempt"),
                         ("run", "Run"),
@@ -101,6 +121,7 @@ class TaskDetailView(PollingView):
                         ("worker", "Worker"),
                         ("started", "Started"),
                         ("ended", "Ended"),
+                        ("took", "Took"),
                         ("failure", "Failure"),
                     ],
                     id="runs",
@@ -115,7 +136,7 @@ class TaskDetailView(PollingView):
                     ],
                     id="checkpoints",
                 )
-                with VerticalScroll(id="checkpoint-value-scroll"):
+                with TabScroll(id="checkpoint-value-scroll"):
                     yield Static("", id="checkpoint-value", classes="json")
             with TabPane("Waits", id="waits-tab"):
                 yield KeyedTable(
@@ -134,17 +155,32 @@ class TaskDetailView(PollingView):
             self.query_one("#detail-tabs", TabbedContent).hide_tab("transcript-tab")
 
     def fetch(self, params: Any) -> DetailSnapshot:
-        detail = self.app.source.task_detail(self.queue, self.task_id)
+        source = self.app.source
+        # An agent's transcript is made of its checkpoints: read them whole. Any other
+        # task's large values are left out of the read and previewed, once each (params
+        # and headers never change, a result once it is there).
+        detail = source.task_detail(self.queue, self.task_id, bounded=not self.agent)
         transcript = None
-        previews: dict[str, Text] = {}
+        artifacts: dict[str, Text] = {}
         if detail is not None and detail.task_name == AGENT_TASK:
+            if not self.agent:
+                detail = source.task_detail(self.queue, self.task_id)
             transcript = transcript_from_detail(detail, now=self.app.now())
             files = {f.sha256: f for e in transcript.entries for f in e.files}
-            missing = [sha for sha in files if sha not in self.previews]
+            missing = [sha for sha in files if sha not in self.artifact_previews]
             if missing:
-                contents = self.app.source.file_contents(detail.queue, detail.task_id, missing)
-                previews = {sha: preview(files[sha], contents.get(sha)) for sha in missing}
-        return DetailSnapshot(detail, transcript, previews)
+                contents = source.file_contents(detail.queue, detail.task_id, missing)
+                artifacts = {sha: preview(files[sha], contents.get(sha)) for sha in missing}
+        found: dict[str, Preview] = {}
+        if detail is not None:
+            known = self.previews
+            for name, _ in VALUE_NAMES:
+                if isinstance(getattr(detail, name), Large):
+                    cached = known.get(name)
+                    value = cached or source.value_preview(self.queue, self.task_id, name)
+                    if value is not None:
+                        found[name] = value
+        return DetailSnapshot(detail, transcript, artifacts, found)
 
     def apply(self, snapshot: DetailSnapshot) -> None:
         detail = snapshot.detail
@@ -166,26 +202,62 @@ class TaskDetailView(PollingView):
             "enqueued": Text(f"{timestamp(detail.enqueue_at)} ({age(detail.enqueue_at, now)} ago)"),
             "started": Text(timestamp(detail.first_started_at)),
             "ended": Text(timestamp(detail.ended_at)),
+            "took": Text(took(detail.first_started_at, detail.ended_at, now)),
             "waiting": self._waiting(detail, now),
         }
-        for field, value in values.items():
-            self.query_one(f"#summary-{field}", Static).update(value)
-        self.query_one("#params", Static).update(json_block(detail.params))
-        self.query_one("#headers", Static).update(json_block(detail.headers))
+        for name, value in values.items():
+            if differs(self._summary_shown.get(name), value):
+                self._summary_shown[name] = value
+                self.query_one(f"#summary-{name}", Static).update(value)
+        self.previews = snapshot.previews
+        values_key = (
+            detail.params,
+            detail.headers,
+            detail.state,
+            detail.result,
+            detail.failure,
+            tuple(snapshot.previews),
+        )
+        if values_key != self._values_key:
+            # Rendering a value is the costly part of a refresh: only when it changed.
+            self._values_key = values_key
+            self._apply_values(detail, colours)
+        self._apply_runs(detail, colours)
+        self._apply_checkpoints(detail, now)
+        self._apply_waits(detail, now)
+        self.artifact_previews.update(snapshot.artifacts)
+        self._apply_transcript(snapshot.transcript, now, detail.checkpoints_truncated)
+        self.refresh_bindings_for(self.screen, "detail")
+
+    def redraw_clock(self, snapshot: DetailSnapshot) -> None:
+        self.apply(snapshot)
+
+    def _apply_values(self, detail: TaskDetail, colours: dict[str, str]) -> None:
+        muted = colours.get("foreground-muted", "")
+        previews = self.previews
+        self.query_one("#params", Static).update(
+            value_text(detail.params, previews.get("params"), muted)
+        )
+        self.query_one("#headers", Static).update(
+            value_text(detail.headers, previews.get("headers"), muted)
+        )
         title = self.query_one("#outcome-title", Label)
         outcome = self.query_one("#outcome", Static)
         failure = detail.failure
         if detail.state == "completed":
             title.update("Result")
-            outcome.update(json_block(detail.result))
+            outcome.update(value_text(detail.result, previews.get("result"), muted))
         elif failure is not None:
             title.update("Failure" if detail.state == "failed" else "Last failure")
             outcome.update(_failure_text(failure))
+        elif detail.state == "cancelled":
+            title.update("Result")
+            outcome.update(Text("(none: the task was cancelled)", style=muted))
         else:
             title.update("Result")
-            outcome.update(Text("(not finished)", style=colours.get("foreground-muted", "")))
-        self._apply_runs(detail, colours)
-        self._apply_checkpoints(detail, now)
+            outcome.update(Text("(not finished yet)", style=muted))
+
+    def _apply_waits(self, detail: TaskDetail, now) -> None:
         self.query_one("#task-waits", KeyedTable).apply(
             [
                 (
@@ -200,9 +272,6 @@ class TaskDetailView(PollingView):
                 for wait in detail.waits
             ]
         )
-        self.previews.update(snapshot.previews or {})
-        self._apply_transcript(snapshot.transcript, now, detail.checkpoints_truncated)
-        self.screen.refresh_bindings()
 
     def _apply_transcript(self, transcript: Transcript | None, now, truncated: bool) -> None:
         self.transcript = transcript
@@ -220,7 +289,7 @@ class TaskDetailView(PollingView):
             summary.append(" · only the oldest checkpoints were read: the rest is not shown")
         self.query_one("#transcript-summary", Static).update(summary)
         self.query_one("#transcript", TranscriptLog).show(
-            transcript.entries, now, colours, self.previews
+            transcript.entries, now, colours, self.artifact_previews
         )
 
     @staticmethod
@@ -235,6 +304,7 @@ class TaskDetailView(PollingView):
         return Text("")
 
     def _apply_runs(self, detail: TaskDetail, colours) -> None:
+        now = self.app.now()
         self.query_one("#runs", KeyedTable).apply(
             [
                 (
@@ -246,7 +316,8 @@ class TaskDetailView(PollingView):
                         plain(run.claimed_by or ""),
                         Text(timestamp(run.started_at)),
                         Text(timestamp(run.ended_at)),
-                        plain(_failure_line(run.failure_reason)),
+                        Text(took(run.started_at, run.ended_at, now), justify="right"),
+                        plain(_failure_line(run.failure_reason), limit=60),
                     ),
                 )
                 for run in detail.runs
@@ -267,13 +338,21 @@ class TaskDetailView(PollingView):
                             "" if cp.owner_attempt is None else str(cp.owner_attempt),
                             justify="right",
                         ),
-                        json_preview(cp.state, 50),
+                        cell_text(cp.state, 50),
                     ),
                 )
                 for cp in self.checkpoints.values()
             ]
         )
         self._show_checkpoint(table.cursor_key)
+
+    @on(KeyedTable.RowSelected, "#runs")
+    def _run_selected(self, event: KeyedTable.RowSelected) -> None:
+        detail = self.detail
+        key = event.row_key.value
+        run = next((r for r in detail.runs if str(r.run_id) == key), None) if detail else None
+        if run is not None:
+            self.app.push_screen(RunDialog(detail, run, self.app.colours, self.app.now()))
 
     @on(KeyedTable.RowHighlighted, "#checkpoints")
     def _checkpoint_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
@@ -282,13 +361,18 @@ class TaskDetailView(PollingView):
     def _show_checkpoint(self, key: str | None) -> None:
         value = self.query_one("#checkpoint-value", Static)
         checkpoint = self.checkpoints.get(key) if key else None
+        shown = (key, checkpoint)
+        if shown == self._checkpoint_shown:
+            return
+        self._checkpoint_shown = shown
         if checkpoint is None:
             value.update(Text("Select a checkpoint to see its value."))
             return
         heading = plain(
             f"{checkpoint.name}  ({checkpoint.status}, {timestamp(checkpoint.updated_at)})", "bold"
         )
-        value.update(Text.assemble(heading, "\n", json_block(checkpoint.state)))
+        muted = self.app.colours.get("foreground-muted", "")
+        value.update(Text.assemble(heading, "\n", value_text(checkpoint.state, None, muted)))
 
     def show_error(self, message: str | None) -> None:
         error = self.query_one("#detail-error", Static)
@@ -321,6 +405,8 @@ def _transcript_summary(transcript: Transcript, colours: dict[str, str]) -> Text
 def _failure_line(reason: Any) -> str:
     if reason is None:
         return ""
+    if isinstance(reason, Large):
+        return cell_text(reason, 80).plain
     if isinstance(reason, dict):
         name = reason.get("name") or ""
         message = reason.get("message") or ""
@@ -332,7 +418,70 @@ def _failure_line(reason: Any) -> str:
     return json_preview(reason).plain
 
 
+def took(start: datetime | None, end: datetime | None, now: datetime) -> str:
+    """How long from ``start`` to ``end`` (to now, with "so far", while it lasts)."""
+    if start is None:
+        return ""
+    if end is None:
+        return f"{duration((now - start).total_seconds())} so far"
+    return duration((end - start).total_seconds())
+
+
+class RunsTable(KeyedTable):
+    """The runs of a task; Enter shows one run in full (its failure, its times)."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Run")]
+
+
+class RunDialog(ModalScreen[None]):
+    """One run: attempt, worker, times and its failure in full."""
+
+    BINDINGS = [Binding("escape,enter", "close", "Close")]
+
+    def __init__(self, detail: TaskDetail, run: RunInfo, colours: dict[str, str], now: datetime):
+        super().__init__()
+        self.detail = detail
+        self.run = run
+        self.colours = colours
+        self.now = now
+
+    def compose(self) -> ComposeResult:
+        run = self.run
+        facts = Text.assemble(
+            plain(f"{self.detail.task_name}  attempt {run.attempt}", "bold"),
+            f"\nRun      {run.run_id}",
+            "\nState    ",
+            state_text(run.state, self.colours),
+            "\nWorker   ",
+            plain(run.claimed_by or "-"),
+            f"\nStarted  {timestamp(run.started_at)}",
+            f"\nEnded    {timestamp(run.ended_at)}",
+            f"\nTook     {took(run.started_at, run.ended_at, self.now)}",
+        )
+        with Vertical(classes="dialog run-dialog"):
+            yield Label("Run", classes="dialog-title")
+            with VerticalScroll(classes="dialog-body"):
+                yield Static(facts)
+                if run.failure_reason is not None:
+                    yield Label("Failure", classes="section-title")
+                    yield Static(_failure_text(run.failure_reason), classes="json")
+                elif run.result is not None:
+                    yield Label("Result", classes="section-title")
+                    yield Static(value_text(run.result, None), classes="json")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+def _size_label(value: Any) -> str:
+    if isinstance(value, Large):
+        return f"({human_size(value.stored)} stored)"
+    return f"({human_size(len(pretty(value).encode()))})"
+
+
 def _failure_text(reason: Any) -> Text:
+    if isinstance(reason, Large):
+        return value_text(reason, None)
     if isinstance(reason, dict) and ("message" in reason or "name" in reason):
         head = _failure_line(reason)
         text = Text.assemble(plain(head, "bold", single_line=False), "\n")
@@ -364,7 +513,7 @@ class TaskDetailScreen(Screen):
             self.queue, self.task_id, agent=self.task_name == AGENT_TASK, id="detail-view"
         )
         yield StatusBar(self.app.source.label, self.app.monotonic, id="status")
-        yield Footer(compact=True)
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.sub_title = f"task {self.task_id}"
@@ -381,8 +530,11 @@ class TaskDetailScreen(Screen):
     def view(self) -> TaskDetailView:
         return self.query_one(TaskDetailView)
 
+    def visible_views(self) -> list[PollingView]:
+        return list(self.query(TaskDetailView))
+
     def refresh_views(self) -> None:
-        for view in self.query(TaskDetailView):
+        for view in self.visible_views():
             view.poll()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -454,6 +606,37 @@ class TaskDetailScreen(Screen):
         question = self.pending_question
         if question is not None:
             self.app.answer_question(question)
+
+    def action_view_value(self) -> None:
+        detail = self.view.detail
+        if detail is None:
+            return
+        choices = [
+            (name, f"{label}  {_size_label(getattr(detail, name))}")
+            for name, label in VALUE_NAMES
+            if getattr(detail, name) is not None
+        ]
+        choices += [
+            (f"checkpoint:{cp.name}", f"Checkpoint {cp.name}  {_size_label(cp.state)}")
+            for cp in detail.checkpoints
+        ]
+        if not choices:
+            self.notify("This task has no values yet.", markup=False)
+            return
+        tabs = self.query_one("#detail-tabs", TabbedContent)
+        initial = "params"
+        if tabs.active == "checkpoints-tab":
+            key = self.query_one("#checkpoints", KeyedTable).cursor_key
+            initial = f"checkpoint:{key}" if key else initial
+        directory = self.app.data_dir
+
+        def chosen(what: str | None) -> None:
+            if what is None:
+                return
+            label = dict(choices)[what].split("  ")[0]
+            self.app.push_screen(ValueScreen(detail.queue, detail.task_id, what, label, directory))
+
+        self.app.push_screen(ValuePicker(choices, initial), chosen)
 
     def action_emit_for_wait(self) -> None:
         detail = self.view.detail

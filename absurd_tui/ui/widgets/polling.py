@@ -13,6 +13,7 @@ view polls again at once.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import psycopg
@@ -23,6 +24,10 @@ from textual.worker import get_current_worker
 
 from ... import ops
 from ...db.errors import DatabaseError
+
+CLOCK_EVERY = 5.0
+"""Seconds between redraws of ages while nothing changes: a table repaints every
+visible cell when one changes, and ages of fresh rows change every second."""
 
 
 class PollDone(Message):
@@ -40,6 +45,12 @@ class PollingView(Vertical):
         super().__init__(*args, **kwargs)
         self.in_flight = False
         self.loaded = False
+        self._bindings_key: Any = None
+        self.polled_at: float | None = None
+        """Monotonic time the last poll started (None before the first)."""
+        self.snapshot: Any = None
+        """The last snapshot applied, for redrawing the clock without a read."""
+        self.drawn_at = 0.0
 
     def poll_params(self) -> Any:
         return None
@@ -53,6 +64,16 @@ class PollingView(Vertical):
     def same_params(self, a: Any, b: Any) -> bool:
         return a == b
 
+    def refresh_bindings_for(self, node: Any, scope: str) -> None:
+        """Refresh the footer only if an action of ``scope`` changed whether it applies:
+        the footer rebuilds its keys on every refresh, which is not free once a second."""
+        from ..actions import specs
+
+        key = tuple(node.check_action(spec.action, ()) for spec in specs(scope))
+        if key != self._bindings_key:
+            self._bindings_key = key
+            self.screen.refresh_bindings()
+
     def show_error(self, message: str | None) -> None:
         """Show (or with None, clear) a read error that is not a lost connection."""
 
@@ -61,8 +82,26 @@ class PollingView(Vertical):
         if self.in_flight or not self.is_mounted:
             return False
         self.in_flight = True
+        self.polled_at = time.monotonic()
         self._fetch_in_thread(self.poll_params())
         return True
+
+    def tick(self, fallback: float) -> None:
+        """A timer tick: read again if the last read is ``fallback`` seconds old (a change
+        announced by NOTIFY polls at once, through ``poll``); otherwise only redraw what
+        depends on the clock, without I/O."""
+        now = time.monotonic()
+        if self.polled_at is None or now - self.polled_at >= fallback:
+            self.poll()
+        elif (
+            self.snapshot is not None and not self.in_flight and now - self.drawn_at >= CLOCK_EVERY
+        ):
+            self.drawn_at = now
+            with self.app.batch_update():
+                self.redraw_clock(self.snapshot)
+
+    def redraw_clock(self, snapshot: Any) -> None:
+        """Redraw ages and countdowns from ``snapshot`` (the table diffs keep it cheap)."""
 
     @work(thread=True, group="poll")
     def _fetch_in_thread(self, params: Any) -> None:
@@ -96,6 +135,8 @@ class PollingView(Vertical):
         self.show_error(None)
         with app.batch_update():
             self.apply(message.result)
+        self.snapshot = message.result
+        self.drawn_at = time.monotonic()
         self.loaded = True
 
 

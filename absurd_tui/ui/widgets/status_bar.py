@@ -50,6 +50,10 @@ class StatusBar(Widget):
     connection: reactive[ConnectionState] = reactive(ConnectionState, always_update=True)
     worker_state: reactive[WorkersState] = reactive(WorkersState, always_update=True)
     sandbox: reactive[SandboxStatus | None] = reactive(None, always_update=True)
+    notice: reactive[str | None] = reactive(None)
+    """Shown first, in bold (what quitting waits for)."""
+    log_warnings: reactive[int] = reactive(0)
+    """Warnings logged since the user last opened the log panel."""
 
     def __init__(self, label: str, clock: Callable[[], float], **kwargs):
         super().__init__(**kwargs)
@@ -61,6 +65,8 @@ class StatusBar(Widget):
         self.connection = self.app.connection
         self.worker_state = self.app.worker_state()
         self.sandbox = getattr(self.app, "sandbox_status", None)
+        self.log_warnings = self.app.unseen_warnings()
+        self.notice = self.app.notice
         self.set_interval(1.0, self.refresh)
 
     def watch_connection(self, state: ConnectionState) -> None:
@@ -69,8 +75,10 @@ class StatusBar(Widget):
     def render(self) -> Content:
         now = self._clock()
         state = self.connection
-        parts: list[str | tuple[str, str]] = [
-            (" ", ""),
+        parts: list[str | tuple[str, str]] = [(" ", "")]
+        if self.notice:
+            parts.append((clean(self.notice, single_line=True) + "  ", "bold $warning"))
+        parts += [
             (clean(self.label, single_line=True), "bold"),
         ]
         if state.connected:
@@ -80,24 +88,41 @@ class StatusBar(Widget):
             if state.retry_at is not None:
                 retry = f", retrying in {max(0, round(state.retry_at - now))} s"
             parts += [("  ✖", "$error"), (f" disconnected{retry}", "bold $error")]
-        if state.last_refresh is not None:
+        # Under 100 columns the line keeps what matters: the connection, the workers and
+        # any notice; the age of the last read is left out.
+        narrow = 0 < self.size.width < 100
+        if narrow:
+            pass
+        elif state.last_refresh is not None:
             parts.append((f"  refreshed {duration(now - state.last_refresh)} ago", "$text-muted"))
         else:
             parts.append(("  not refreshed yet", "$text-muted"))
         workers = self.worker_state
         if workers.embedded:
             idle = workers.total - workers.busy
-            text = f"  workers {workers.busy} busy / {idle} idle"
+            text = (
+                f"  {workers.busy}/{workers.total} busy"
+                if narrow
+                else f"  workers {workers.busy} busy / {idle} idle"
+            )
             parts.append((text, ""))
             if workers.paused:
                 parts.append(("  paused", "bold $warning"))
             if workers.disconnected:
                 parts.append((f"  {workers.disconnected} reconnecting", "$warning"))
         else:
-            parts.append(("  no embedded workers", "$text-muted"))
+            parts.append(("  no workers" if narrow else "  no embedded workers", "$text-muted"))
         sandbox = self.sandbox
         if sandbox is not None and sandbox.state in _SANDBOX_NOTES:
             parts.append(
                 (f"  {clean(sandbox.message, single_line=True)}", _SANDBOX_NOTES[sandbox.state])
             )
+        if self.log_warnings:
+            noun = "warning" if self.log_warnings == 1 else "warnings"
+            text = (
+                f"  ▲ {self.log_warnings}: l"
+                if narrow
+                else f"  ▲ {self.log_warnings} {noun}: press l"
+            )
+            parts.append((text, "bold $warning"))
         return Content.assemble(*parts)

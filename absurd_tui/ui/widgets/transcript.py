@@ -19,13 +19,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from rich.text import Text
-from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ...agent import Entry
 from ...agent.tools import EXECUTE_PYTHON
 from ...text import json_block, plain, until
 from .previews import describe
+from .tab_scroll import TabScroll
 
 # The theme variable that colours each kind of entry's heading (see app.tcss for the
 # left rule in the same colour).
@@ -141,7 +141,7 @@ class EntryView(Static):
         self.update(content)
 
 
-class TranscriptLog(VerticalScroll):
+class TranscriptLog(TabScroll):
     """The entries of a transcript, oldest first."""
 
     def __init__(self, **kwargs):
@@ -195,6 +195,11 @@ class TranscriptLog(VerticalScroll):
             # Checked on every snapshot: new entries may not be laid out yet after one
             # refresh, and the view can shrink (a smaller terminal) without new entries.
             self.call_after_refresh(self._follow_when_overflowing)
+
+    def watch_virtual_size(self) -> None:
+        # The entries' layout can land after the refresh that show() waited for: check
+        # again whenever the content's size changes.
+        self.call_after_refresh(self._follow_when_overflowing)
 
     def _follow_when_overflowing(self) -> None:
         # Anchored while shorter than the view, the log would sit at the bottom of an
