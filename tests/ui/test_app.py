@@ -408,7 +408,12 @@ async def test_database_outage_shows_once_and_recovers(
                     )
                 )
         await pilot_wait_until(pilot, lambda: app.connection.connected, "reconnected", timeout=30)
-        assert any(n.message == "Reconnected to the database." for n in app._notifications)
+        # The notice is posted just after the state changes (on the refresh's thread).
+        await pilot_wait_until(
+            pilot,
+            lambda: any(n.message == "Reconnected to the database." for n in app._notifications),
+            "the reconnection notice",
+        )
     with psycopg.connect(db_dsn) as check:
         assert check.execute("SELECT count(*) FROM absurd.t_default").fetchone()[0] == 0
 

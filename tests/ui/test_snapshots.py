@@ -142,7 +142,7 @@ def test_agent_transcript_with_a_picture(snap_compare):
                 isinstance(app.screen, TaskDetailScreen)
                 and app.screen.is_mounted
                 and app.screen.view.transcript is not None
-                and app.screen.view.previews
+                and app.screen.view.artifact_previews
             ),
             "transcript with its picture",
         )
