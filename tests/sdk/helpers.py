@@ -59,3 +59,22 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"Timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+def absurd_fingerprint(conn: psycopg.Connection) -> dict[str, str]:
+    """Every table of the absurd schema with a digest of its whole contents, so a test
+    can show that a refused call changed nothing."""
+    names = [
+        row[0]
+        for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'absurd' ORDER BY tablename"
+        )
+    ]
+    digests = {}
+    for name in names:
+        query = sql.SQL(
+            "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '')"
+            " FROM absurd.{} t"
+        ).format(sql.Identifier(name))
+        digests[name] = conn.execute(query).fetchone()[0]
+    return digests
