@@ -22,7 +22,7 @@ from .errors import SchemaError
 
 # The schema revision this version of absurd-tui was written against (the number after
 # "+absurd-tui." in get_schema_version()). Older revisions are upgraded by `init`.
-SCHEMA_REVISION = 1
+SCHEMA_REVISION = 2
 MIN_UPSTREAM = (0, 4)
 _LOCK_KEY = 0x0AB5_0D7E  # pg_advisory_xact_lock key serialising concurrent installs
 

@@ -32,7 +32,7 @@ from .helpers import (
     task_row,
 )
 
-VERSION = "0.4.0+absurd-tui.1"
+VERSION = "0.4.0+absurd-tui.2"
 
 
 def schema_sql_text() -> str:
