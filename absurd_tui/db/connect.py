@@ -60,6 +60,7 @@ def _connect_kwargs(**extra) -> dict:
 
 def connect(dsn: str, *, autocommit: bool = True, **kwargs) -> psycopg.Connection:
     """psycopg.connect with our defaults and a user-facing error when it fails."""
+    dsn_text.check(dsn)
     try:
         return psycopg.connect(dsn, **_connect_kwargs(autocommit=autocommit, **kwargs))
     except psycopg.OperationalError as exc:

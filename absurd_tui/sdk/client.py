@@ -27,6 +27,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from ..db import dsn as dsn_text
 from . import jsonvalue
 from .context import SchemaFeatures, TaskContext, detect_features
 from .errors import InvalidInput, InvalidParams
@@ -127,6 +128,7 @@ class Absurd:
             conn_or_dsn_or_pool if conn_or_dsn_or_pool is not None else default_connection_url()
         )
         if isinstance(source, str):
+            dsn_text.check(source)
             self._dsn: str | None = source
             self._pool = ConnectionPool(
                 source,
