@@ -110,4 +110,4 @@ def test_portable_uuidv7_embeds_the_time_it_was_made(conn):
 
 
 def test_schema_version(conn):
-    assert conn.execute("SELECT absurd.get_schema_version()").fetchone()[0] == "0.4.0+absurd-tui.1"
+    assert conn.execute("SELECT absurd.get_schema_version()").fetchone()[0] == "0.4.0+absurd-tui.2"
