@@ -301,7 +301,7 @@ def outage_longer_than_lease(server: Server, obs: Observer, logs: Path, seconds:
 
 def kills(server: Server, obs: Observer, logs: Path, count: int = 5) -> None:
     queue, tasks, steps = "kills", 500, 5
-    spawn(server.dsn, queue, tasks, steps, step_ms=100)
+    spawn(server.dsn, queue, tasks, steps, step_ms=250)
     workers = Workers(server.dsn, queue, logs)
     live = [workers.start(), workers.start()]
     orphans: list[tuple[int, str, int, Any]] = []  # (kill, task_id, attempt, killed_at)
@@ -327,12 +327,13 @@ def kills(server: Server, obs: Observer, logs: Path, count: int = 5) -> None:
         for _, task_id, attempt, killed_at in orphans:
 
             def next_started(task_id: str = task_id, attempt: int = attempt) -> Any:
-                return obs.one(
+                rows = obs.query(
                     sql.SQL(
                         "SELECT started_at FROM absurd.{} WHERE task_id = %s AND attempt = %s"
                     ).format(table("r", queue)),
                     (task_id, attempt + 1),
                 )
+                return rows[0][0] if rows else None
 
             wait_for(lambda next_started=next_started: next_started() is not None, 300, "retry")
             expired, failed = obs.query(

@@ -27,7 +27,7 @@ from .errors import (
     StepResultTooLarge,
 )
 
-_TOO_LARGE: dict[type[NotJSONError], type[Exception]] = {
+_TOO_LARGE: dict[type[NotJSONError], type[PayloadTooLarge]] = {
     InvalidParams: ParamsTooLarge,
     InvalidStepResult: StepResultTooLarge,
 }
