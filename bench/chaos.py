@@ -356,7 +356,7 @@ def kills(server: Server, obs: Observer, logs: Path, count: int = 5) -> None:
         workers.stop()
     figures.update(integrity(obs, queue, tasks, steps))
     report(
-        f"{count} SIGKILLs of a worker process: {tasks} tasks x {steps} steps of 100 ms", figures
+        f"{count} SIGKILLs of a worker process: {tasks} tasks x {steps} steps of 250 ms", figures
     )
 
 
