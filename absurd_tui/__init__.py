@@ -2,9 +2,10 @@
 
 __version__ = "0.1.0"
 
-# The public SDK surface; the version stays first so it is readable without it.
+# The public SDK surface; the version stays first so it is readable without it. Absurd
+# is the SDK client with start_worker (the worker runtime), as in the official SDK.
+from .runtime.client import Absurd
 from .sdk import (
-    Absurd,
     CancelledTask,
     FailedTask,
     InvalidInput,

@@ -8,13 +8,17 @@ link, move the cursor or otherwise drive the terminal.
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from datetime import datetime, timedelta
 from typing import Any
 
 from rich.text import Text
 
-from .db.reads import pretty, preview
+from .db.models import Count, TaskFilter
+
+PREVIEW_CHARS = 120
 
 # C0 controls except tab and newline, DEL, C1 controls; plus bidi overrides, which can
 # make text read differently from what it is.
@@ -42,6 +46,47 @@ def plain(
     if limit is not None and len(text) > limit:
         text = text[: limit - 1] + "…"
     return Text(text, style=style, end="", no_wrap=single_line)
+
+
+def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
+    """One line of JSON for tables. Control characters are the renderer's business."""
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def pretty(value: Any) -> str:
+    """Indented JSON for detail views."""
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
+
+
+def count_label(count: Count) -> str:
+    """A count as screens show it: "1,234", "10,000+" (capped), "~1.2M" (estimated)."""
+    if count.capped:
+        return f"{count.value:,}+"
+    if count.estimated:
+        return "~" + _compact(count.value)
+    return f"{count.value:,}"
+
+
+def _compact(n: int) -> str:
+    if n < 10_000:
+        return f"{n:,}"
+    if n < 1_000_000:
+        return f"{n / 1000:.0f}k"
+    return f"{n / 1_000_000:.1f}M"
+
+
+def filter_label(flt: TaskFilter) -> str:
+    """A task filter in words: "queue default, state failed, name fetch*"."""
+    parts = [f"queue {flt.queue}" if flt.queue else "all queues"]
+    if flt.state:
+        parts.append(f"state {flt.state}")
+    if flt.name:
+        parts.append(f"name {flt.name}*")
+    if flt.search:
+        parts.append(f"matching {flt.search}")
+    return ", ".join(parts)
 
 
 def json_preview(value: Any, limit: int = 80) -> Text:
@@ -118,3 +163,13 @@ def state_text(state: str, variables: dict[str, str]) -> Text:
 
 def muted(text: str, variables: dict[str, str]) -> Text:
     return plain(text, variables.get("foreground-muted", ""))
+
+
+def quote(text: Any) -> str:
+    """A name inside a sentence, quoted and inert: ``"my queue"``."""
+    return '"' + clean(text, single_line=True).replace('"', '\\"') + '"'
+
+
+def shell_word(text: Any) -> str:
+    """A value as one word of a shell command in a hint, quoted if it needs it."""
+    return shlex.quote(clean(text, single_line=True))

@@ -1,4 +1,4 @@
-"""How the engine's hot path scales with history (issue 7).
+"""How the engine's hot path scales with history.
 
 Fills one queue with N finished tasks through the engine's own functions (spawn,
 claim, checkpoint, complete), then measures from Python, over one autocommit

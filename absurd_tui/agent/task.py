@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from ..sdk.client import Absurd
+from ..sdk.client import Absurd, SpawnResult
 from ..sdk.errors import NonRetryableError
 from ..sdk.errors import TimeoutError as EventTimeout
 from ..sdk.registry import TaskRegistration, TaskRegistry, default_registry
@@ -224,6 +224,33 @@ def spawn_agent(
     The queue is created if missing. A worker must serve that queue with the agent
     registered for it (``register_agent(queue=...)``); the default is ``agents``.
     """
+    spawned = spawn_agent_task(
+        conn,
+        prompt,
+        model=model,
+        max_iterations=max_iterations,
+        system=system,
+        queue=queue,
+        max_attempts=max_attempts,
+        retry_strategy=retry_strategy,
+        **extra,
+    )
+    return spawned.task_id
+
+
+def spawn_agent_task(
+    conn: psycopg.Connection,
+    prompt: str,
+    *,
+    model: str | None = None,
+    max_iterations: int | None = None,
+    system: str | None = None,
+    queue: str = AGENT_QUEUE,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    retry_strategy: dict[str, Any] | None = None,
+    **extra: Any,
+) -> SpawnResult:
+    """``spawn_agent`` returning the SDK's whole spawn result (ids and attempt)."""
     params = agent_params(
         prompt, model=model, max_iterations=max_iterations, system=system, **extra
     )
@@ -231,13 +258,12 @@ def spawn_agent(
     register_agent(registry, queue=queue)
     client = Absurd(conn, queue_name=queue, registry=registry)
     client.create_queue(queue)
-    spawned = client.spawn(
+    return client.spawn(
         AGENT_TASK,
         params,
         max_attempts=max_attempts,
         retry_strategy=retry_strategy if retry_strategy is not None else DEFAULT_RETRY_STRATEGY,
     )
-    return str(spawned["task_id"])
 
 
 def answer_question(conn: psycopg.Connection, queue: str, event_name: str, answer: str) -> None:

@@ -23,6 +23,8 @@ from typing import Any, Literal
 import psycopg
 
 from ..db import reads
+from ..db.models import is_live
+from ..text import preview
 from .conversation import AgentParamsError, AgentSpec, Planner, Turn, Usage
 from .models import model_label
 from .tools import ToolResult
@@ -43,7 +45,6 @@ EntryKind = Literal[
 ]
 
 TRANSIENT_KINDS = frozenset({"waiting_human", "sleeping", "running"})
-LIVE_STATES = frozenset({"pending", "running", "sleeping"})
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class Transcript:
 
     @property
     def finished(self) -> bool:
-        return self.state not in LIVE_STATES
+        return not is_live(self.state)
 
     @property
     def stable_entries(self) -> tuple[Entry, ...]:
@@ -141,7 +142,7 @@ def build_transcript(
     task_id = str(task_id)
     timed_out = frozenset(timed_out)
     waits_by_step = {wait.step: wait for wait in waits}
-    live = state in LIVE_STATES
+    live = is_live(state)
     entries: list[Entry] = []
     usage = Usage()
     iterations = 0
@@ -322,7 +323,7 @@ def _tool_outcome(
             return result_entry(
                 ToolResult(call.id, str(stored.get("content")), bool(stored.get("is_error")))
             ), None
-        if state not in LIVE_STATES:
+        if not is_live(state):
             return None, None
         text = f"Running tool {call.name}"
         if state != "running":
@@ -333,7 +334,7 @@ def _tool_outcome(
             return result_entry(planned.timeout_result()), None
         if step in checkpoints:
             return result_entry(planned.answer_result(checkpoints[step])), None
-        if state not in LIVE_STATES:
+        if not is_live(state):
             return None, None
         wait = waits_by_step.get(step)
         question = PendingQuestion(
@@ -363,9 +364,9 @@ def _tool_outcome(
     if planned.kind == "sleep":
         stored = checkpoints.get(step)
         wake = _timestamp(stored)
-        if wake is not None and (wake <= now or state not in LIVE_STATES):
+        if wake is not None and (wake <= now or not is_live(state)):
             return result_entry(planned.sleep_result()), None
-        if state not in LIVE_STATES:
+        if not is_live(state):
             return None, None
         text = f"Sleeping {planned.seconds:g} s: {planned.reason}"
         return Entry(
@@ -398,7 +399,7 @@ def _call_text(name: str, tool_input: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else reads.preview(value, 80)
+    text = repr(value) if isinstance(value, str) else preview(value, 80)
     return text if len(text) <= 80 else text[:79] + "…"
 
 
@@ -420,19 +421,20 @@ def _failure_text(failure: Any) -> str:
         name = failure.get("name")
         if message:
             return str(message) if name in (None, "AgentFailure") else f"{name}: {message}"
-        return reads.preview(failure, 500)
+        return preview(failure, 500)
     if failure is None:
         return "no reason recorded"
     return str(failure)
 
 
 def transcript_from_detail(detail: reads.TaskDetail, now: datetime | None = None) -> Transcript:
-    """The transcript of a task from the TUI's ``TaskDetail`` read model."""
+    """The transcript of a task from its ``TaskDetail`` snapshot; ``now`` defaults to
+    the database's clock when the snapshot was read."""
     committed = {c.name: c.state for c in detail.checkpoints if c.status == "committed"}
     timed_out = [c.name for c in detail.checkpoints if c.status == "timed_out"]
     waits = [Wait(w.step_name, w.event_name, w.created_at, w.timeout_at) for w in detail.waits]
     last_error = None
-    if detail.state in LIVE_STATES:
+    if is_live(detail.state):
         last = detail.last_run
         # A retry run that has not started yet: the previous attempt's failure is why.
         if last is not None and last.attempt > 1 and last.started_at is None:
@@ -450,76 +452,17 @@ def transcript_from_detail(detail: reads.TaskDetail, now: datetime | None = None
         result=detail.result,
         failure=detail.failure if detail.state == "failed" else None,
         last_error=last_error,
-        now=now,
+        now=now if now is not None else detail.read_at,
     )
-
-
-# One statement, so the task's state, checkpoints, runs and waits are one consistent
-# snapshot. Every part is served by an index (task primary key, the checkpoint key,
-# r_<q>_ti, w_<q>_ti). reads.task_detail is not used here: it also loads columns such
-# as available_at, which is 'infinity' while a run waits without timeout.
-_SNAPSHOT_SQL = """
-    SELECT t.params, t.state, t.completed_payload,
-           (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                       'name', c.checkpoint_name, 'state', c.state, 'status', c.status)), '[]')
-              FROM absurd.{checkpoints} c WHERE c.task_id = t.task_id),
-           (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                       'attempt', r.attempt, 'started', r.started_at IS NOT NULL,
-                       'failure', r.failure_reason) ORDER BY r.attempt), '[]')
-              FROM absurd.{runs} r WHERE r.task_id = t.task_id),
-           (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                       'step', w.step_name, 'event', w.event_name,
-                       'created_at', w.created_at, 'timeout_at', w.timeout_at)), '[]')
-              FROM absurd.{waits} w WHERE w.task_id = t.task_id),
-           absurd.current_time()
-    FROM absurd.{tasks} t
-    WHERE t.task_id = %s
-"""
 
 
 def load_transcript(
     conn: psycopg.Connection, queue: str, task_id: str | uuid.UUID
 ) -> Transcript | None:
-    """Read one agent task and build its transcript (None if there is no such task)."""
-    from psycopg import sql
+    """Read one agent task and build its transcript (None if there is no such task).
 
-    query = sql.SQL(_SNAPSHOT_SQL).format(
-        tasks=sql.Identifier(f"t_{queue}"),
-        runs=sql.Identifier(f"r_{queue}"),
-        checkpoints=sql.Identifier(f"c_{queue}"),
-        waits=sql.Identifier(f"w_{queue}"),
-    )
-    row = conn.execute(query, (uuid.UUID(str(task_id)),)).fetchone()
-    if row is None:
-        return None
-    params, state, result, checkpoints, runs, waits, now = row
-    last_error = None
-    failure = None
-    failures = [run["failure"] for run in runs if run.get("failure") is not None]
-    if state == "failed" and failures:
-        failure = failures[-1]
-    elif (
-        state in LIVE_STATES
-        and runs
-        and runs[-1]["attempt"] > 1
-        and not runs[-1]["started"]
-        and failures
-    ):
-        # A retry run that has not started yet: the previous attempt's failure is why.
-        last_error = _failure_text(failures[-1])
-    return build_transcript(
-        params,
-        {c["name"]: c["state"] for c in checkpoints if c["status"] == "committed"},
-        task_id=task_id,
-        queue=queue,
-        state=state,
-        timed_out=[c["name"] for c in checkpoints if c["status"] == "timed_out"],
-        waits=[
-            Wait(w["step"], w["event"], _timestamp(w["created_at"]), _timestamp(w["timeout_at"]))
-            for w in waits
-        ],
-        result=result,
-        failure=failure,
-        last_error=last_error,
-        now=now,
-    )
+    The read is the detail view's own consistent snapshot (``reads.task_detail``), with
+    every checkpoint: a transcript is built from all of its steps.
+    """
+    detail = reads.task_detail(conn, queue, task_id, checkpoint_limit=None)
+    return transcript_from_detail(detail) if detail is not None else None

@@ -8,6 +8,7 @@ and logs, and how to make connections and pools.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -19,6 +20,13 @@ from .errors import DatabaseUnavailable
 
 CONNECT_TIMEOUT = 5
 APPLICATION_NAME = "absurd-tui"
+KEEPALIVE_IDLE = 10
+"""Seconds of silence before TCP keepalive probes start; with KEEPALIVE_INTERVAL and
+KEEPALIVE_COUNT, a silently vanished server (network loss, a half-open connection)
+surfaces as an error within about 25 s instead of a query hanging for minutes.
+Unix sockets ignore keepalives."""
+KEEPALIVE_INTERVAL = 5
+KEEPALIVE_COUNT = 3
 
 
 @dataclass(frozen=True)
@@ -34,8 +42,21 @@ class Database:
             return "embedded"
         return dsn_text.describe(self.dsn)
 
-    def connect(self, *, autocommit: bool = True, **kwargs) -> psycopg.Connection:
-        return connect(self.dsn, autocommit=autocommit, **kwargs)
+    def connect(
+        self,
+        *,
+        autocommit: bool = True,
+        application_name: str = APPLICATION_NAME,
+        statement_timeout_ms: int | None = None,
+        connect_timeout: int = CONNECT_TIMEOUT,
+    ) -> psycopg.Connection:
+        return connect(
+            self.dsn,
+            autocommit=autocommit,
+            application_name=application_name,
+            statement_timeout_ms=statement_timeout_ms,
+            connect_timeout=connect_timeout,
+        )
 
     def pool(
         self, *, min_size: int = 1, max_size: int = 4, name: str | None = None
@@ -45,26 +66,78 @@ class Database:
             self.dsn,
             min_size=min_size,
             max_size=max_size,
-            kwargs=_connect_kwargs(autocommit=True),
+            kwargs=connection_kwargs(autocommit=True),
             check=ConnectionPool.check_connection,
             name=name,
             open=True,
         )
 
 
-def _connect_kwargs(**extra) -> dict:
-    kwargs = {"connect_timeout": CONNECT_TIMEOUT, "application_name": APPLICATION_NAME}
-    kwargs.update(extra)
+def connection_kwargs(
+    *,
+    autocommit: bool = True,
+    application_name: str = APPLICATION_NAME,
+    connect_timeout: int = CONNECT_TIMEOUT,
+    keepalive_idle: int | None = KEEPALIVE_IDLE,
+) -> dict[str, Any]:
+    """The arguments every connection of ours is opened with (for psycopg.connect and
+    for psycopg_pool's ``kwargs``): timeouts, keepalives, a name for pg_stat_activity."""
+    kwargs: dict[str, Any] = {
+        "autocommit": autocommit,
+        "connect_timeout": connect_timeout,
+        # PostgreSQL cuts application_name to 63 bytes; cut it here so it reads the same.
+        "application_name": application_name[:63],
+    }
+    if keepalive_idle is not None:
+        kwargs.update(
+            keepalives=1,
+            keepalives_idle=keepalive_idle,
+            keepalives_interval=KEEPALIVE_INTERVAL,
+            keepalives_count=KEEPALIVE_COUNT,
+        )
     return kwargs
 
 
-def connect(dsn: str, *, autocommit: bool = True, **kwargs) -> psycopg.Connection:
-    """psycopg.connect with our defaults and a user-facing error when it fails."""
+def connect(
+    dsn: str,
+    *,
+    autocommit: bool = True,
+    application_name: str = APPLICATION_NAME,
+    connect_timeout: int = CONNECT_TIMEOUT,
+    keepalive_idle: int | None = KEEPALIVE_IDLE,
+    statement_timeout_ms: int | None = None,
+    explain_failure: bool = True,
+) -> psycopg.Connection:
+    """The one way absurd-tui opens a connection (console, CLI, workers, agent).
+
+    ``statement_timeout_ms`` bounds every statement of the session (None: the
+    server's setting). A failure to connect raises DatabaseUnavailable with the
+    whole explanation, or with ``explain_failure=False`` psycopg's own error (the
+    workers log a short reason and retry).
+    """
     dsn_text.check(dsn)
+    kwargs = connection_kwargs(
+        autocommit=autocommit,
+        application_name=application_name,
+        connect_timeout=connect_timeout,
+        keepalive_idle=keepalive_idle,
+    )
     try:
-        return psycopg.connect(dsn, **_connect_kwargs(autocommit=autocommit, **kwargs))
+        conn = psycopg.connect(dsn, **kwargs)
     except psycopg.OperationalError as exc:
+        if not explain_failure:
+            raise
         raise unavailable(dsn, exc) from exc
+    if statement_timeout_ms is not None:
+        set_statement_timeout(conn, statement_timeout_ms)
+    return conn
+
+
+def set_statement_timeout(conn: psycopg.Connection, milliseconds: int) -> None:
+    """Bound every later statement of the session (0 means no limit)."""
+    conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{int(milliseconds)}ms",))
+    if not conn.autocommit:
+        conn.commit()
 
 
 def unavailable(dsn: str, exc: BaseException) -> DatabaseUnavailable:

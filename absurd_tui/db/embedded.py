@@ -10,17 +10,22 @@ import logging
 import os
 import warnings
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
 
 from .errors import DatabaseUnavailable
 
+if TYPE_CHECKING:
+    from pgserver import PostgresServer
+
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "absurd"
 
-_started: dict[Path, tuple[object, str]] = {}
+_started: dict[Path, tuple[PostgresServer, str]] = {}
 
 
 def start(pgdata: Path) -> str:
@@ -64,7 +69,7 @@ def release(pgdata: Path) -> None:
         entry[0].cleanup()
 
 
-def import_pgserver():
+def import_pgserver() -> ModuleType:
     # pgserver asks platformdirs for a runtime directory at import time; without
     # XDG_RUNTIME_DIR (containers, root shells) platformdirs warns on every start and
     # falls back to /tmp/runtime-<uid>, which is what we want anyway.

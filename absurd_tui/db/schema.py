@@ -15,19 +15,19 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any, LiteralString
 
 import psycopg
 
 from .errors import SchemaError
 
-# The schema revision this version of absurd-tui was written against (the number after
-# "+absurd-tui." in get_schema_version()). Older revisions are upgraded by `init`.
-SCHEMA_REVISION = 2
 MIN_UPSTREAM = (0, 4)
 _LOCK_KEY = 0x0AB5_0D7E  # pg_advisory_xact_lock key serialising concurrent installs
 
 _OURS = re.compile(r"\+absurd-tui\.(\d+)$")
 _RELEASE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
+# The literal that absurd.get_schema_version() returns in sql/absurd.sql.
+_SQL_VERSION = re.compile(r"'[^'\s]*\+absurd-tui\.(\d+)'::text")
 
 
 @cache
@@ -38,6 +38,22 @@ def schema_sql() -> str:
         return packaged.read_text(encoding="utf-8")
     source = Path(__file__).resolve().parents[2] / "sql" / "absurd.sql"
     return source.read_text(encoding="utf-8")
+
+
+def revision_in(sql_text: str) -> int:
+    """The schema revision that get_schema_version() reports in this text of absurd.sql."""
+    found = _SQL_VERSION.findall(sql_text)
+    if len(found) != 1:
+        raise SchemaError(
+            "absurd.sql must hold exactly one '<upstream>+absurd-tui.<rev>'::text version "
+            f"literal; found {len(found)}"
+        )
+    return int(found[0])
+
+
+# The schema revision this version of absurd-tui ships and expects, read from the SQL so
+# that bumping it in get_schema_version() is the only change. Older ones `init` upgrades.
+SCHEMA_REVISION = revision_in(schema_sql())
 
 
 @dataclass(frozen=True)
@@ -69,7 +85,9 @@ class SchemaInfo:
         if self.version.strip() == "main":
             return True
         match = _RELEASE.match(self.version.strip())
-        return bool(match) and (int(match.group(1)), int(match.group(2))) >= MIN_UPSTREAM
+        if match is None:
+            return False
+        return (int(match.group(1)), int(match.group(2))) >= MIN_UPSTREAM
 
     @property
     def current(self) -> bool:
@@ -84,12 +102,16 @@ class SchemaInfo:
 
 
 def inspect(conn: psycopg.Connection) -> SchemaInfo:
-    has_fn = conn.execute(
-        "SELECT to_regprocedure('absurd.get_schema_version()') IS NOT NULL"
-    ).fetchone()[0]
-    if not has_fn:
+    if not _scalar(conn, "SELECT to_regprocedure('absurd.get_schema_version()') IS NOT NULL"):
         return SchemaInfo(version=None)
-    return SchemaInfo(version=conn.execute("SELECT absurd.get_schema_version()").fetchone()[0])
+    return SchemaInfo(version=_scalar(conn, "SELECT absurd.get_schema_version()"))
+
+
+def _scalar(conn: psycopg.Connection, query: LiteralString) -> Any:
+    row = conn.execute(query).fetchone()
+    # A SELECT without FROM always yields one row.
+    assert row is not None, query
+    return row[0]
 
 
 def install(conn: psycopg.Connection) -> SchemaInfo:

@@ -7,27 +7,16 @@ import threading
 
 import psycopg
 
+from ..db.connect import connect
 from ..db.dsn import scrub
-
-CONNECT_TIMEOUT = 5
-# TCP keepalives make a silently vanished server (network loss) surface as an error
-# within about 25 s instead of a query hanging forever; Unix sockets ignore them.
-KEEPALIVE_KWARGS = {
-    "keepalives": 1,
-    "keepalives_idle": 10,
-    "keepalives_interval": 5,
-    "keepalives_count": 3,
-}
+from ..db.errors import is_connection_lost
 
 
 def open_connection(dsn: str, application_name: str) -> psycopg.Connection:
-    return psycopg.connect(
-        dsn,
-        autocommit=True,
-        connect_timeout=CONNECT_TIMEOUT,
-        application_name=application_name[:63],
-        **KEEPALIVE_KWARGS,
-    )
+    """A worker thread's own autocommit connection, from the one connection factory
+    (TCP keepalives on). Failing to connect raises psycopg's error: workers log a
+    short reason once and retry with back-off."""
+    return connect(dsn, application_name=application_name, explain_failure=False)
 
 
 def close_quietly(conn: psycopg.Connection | None) -> None:
@@ -36,14 +25,14 @@ def close_quietly(conn: psycopg.Connection | None) -> None:
     try:
         conn.close()
     except Exception:
+        # Closing a connection that already failed can raise again; it is gone either way.
         pass
 
 
 def is_connection_error(err: BaseException, conn: psycopg.Connection | None = None) -> bool:
-    """True when ``err`` means the connection (not the statement) failed."""
-    if conn is not None and (conn.closed or conn.broken):
-        return True
-    return isinstance(err, (psycopg.OperationalError, psycopg.InterfaceError))
+    """True when ``err`` means the connection (not the statement) failed: the one
+    classification by SQLSTATE (``absurd_tui.db.errors.classify``)."""
+    return is_connection_lost(err, conn)
 
 
 def describe_error(err: BaseException, dsn: str) -> str:

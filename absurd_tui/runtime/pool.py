@@ -28,6 +28,8 @@ from typing import Any
 
 import psycopg
 
+from ..config import DEFAULT_QUEUE
+from ..db import tables
 from ..sdk.context import (
     ClaimedTask,
     RunControl,
@@ -77,7 +79,7 @@ class WorkerPool:
         self,
         dsn: str,
         registry: TaskRegistry = default_registry,
-        queues: Iterable[str] = ("default",),
+        queues: Iterable[str] = (DEFAULT_QUEUE,),
         concurrency: int = 1,
         claim_timeout: int = 30,
         poll_interval: float = 1.0,
@@ -558,8 +560,8 @@ class _Worker:
                 )
             else:
                 row = self.conn.execute(
-                    psycopg.sql.SQL("SELECT state FROM absurd.{} WHERE run_id = %s").format(
-                        psycopg.sql.Identifier(f"r_{claimed.queue_name}")
+                    psycopg.sql.SQL("SELECT state FROM {} WHERE run_id = %s").format(
+                        tables.runs(claimed.queue_name)
                     ),
                     (claimed.run_id,),
                 ).fetchone()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 WorkerState = Literal["idle", "running", "paused", "stopped", "disconnected"]
 
@@ -30,7 +30,8 @@ class WorkerStatus:
     run_id: str | None = None
     attempt: int | None = None
 
-    def with_changes(self, **changes: object) -> WorkerStatus:
+    def with_changes(self, **changes: Any) -> WorkerStatus:
+        # dataclasses.replace checks the field names at run time.
         return replace(self, **changes)
 
     def describe(self) -> str:

@@ -27,7 +27,9 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from ..config import DEFAULT_QUEUE
 from ..db import dsn as dsn_text
+from ..db.connect import connection_kwargs
 from . import jsonvalue
 from .context import SchemaFeatures, TaskContext, detect_features
 from .errors import InvalidInput, InvalidParams
@@ -106,7 +108,7 @@ class Absurd:
     def __init__(
         self,
         conn_or_dsn_or_pool: str | psycopg.Connection | ConnectionPool | None = None,
-        queue_name: str = "default",
+        queue_name: str = DEFAULT_QUEUE,
         default_max_attempts: int = 5,
         registry: TaskRegistry | None = None,
         *,
@@ -123,7 +125,6 @@ class Absurd:
         self._owns_pool = False
         # Reentrant: a handler run by work_batch on this client may call the client.
         self._conn_lock = threading.RLock()
-        self._worker_stop = threading.Event()
         source = (
             conn_or_dsn_or_pool if conn_or_dsn_or_pool is not None else default_connection_url()
         )
@@ -134,11 +135,7 @@ class Absurd:
                 source,
                 min_size=1,
                 max_size=max(1, pool_size),
-                kwargs={
-                    "autocommit": True,
-                    "application_name": "absurd-tui client",
-                    "connect_timeout": 5,
-                },
+                kwargs=connection_kwargs(application_name="absurd-tui client"),
                 check=ConnectionPool.check_connection,
                 name="absurd-tui-client",
                 timeout=15,
@@ -164,6 +161,11 @@ class Absurd:
         return self._queue_name
 
     @property
+    def dsn(self) -> str | None:
+        """The DSN this client was built from; None when given a connection or a pool."""
+        return self._dsn
+
+    @property
     def registry(self) -> TaskRegistry:
         return self._registry
 
@@ -180,9 +182,8 @@ class Absurd:
                 yield self._conn
 
     def close(self) -> None:
-        """Stop ``start_worker`` if running; close the pool if this client opened it (a
-        connection or pool given is left open)."""
-        self.stop_worker()
+        """Close the pool if this client opened it (a connection or pool given is left
+        open)."""
         if self._owns_pool and self._pool is not None:
             self._pool.close()
 
@@ -492,49 +493,6 @@ class Absurd:
                 )
                 for task in claimed
             ]
-
-    def start_worker(
-        self,
-        worker_id: str | None = None,
-        claim_timeout: int = 120,
-        concurrency: int = 1,
-        batch_size: int | None = None,
-        poll_interval: float = 0.25,
-    ) -> None:
-        """Serve this client's queue with a worker pool until ``stop_worker()`` is called
-        (from a handler, another thread or a signal handler); blocks meanwhile.
-
-        Needs a client built from a DSN: every worker thread opens its own connection.
-        ``batch_size`` is accepted for the official SDK's signature; each thread claims
-        one run at a time.
-        """
-        if self._dsn is None:
-            raise ValueError(
-                "start_worker needs a client built from a DSN, since each worker thread opens "
-                "its own connection; use absurd_tui.runtime.WorkerPool, or work_batch() on "
-                "this client"
-            )
-        from ..runtime import WorkerPool
-
-        pool = WorkerPool(
-            self._dsn,
-            self._registry,
-            queues=(self._queue_name,),
-            concurrency=concurrency,
-            claim_timeout=claim_timeout,
-            poll_interval=poll_interval,
-            worker_id=worker_id,
-        )
-        self._worker_stop.clear()
-        pool.start()
-        try:
-            self._worker_stop.wait()
-        finally:
-            pool.stop()
-
-    def stop_worker(self) -> None:
-        """Make a running ``start_worker()`` return (running tasks get 5 s to finish)."""
-        self._worker_stop.set()
 
     def __repr__(self) -> str:
         mode = "pool" if self._pool is not None else "connection"

@@ -26,6 +26,7 @@ from typing import Any, TypeVar, overload
 import psycopg
 from psycopg import sql
 
+from ..db import tables
 from . import jsonvalue
 from .errors import (
     CancelledTask,
@@ -150,6 +151,23 @@ StepObserver = Callable[[str], None]
 class TaskContext:
     """Durable operations for one execution of a claimed task (built by the worker)."""
 
+    # Set by _create: the constructor is closed to users.
+    _conn: psycopg.Connection
+    _claimed: ClaimedTask
+    _queue: str
+    _claim_timeout: int
+    _features: SchemaFeatures
+    _worker_id: str | None
+    _control: RunControl
+    _observer: StepObserver | None
+    _counter: dict[str, int]
+    _wake_event: str | None
+    _event_payload: Any
+    _current_step: str | None
+    _headers: Mapping[str, Any]
+    _run_state_query: sql.Composed
+    _cache: dict[str, Any]
+
     def __init__(self) -> None:
         raise TypeError("TaskContext instances are created by the worker, not directly")
 
@@ -189,12 +207,12 @@ class TaskContext:
             """
             SELECT t.state AS task_state, r.state AS run_state,
                    cp.checkpoint_name IS NOT NULL AS found, cp.state
-            FROM absurd.{runs} r
-            JOIN absurd.{tasks} t ON t.task_id = r.task_id
+            FROM {runs} r
+            JOIN {tasks} t ON t.task_id = r.task_id
             LEFT JOIN absurd.get_task_checkpoint_state(%s, %s, %s) cp ON true
             WHERE r.run_id = %s
             """
-        ).format(runs=sql.Identifier(f"r_{ctx._queue}"), tasks=sql.Identifier(f"t_{ctx._queue}"))
+        ).format(runs=tables.runs(ctx._queue), tasks=tables.tasks(ctx._queue))
         rows = conn.execute(
             """SELECT checkpoint_name, state
                FROM absurd.get_task_checkpoint_states(%s, %s, %s)""",
@@ -377,7 +395,7 @@ class TaskContext:
         self,
         event_name: str,
         step_name: str | None = None,
-        timeout: float | None = None,
+        timeout: float | timedelta | None = None,
     ) -> Any:
         """Wait for ``event_name`` on this queue and return its payload.
 
@@ -559,7 +577,10 @@ class TaskContext:
         self._cache[checkpoint_name] = json.loads(text)
 
     def _database_now(self) -> datetime:
-        return self._conn.execute("SELECT absurd.current_time()").fetchone()[0]
+        row = self._conn.execute("SELECT absurd.current_time()").fetchone()
+        assert row is not None  # a SELECT without FROM always yields one row
+        now: datetime = row[0]
+        return now
 
 
 def _callable_name(fn: Callable[..., Any]) -> str:
@@ -571,7 +592,7 @@ def _parse_timestamp(text: str) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _event_timeout(timeout: float | None) -> int | None:
+def _event_timeout(timeout: float | timedelta | None) -> int | None:
     """Whole seconds, rounded up: upstream declares the parameter ``integer``."""
     if timeout is None:
         return None

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import Any
 
+from ..config import DEFAULT_QUEUE
 from .errors import InvalidInput, TaskModuleError
 from .validation import (
     validate_cancellation,
@@ -33,8 +34,6 @@ from .validation import (
     validate_queue_name,
     validate_text,
 )
-
-DEFAULT_QUEUE = "default"
 
 TaskHandler = Callable[[Any, Any], Any]
 

@@ -33,11 +33,9 @@ def run_tui(
     import) are printed as one paragraph to stderr with exit code 1, before the
     screen is taken over.
     """
-    import psycopg
-
+    from .. import ops
     from ..agent import register_agent
     from ..db import DatabaseError, open_database
-    from ..sdk import Absurd
     from ..sdk.errors import TaskModuleError
     from ..sdk.registry import default_registry, load_task_modules
     from .app import AbsurdApp
@@ -58,10 +56,9 @@ def run_tui(
         # The queues the embedded workers serve must exist; creating one is idempotent.
         try:
             with database.connect() as conn:
-                client = Absurd(conn)
                 for name in serve:
-                    client.create_queue(name)
-        except (DatabaseError, ValueError, psycopg.Error) as exc:
+                    ops.create_queue(conn, name)
+        except DatabaseError as exc:
             print(
                 f"absurd-tui: cannot prepare the queues {', '.join(serve)}: {exc}", file=sys.stderr
             )

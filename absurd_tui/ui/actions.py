@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 
+from .. import ops
+
 
 @dataclass(frozen=True)
 class ActionSpec:
@@ -191,9 +193,9 @@ def why_not(action: str, state: str | None) -> str:
     if state is None:
         return "Select a task first."
     if action == "retry_task":
-        return f"Only failed tasks can be retried; this one is {state}."
+        return ops.retry_refusal(state) or "Not available here."
     if action == "cancel_task":
-        return f"This task is {state}: it cannot be cancelled (only pending, running or sleeping tasks can)."
+        return ops.cancel_refusal(state) or "Not available here."
     return "Not available here."
 
 

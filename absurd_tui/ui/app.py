@@ -23,9 +23,12 @@ from textual.color import Color
 from textual.message import Message
 from textual.worker import get_current_worker
 
+from .. import ops
 from ..agent import AGENT_QUEUE, AGENT_TASK, PendingQuestion, model_options
-from ..db.errors import DatabaseError, DatabaseUnavailable
-from ..db.reads import TaskFilter, short_id
+from ..config import DEFAULT_QUEUE
+from ..db.errors import DatabaseError
+from ..db.ids import short_id
+from ..db.models import TaskFilter, TaskRef
 from ..text import until
 from .actions import bindings
 from .commands import ActionsProvider
@@ -45,13 +48,17 @@ from .dialogs import (
 from .screens.help import HelpScreen
 from .screens.main import MainScreen
 from .screens.task_detail import TaskDetailScreen
-from .source import ActionError, BulkPlan, DataSource, bulk_states
+from .source import BulkPlan, DataSource
 from .widgets.polling import error_text
 from .widgets.status_bar import ConnectionState, StatusBar, WorkersState
 
 NOTIFY_CHANNELS = ("absurd_changed", "absurd_ready")
 NOTIFY_DEBOUNCE = 0.15
 """Seconds to gather notifications into one refresh (a burst of 1,000 is one)."""
+BULK_ANNOUNCE_OVER = 100
+"""A bulk operation on more tasks than this says when it starts."""
+BULK_PROGRESS_EVERY = 1_000
+"""A long bulk operation reports its progress every this many tasks."""
 BACKOFF = (1, 2, 4, 8, 15)
 """Seconds between reconnection attempts while the database is unreachable."""
 
@@ -130,7 +137,8 @@ class AbsurdApp(App):
 
     def watch_theme(self) -> None:
         self._resolve_colours()
-        if self.is_mounted:
+        # Only a running app has timers; a theme set before that needs no refresh.
+        if self.is_running:
             self.request_refresh()
 
     # -- lifecycle
@@ -318,45 +326,49 @@ class AbsurdApp(App):
     def run_command(
         self,
         description: str,
-        command: Callable[[], Any],
-        done: Callable[[Any], str],
+        command: Callable[[], ops.Outcome],
         then: Callable[[Any], None] | None = None,
     ) -> None:
-        """Run ``command`` in a thread; report success with ``done(result)``, then
-        call ``then(result)`` on the UI thread."""
-        self._command(description, command, done, then)
+        """Run ``command`` (an ops operation) in a thread and report its outcome's
+        message; call ``then(outcome)`` on the UI thread when it did what was asked."""
+        self._command(description, command, then)
 
     @work(thread=True, group="commands")
     def _command(
         self,
         description: str,
-        command: Callable[[], Any],
-        done: Callable[[Any], str],
+        command: Callable[[], ops.Outcome],
         then: Callable[[Any], None] | None,
     ) -> None:
         try:
-            result = command()
-        except DatabaseUnavailable as exc:
+            outcome = command()
+        except ops.OpsError as exc:
+            self._report_failure(description, exc)
+            return
+        self.notify(
+            outcome.message, severity="information" if outcome.ok else "warning", markup=False
+        )
+        self.call_from_thread(self.request_refresh)
+        if then is not None and outcome.ok:
+            self.call_from_thread(then, outcome)
+
+    def _report_failure(self, description: str, exc: ops.OpsError) -> None:
+        """From a command thread: say why ``description`` did not happen."""
+        if exc.unreachable:
             self.notify(
-                f"{description} was not done: the database is unreachable. Nothing was changed.\n{exc}",
+                f"{description} was not done: the database is unreachable. Nothing was "
+                f"changed.\n{exc}",
                 title="Not done",
                 severity="error",
                 markup=False,
             )
             self.call_from_thread(self.report_unavailable, exc)
             return
-        except (ActionError, DatabaseError, psycopg.Error, ValueError) as exc:
-            self.notify(
-                f"{description} failed: {error_text(exc)}",
-                title="Refused",
-                severity="error",
-                markup=False,
-            )
-            return
-        self.notify(done(result), markup=False)
-        self.call_from_thread(self.request_refresh)
-        if then is not None:
-            self.call_from_thread(then, result)
+        title = {
+            ops.ErrorKind.TIMED_OUT: "Timed out",
+            ops.ErrorKind.CONFLICT: "Try again",
+        }.get(exc.kind, "Refused")
+        self.notify(f"{description} failed: {exc}", title=title, severity="error", markup=False)
 
     # -- app-wide actions
 
@@ -380,11 +392,10 @@ class AbsurdApp(App):
                 lambda: self.source.spawn(
                     request.queue, request.task_name, request.params, request.max_attempts
                 ),
-                lambda task_id: f"Spawned {request.task_name} on {request.queue}: {task_id}",
             )
 
         self.push_screen(
-            SpawnDialog(types, self.known_queues, self._current_queue() or "default"), submitted
+            SpawnDialog(types, self.known_queues, self._current_queue() or DEFAULT_QUEUE), submitted
         )
 
     def action_new_agent(self) -> None:
@@ -401,8 +412,7 @@ class AbsurdApp(App):
                 lambda: self.source.spawn_agent(
                     request.queue, request.prompt, request.model, request.max_iterations
                 ),
-                lambda task_id: f"Agent started on {request.queue}: {task_id}",
-                lambda task_id: self.open_task(request.queue, task_id, AGENT_TASK),
+                lambda spawned: self.open_task(spawned.queue, spawned.task_id, AGENT_TASK),
             )
 
         self.push_screen(AgentDialog(model_options(), self.known_queues, queue, served), submitted)
@@ -416,13 +426,12 @@ class AbsurdApp(App):
             self.run_command(
                 "Answering the agent",
                 lambda: self.source.answer(question.queue, question.event_name, text),
-                lambda _: "Answer sent: the agent carries on.",
             )
 
         self.push_screen(AnswerDialog(question, timeout), submitted)
 
     def action_emit(self) -> None:
-        queue = self._current_queue() or "default"
+        queue = self._current_queue() or DEFAULT_QUEUE
         self.open_emit(queue, "")
 
     def open_emit(self, queue: str, event_name: str) -> None:
@@ -432,7 +441,6 @@ class AbsurdApp(App):
             self.run_command(
                 f"Emitting {request.event_name}",
                 lambda: self.source.emit(request.queue, request.event_name, request.payload),
-                lambda _: f"Emitted {request.event_name} on {request.queue}",
             )
 
         self.push_screen(EmitDialog(self.known_queues, queue, event_name), submitted)
@@ -510,13 +518,11 @@ class AbsurdApp(App):
         max_attempts: int | None,
         state: str,
     ) -> None:
-        if state != "failed":
-            self.notify(
-                f"Only failed tasks can be retried; this one is {state}.",
-                severity="warning",
-                markup=False,
-            )
+        refusal = ops.retry_refusal(state)
+        if refusal is not None:
+            self.notify(refusal, severity="warning", markup=False)
             return
+        task = TaskRef(queue, task_id, name, state)
 
         def submitted(request: RetryRequest | None) -> None:
             if request is None:
@@ -524,12 +530,7 @@ class AbsurdApp(App):
             self.run_command(
                 f"Retrying {short_id(task_id)}",
                 lambda: self.source.retry(
-                    queue, task_id, spawn_new=request.spawn_new, max_attempts=request.max_attempts
-                ),
-                lambda new_id: (
-                    f"Retried {name} as new task {new_id}"
-                    if request.spawn_new
-                    else f"Retrying {name} ({short_id(task_id)}), up to {request.max_attempts} attempts"
+                    task, spawn_new=request.spawn_new, max_attempts=request.max_attempts
                 ),
             )
 
@@ -538,22 +539,16 @@ class AbsurdApp(App):
         )
 
     def cancel_task(self, queue: str, task_id: uuid.UUID, name: str, state: str) -> None:
-        if state not in ("pending", "running", "sleeping"):
-            self.notify(
-                f"Only pending, running or sleeping tasks can be cancelled; this one is {state}.",
-                severity="warning",
-                markup=False,
-            )
+        refusal = ops.cancel_refusal(state)
+        if refusal is not None:
+            self.notify(refusal, severity="warning", markup=False)
             return
+        task = TaskRef(queue, task_id, name, state)
 
         def confirmed(yes: bool | None) -> None:
             if not yes:
                 return
-            self.run_command(
-                f"Cancelling {short_id(task_id)}",
-                lambda: self.source.cancel(queue, task_id),
-                lambda _: f"Cancelled {name} ({short_id(task_id)})",
-            )
+            self.run_command(f"Cancelling {short_id(task_id)}", lambda: self.source.cancel(task))
 
         self.push_screen(
             ConfirmDialog(
@@ -565,64 +560,39 @@ class AbsurdApp(App):
             confirmed,
         )
 
-    def bulk(self, operation: str, flt: TaskFilter) -> None:
-        if not bulk_states(operation, flt):
-            self.notify(
-                f"Nothing to {operation}: the state filter excludes every "
-                f"{'failed' if operation == 'retry' else 'live'} task.",
-                severity="warning",
-                markup=False,
-            )
+    def bulk(self, operation: ops.BulkOperation, flt: TaskFilter) -> None:
+        if not ops.bulk_states(operation, flt.state):
+            self.notify(ops.bulk_excluded_message(operation), severity="warning", markup=False)
             return
         self._plan_bulk(operation, flt)
 
     @work(thread=True, group="commands")
-    def _plan_bulk(self, operation: str, flt: TaskFilter) -> None:
+    def _plan_bulk(self, operation: ops.BulkOperation, flt: TaskFilter) -> None:
         try:
             plan = self.source.plan_bulk(operation, flt)
-        except (DatabaseError, psycopg.Error) as exc:
-            self.notify(
-                f"Could not list the tasks to {operation}: {error_text(exc)}. Nothing was changed.",
-                severity="error",
-                markup=False,
-            )
+        except ops.OpsError as exc:
+            self._report_failure(f"Listing the tasks to {operation}", exc)
             return
         self.call_from_thread(self._confirm_bulk, plan)
 
     def _confirm_bulk(self, plan: BulkPlan) -> None:
-        verb = "Retry" if plan.operation == "retry" else "Cancel"
-        kind = "failed" if plan.operation == "retry" else "pending, running or sleeping"
         count = len(plan.tasks)
         if count == 0:
-            self.notify(
-                f"No {kind} tasks match {plan.flt.describe()}.", severity="warning", markup=False
-            )
+            self.notify(plan.empty_message, severity="warning", markup=False)
             return
-        more = " (the first 100,000; run it again for the rest)" if plan.truncated else ""
-        noun = "task" if count == 1 else "tasks"
 
-        def report(result) -> str:
-            text = f"{verb}: {result.done:,} of {count:,} {noun} done"
-            if result.skipped:
-                text += f", {result.skipped:,} skipped (changed meanwhile)"
-            if result.stopped:
-                text += f". Stopped early, the rest is unchanged: {result.stopped}"
-            return text
+        def progress(processed: int, total: int) -> None:
+            # From the command thread (notify is thread-safe): now and then, not per task.
+            if processed % BULK_PROGRESS_EVERY == 0 and processed < total:
+                self.notify(plan.progress_message(processed), markup=False)
 
         def confirmed(yes: bool | None) -> None:
             if not yes:
                 return
-            if count > 100:
-                self.notify(f"{verb} of {count:,} {noun} started.", markup=False)
-            self.run_command(
-                f"{verb} of {count:,} {noun}", lambda: self.source.run_bulk(plan), report
-            )
+            if count > BULK_ANNOUNCE_OVER:
+                self.notify(plan.started_message, markup=False)
+            self.run_command(plan.title, lambda: self.source.run_bulk(plan, progress))
 
         self.push_screen(
-            ConfirmDialog(
-                f"{verb} {count:,} {noun}",
-                f"{verb} {count:,} {kind} {noun} matching {plan.flt.describe()}{more}?",
-                f"{verb} {count:,}",
-            ),
-            confirmed,
+            ConfirmDialog(plan.title, plan.question, f"{plan.verb} {count:,}"), confirmed
         )

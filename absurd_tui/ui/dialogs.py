@@ -31,6 +31,7 @@ from textual.widgets import (
 
 from ..agent import AgentParamsError, ModelOption, PendingQuestion, agent_params
 from ..agent.conversation import MAX_ITERATIONS_LIMIT
+from ..config import DEFAULT_QUEUE
 from ..text import plain
 from .source import TaskType, parse_json
 
@@ -399,7 +400,7 @@ class EmitDialog(Dialog):
     TITLE_TEXT = "Emit an event"
     ok_label = "Emit"
 
-    def __init__(self, queues: Sequence[str], queue: str = "default", event_name: str = ""):
+    def __init__(self, queues: Sequence[str], queue: str = DEFAULT_QUEUE, event_name: str = ""):
         super().__init__()
         self.queues = list(queues)
         self.initial_queue = queue

@@ -1,14 +1,14 @@
 """Where the TUI gets its data and sends its commands: the database, off the UI thread.
 
 Every method here blocks (it does database I/O) and is called only from thread
-workers. Reads return immutable snapshots (frozen dataclasses from db.reads); commands
-go through the SDK, exactly as a script or the CLI would.
+workers. Reads return immutable snapshots (frozen dataclasses from db.models);
+commands are ``absurd_tui.ops`` operations and return their outcomes, whose
+``message`` the console shows, word for word what the CLI says.
 
-Errors come in two kinds, and the UI treats them differently:
-* ``DatabaseUnavailable``: the server cannot be reached. The status bar says so once
-  and retries; nothing was changed.
-* ``ActionError``: the command was refused (the task is no longer failed, the JSON is
-  not valid ...). Shown to the user; nothing was changed.
+Every failure is an ``ops.OpsError`` classified by SQLSTATE (``ops.errors``). Only a
+lost connection (``error.unreachable``) is an outage: the status bar says so once and
+the UI retries. A statement timeout, a serialization failure or a deadlock keep the
+connection and are reported as what they are; nothing was changed.
 """
 
 from __future__ import annotations
@@ -18,19 +18,20 @@ import queue as queue_module
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
-from ..agent import AGENT_QUEUE, AGENT_TASK, answer_question, spawn_agent
-from ..db import reads
-from ..db.connect import connect, unavailable
+from .. import ops
+from ..db import ids, reads
+from ..db.connect import connect
 from ..db.errors import DatabaseError, DatabaseUnavailable
-from ..db.reads import (
+from ..db.models import (
     Count,
     EventInfo,
     QueueSummary,
@@ -41,14 +42,11 @@ from ..db.reads import (
     WaitInfo,
     WorkerSeen,
 )
+from ..ops import BulkPlan, BulkResult
 
 READ_STATEMENT_TIMEOUT_MS = 15_000
+"""No statement of the console runs longer; a read that would is reported, not waited on."""
 TAIL_RETRY = 30.0
-BULK_LIMIT = 100_000
-
-
-class ActionError(DatabaseError):
-    """A command the database refused; the message says why, for the user."""
 
 
 @dataclass(frozen=True)
@@ -63,26 +61,6 @@ class TasksSnapshot:
 class EventsSnapshot:
     waits: tuple[WaitInfo, ...]
     events: tuple[EventInfo, ...]
-
-
-@dataclass(frozen=True)
-class BulkPlan:
-    """The tasks a bulk command would touch, listed before the user confirms."""
-
-    operation: str
-    """``retry`` or ``cancel``."""
-    flt: TaskFilter
-    tasks: tuple[TaskRef, ...]
-    truncated: bool
-
-
-@dataclass(frozen=True)
-class BulkResult:
-    done: int
-    skipped: int
-    errors: tuple[str, ...]
-    stopped: str | None = None
-    """Why the command stopped before the end (the database went away), if it did."""
 
 
 @dataclass(frozen=True)
@@ -105,18 +83,20 @@ class DataSource(Protocol):
     def task_detail(self, queue: str, task_id: uuid.UUID) -> TaskDetail | None: ...
     def queue_names(self) -> list[str]: ...
     def task_types(self) -> list[TaskType]: ...
-    def spawn(self, queue: str, name: str, params: Any, max_attempts: int | None) -> uuid.UUID: ...
-    def emit(self, queue: str, event_name: str, payload: Any) -> None: ...
-    def retry(
-        self, queue: str, task_id: uuid.UUID, *, spawn_new: bool, max_attempts: int | None
-    ) -> uuid.UUID: ...
-    def cancel(self, queue: str, task_id: uuid.UUID) -> None: ...
+    def spawn(
+        self, queue: str, name: str, params: Any, max_attempts: int | None
+    ) -> ops.Spawned: ...
+    def emit(self, queue: str, event_name: str, payload: Any) -> ops.Emitted: ...
+    def retry(self, task: TaskRef, *, spawn_new: bool, max_attempts: int | None) -> ops.Retried: ...
+    def cancel(self, task: TaskRef) -> ops.Cancelled: ...
     def spawn_agent(
         self, queue: str, prompt: str, model: str, max_iterations: int | None
-    ) -> uuid.UUID: ...
-    def answer(self, queue: str, event_name: str, text: str) -> None: ...
-    def plan_bulk(self, operation: str, flt: TaskFilter) -> BulkPlan: ...
-    def run_bulk(self, plan: BulkPlan) -> BulkResult: ...
+    ) -> ops.Spawned: ...
+    def answer(self, queue: str, event_name: str, text: str) -> ops.Answered: ...
+    def plan_bulk(self, operation: ops.BulkOperation, flt: TaskFilter) -> BulkPlan: ...
+    def run_bulk(
+        self, plan: BulkPlan, progress: Callable[[int, int], None] | None = None
+    ) -> BulkResult: ...
     def listen(self, channels: Sequence[str]) -> psycopg.Connection: ...
     def close(self) -> None: ...
 
@@ -129,11 +109,20 @@ class LiveSource:
     Connections that fail are dropped, never reused.
     """
 
-    def __init__(self, dsn: str, label: str, registry: Any = None, *, connect_timeout: int = 3):
+    def __init__(
+        self,
+        dsn: str,
+        label: str,
+        registry: Any = None,
+        *,
+        connect_timeout: int = 3,
+        statement_timeout_ms: int = READ_STATEMENT_TIMEOUT_MS,
+    ):
         self.dsn = dsn
         self.label = label
         self._registry = registry
         self._connect_timeout = connect_timeout
+        self._statement_timeout_ms = statement_timeout_ms
         self._idle: queue_module.LifoQueue[psycopg.Connection] = queue_module.LifoQueue()
         self._closed = threading.Event()
         self._tails: dict[str, tuple[float, tuple[TaskRef, ...]]] = {}
@@ -141,37 +130,53 @@ class LiveSource:
     # -- connections
 
     def _open(self) -> psycopg.Connection:
-        conn = connect(
+        return connect(
             self.dsn,
-            autocommit=True,
             connect_timeout=self._connect_timeout,
             application_name="absurd-tui:ui",
+            statement_timeout_ms=self._statement_timeout_ms,
         )
-        conn.execute(f"SET statement_timeout = {READ_STATEMENT_TIMEOUT_MS}")
-        return conn
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
+        """A connection for one read or command; errors come out as ``ops.OpsError``.
+
+        Only a lost connection is dropped: after a timeout, a conflict or a refusal
+        the connection is as good as before and goes back for the next caller.
+        """
         try:
             conn = self._idle.get_nowait()
         except queue_module.Empty:
-            conn = self._open()
+            try:
+                conn = self._open()
+            except DatabaseUnavailable as exc:
+                raise ops.translate(exc, dsn=self.dsn) from exc
         try:
             yield conn
-        except psycopg.OperationalError as exc:
-            conn.close()
-            raise unavailable(self.dsn, exc) from exc
+        except (psycopg.Error, DatabaseError) as exc:
+            kind = ops.kind_of(exc, conn)
+            self._release(conn, lost=kind is ops.ErrorKind.CONNECTION_LOST)
+            if kind is None or isinstance(exc, ops.OpsError):
+                raise
+            raise ops.translate(exc, conn=conn, dsn=self.dsn) from exc
         except BaseException:
-            if conn.closed or conn.broken:
-                conn.close()
-            else:
-                self._idle.put(conn)
+            self._release(conn, lost=False)
             raise
         else:
-            if self._closed.is_set() or conn.closed or conn.broken:
-                conn.close()
-            else:
-                self._idle.put(conn)
+            self._release(conn, lost=False)
+
+    def _release(self, conn: psycopg.Connection, *, lost: bool) -> None:
+        reusable = (
+            not lost
+            and not self._closed.is_set()
+            and not conn.closed
+            and not conn.broken
+            and conn.info.transaction_status == TransactionStatus.IDLE
+        )
+        if reusable:
+            self._idle.put(conn)
+        else:
+            conn.close()
 
     def close(self) -> None:
         self._closed.set()
@@ -184,10 +189,7 @@ class LiveSource:
     def listen(self, channels: Sequence[str]) -> psycopg.Connection:
         """A dedicated connection LISTENing on ``channels``; the caller owns it."""
         conn = connect(
-            self.dsn,
-            autocommit=True,
-            connect_timeout=self._connect_timeout,
-            application_name="absurd-tui:listen",
+            self.dsn, connect_timeout=self._connect_timeout, application_name="absurd-tui:listen"
         )
         for channel in channels:
             conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
@@ -212,11 +214,11 @@ class LiveSource:
         after TAIL_RETRY seconds, in case such a task has been spawned since.
         """
         term = (flt.search or "").strip().lower()
-        if len(term) != reads.SHORT_ID_DIGITS or not all(c in "0123456789abcdef" for c in term):
+        if len(term) != ids.SHORT_ID_DIGITS or not all(c in "0123456789abcdef" for c in term):
             return flt
         found = self._tails.get(term)
         if found is None or (not found[1] and time.monotonic() - found[0] > TAIL_RETRY):
-            found = (time.monotonic(), tuple(reads.tasks_with_id_tail(conn, term, flt.queue)))
+            found = (time.monotonic(), tuple(ids.tasks_with_id_tail(conn, term, flt.queue)))
             self._tails[term] = found
         refs = found[1]
         if len(refs) == 1:
@@ -253,125 +255,52 @@ class LiveSource:
             key=lambda t: t.name,
         )
 
-    # -- commands (through the SDK, like any other client)
+    # -- commands: ops operations, like the CLI's
 
-    @contextmanager
-    def _client(self, queue: str) -> Iterator[Any]:
-        from ..sdk import Absurd
-
+    def spawn(self, queue: str, name: str, params: Any, max_attempts: int | None) -> ops.Spawned:
         with self.connection() as conn:
-            try:
-                yield Absurd(conn, queue_name=queue, registry=self._registry)
-            except psycopg.OperationalError:
-                raise
-            except (psycopg.Error, ValueError, TypeError, LookupError) as exc:
-                raise ActionError(_message(exc)) from exc
-
-    def spawn(self, queue: str, name: str, params: Any, max_attempts: int | None) -> uuid.UUID:
-        self._require_queue(queue)
-        with self._client(queue) as client:
-            result = client.spawn(name, params, max_attempts=max_attempts, queue=queue)
-        return uuid.UUID(str(result["task_id"]))
-
-    def emit(self, queue: str, event_name: str, payload: Any) -> None:
-        self._require_queue(queue)
-        with self._client(queue) as client:
-            client.emit_event(event_name, payload, queue_name=queue)
-
-    def retry(
-        self, queue: str, task_id: uuid.UUID, *, spawn_new: bool, max_attempts: int | None
-    ) -> uuid.UUID:
-        with self._client(queue) as client:
-            result = client.retry_task(
-                task_id, max_attempts=max_attempts, spawn_new=spawn_new, queue_name=queue
+            return ops.spawn(
+                conn, name, params, queue=queue, registry=self._registry, max_attempts=max_attempts
             )
-        return uuid.UUID(str(result["task_id"]))
 
-    def cancel(self, queue: str, task_id: uuid.UUID) -> None:
-        with self._client(queue) as client:
-            client.cancel_task(task_id, queue_name=queue)
+    def emit(self, queue: str, event_name: str, payload: Any) -> ops.Emitted:
+        with self.connection() as conn:
+            return ops.emit(conn, queue, event_name, payload)
+
+    def retry(self, task: TaskRef, *, spawn_new: bool, max_attempts: int | None) -> ops.Retried:
+        with self.connection() as conn:
+            return ops.retry(conn, task, spawn_new=spawn_new, max_attempts=max_attempts)
+
+    def cancel(self, task: TaskRef) -> ops.Cancelled:
+        with self.connection() as conn:
+            return ops.cancel(conn, task)
 
     def spawn_agent(
         self, queue: str, prompt: str, model: str, max_iterations: int | None
-    ) -> uuid.UUID:
-        if queue not in (AGENT_QUEUE, self._agent_queue()):
-            # Like the CLI: the agent's own queue is created on demand, any other must exist.
-            self._require_queue(queue)
+    ) -> ops.Spawned:
         with self.connection() as conn:
-            try:
-                task_id = spawn_agent(
-                    conn, prompt, model=model, max_iterations=max_iterations, queue=queue
-                )
-            except psycopg.OperationalError:
-                raise
-            except (psycopg.Error, ValueError) as exc:
-                raise ActionError(_message(exc)) from exc
-        return uuid.UUID(task_id)
-
-    def answer(self, queue: str, event_name: str, text: str) -> None:
-        with self.connection() as conn:
-            try:
-                answer_question(conn, queue, event_name, text)
-            except psycopg.OperationalError:
-                raise
-            except (psycopg.Error, ValueError) as exc:
-                raise ActionError(_message(exc)) from exc
-
-    def _agent_queue(self) -> str | None:
-        registered = self._registry.get(AGENT_TASK) if self._registry is not None else None
-        return registered.queue if registered is not None else None
-
-    def _require_queue(self, queue: str) -> None:
-        if queue not in self.queue_names():
-            raise ActionError(
-                f"There is no queue {queue!r}. Create it first (absurd-tui queue create {queue})."
+            return ops.spawn_agent(
+                conn,
+                prompt,
+                model=model,
+                max_iterations=max_iterations,
+                queue=queue,
+                registry=self._registry,
             )
 
-    def plan_bulk(self, operation: str, flt: TaskFilter) -> BulkPlan:
-        states = bulk_states(operation, flt)
-        tasks: list[TaskRef] = []
+    def answer(self, queue: str, event_name: str, text: str) -> ops.Answered:
         with self.connection() as conn:
-            for state in states:
-                narrowed = TaskFilter(flt.queue, state, flt.name, flt.search)
-                tasks.extend(reads.list_task_ids(conn, narrowed, BULK_LIMIT + 1 - len(tasks)))
-        truncated = len(tasks) > BULK_LIMIT
-        return BulkPlan(operation, flt, tuple(tasks[:BULK_LIMIT]), truncated)
+            return ops.answer(conn, queue, event_name, text)
 
-    def run_bulk(self, plan: BulkPlan) -> BulkResult:
-        done = skipped = 0
-        errors: list[str] = []
-        for ref in plan.tasks:
-            try:
-                if plan.operation == "cancel":
-                    self.cancel(ref.queue, ref.task_id)
-                else:
-                    self.retry(ref.queue, ref.task_id, spawn_new=False, max_attempts=None)
-                done += 1
-            except DatabaseUnavailable as exc:
-                if done == 0 and skipped == 0:
-                    raise  # nothing was changed: report it as such
-                return BulkResult(done, skipped, tuple(errors), stopped=str(exc))
-            except ActionError as exc:
-                # The task moved on since it was listed (say it completed, or someone
-                # else retried it): skipping it is what the user asked for.
-                skipped += 1
-                if len(errors) < 5:
-                    errors.append(f"{reads.short_id(ref.task_id)}: {exc}")
-        return BulkResult(done, skipped, tuple(errors))
+    def plan_bulk(self, operation: ops.BulkOperation, flt: TaskFilter) -> BulkPlan:
+        with self.connection() as conn:
+            return ops.plan_bulk(conn, operation, flt)
 
-
-def bulk_states(operation: str, flt: TaskFilter) -> tuple[str, ...]:
-    """The task states a bulk command applies to, within the filter's state."""
-    applicable = reads.LIVE_STATES if operation == "cancel" else ("failed",)
-    if flt.state:
-        return (flt.state,) if flt.state in applicable else ()
-    return applicable
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
-        return exc.diag.message_primary
-    return " ".join(str(exc).split()) or exc.__class__.__name__
+    def run_bulk(
+        self, plan: BulkPlan, progress: Callable[[int, int], None] | None = None
+    ) -> BulkResult:
+        with self.connection() as conn:
+            return ops.run_bulk(conn, plan, progress=progress, should_stop=self._closed.is_set)
 
 
 def parse_json(text: str) -> Any:
@@ -389,17 +318,14 @@ def utcnow() -> datetime:
 
 
 __all__ = [
-    "ActionError",
     "BulkPlan",
     "BulkResult",
     "Count",
     "DataSource",
-    "DatabaseUnavailable",
     "EventsSnapshot",
     "LiveSource",
     "TaskType",
     "TasksSnapshot",
-    "bulk_states",
     "parse_json",
     "utcnow",
 ]

@@ -13,11 +13,12 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from support import wait_until
 
 
 @dataclass(frozen=True)
@@ -148,13 +149,10 @@ class FakeAnthropic:
     def wait_for(
         self, condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition"
     ) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out waiting for {what}; requests so far: turns {self.turns()}"
-                )
-            time.sleep(0.02)
+        try:
+            wait_until(condition, timeout, what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; requests so far: turns {self.turns()}") from None
 
     def _next(self, turn: int) -> Reply | Error | Hold:
         with self._lock:

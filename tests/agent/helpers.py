@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
+from support import wait_until
 
 from absurd_tui.agent.task import AGENT_QUEUE, register_agent
 from absurd_tui.runtime import WorkerPool
@@ -43,17 +43,6 @@ def running_workers(
         yield pool
     finally:
         pool.stop(timeout=5)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass(frozen=True)
@@ -113,7 +102,7 @@ def detail(conn: psycopg.Connection, task_id: str) -> AgentTask:
 def wait_for_state(
     conn: psycopg.Connection, task_id: str, *states: str, timeout: float = 30.0
 ) -> AgentTask:
-    return wait_for(
+    return wait_until(
         lambda: (d := detail(conn, task_id)).state in states and d,
         timeout,
         f"task {task_id} to be {' or '.join(states)}",

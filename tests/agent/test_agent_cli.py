@@ -1,23 +1,28 @@
 """``absurd-tui agent``: spawning, and --follow streaming the transcript with answers
-typed on standard input (in-process, against real PostgreSQL and workers)."""
+typed on standard input (the entry point called in-process, against real PostgreSQL
+and workers)."""
 
 from __future__ import annotations
 
-import argparse
 import io
 
 import pytest
+from support import wait_until
 
-from absurd_tui.agent.cli import add_agent_parser, run_agent_command
 from absurd_tui.agent.conversation import answer_event_name
+from absurd_tui.cli import main
 
-from .helpers import detail, wait_for
+from .helpers import detail
 
 
-def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="absurd-tui")
-    add_agent_parser(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["agent", *argv])
+@pytest.fixture
+def agent(db_dsn):
+    """``absurd-tui agent ARGS --dsn <this test's database>``; returns the exit code."""
+
+    def run(*argv: str) -> int:
+        return main(["agent", *argv, "--dsn", db_dsn])
+
+    return run
 
 
 @pytest.fixture
@@ -26,12 +31,10 @@ def offline(monkeypatch):
     monkeypatch.delenv("ABSURD_TUI_WEATHER_URL", raising=False)
 
 
-def test_follow_streams_the_demo_and_answers_from_stdin(
-    settings, conn, offline, monkeypatch, capsys
-):
+def test_follow_streams_the_demo_and_answers_from_stdin(agent, conn, offline, monkeypatch, capsys):
     # The first line is empty: the prompt is repeated rather than sending an empty answer.
     monkeypatch.setattr("sys.stdin", io.StringIO("\nLyon\n"))
-    code = run_agent_command(parse("Plan a picnic.\x1b[2J", "--follow"), settings)
+    code = agent("Plan a picnic.\x1b[2J", "--follow")
     out = capsys.readouterr().out
     assert code == 0, out
     lines = out.splitlines()
@@ -62,10 +65,10 @@ def test_follow_streams_the_demo_and_answers_from_stdin(
 
 
 def test_follow_with_stdin_closed_leaves_the_agent_waiting(
-    settings, conn, offline, monkeypatch, capsys
+    agent, conn, offline, monkeypatch, capsys
 ):
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
-    code = run_agent_command(parse("Plan a picnic.", "--follow"), settings)
+    code = agent("Plan a picnic.", "--follow")
     out = capsys.readouterr().out
     task_id = out.splitlines()[0]
     assert code == 1
@@ -73,16 +76,16 @@ def test_follow_with_stdin_closed_leaves_the_agent_waiting(
     assert "Standard input closed: the agent keeps waiting for an answer" in out
     assert f"absurd-tui emit '{event}' --queue agents" in out
     # The task is parked on its question (possibly after the worker finished suspending).
-    task = wait_for(
-        lambda: (d := detail(conn, task_id)).waits and d, what="the wait to be registered"
+    task = wait_until(
+        lambda: (d := detail(conn, task_id)).waits and d,
+        timeout=30,
+        what="the wait to be registered",
     )
     assert task.state == "sleeping" and task.waits[0]["event_name"] == event
 
 
-def test_spawn_without_follow_prints_only_the_task_id(settings, conn, offline, capsys):
-    code = run_agent_command(
-        parse("Summarise the news.", "--max-iterations", "3", "--system", "Be terse."), settings
-    )
+def test_spawn_without_follow_prints_only_the_task_id(agent, conn, offline, capsys):
+    code = agent("Summarise the news.", "--max-iterations", "3", "--system", "Be terse.")
     captured = capsys.readouterr()
     assert code == 0
     [task_id] = captured.out.split()
@@ -109,12 +112,12 @@ def test_spawn_without_follow_prints_only_the_task_id(settings, conn, offline, c
             ["Hi", "--model", "claude-haiku-4-5", "--follow"],
             "needs ANTHROPIC_API_KEY, which is not set here",
         ),
-        (["Hi", "--queue", "nowhere"], "Unknown queue 'nowhere'"),
+        (["Hi", "--queue", "nowhere"], 'Unknown queue "nowhere"'),
         (["Hi", "--tasks", "x"], "--tasks only applies with --follow"),
     ],
 )
-def test_bad_input_is_refused_and_spawns_nothing(settings, conn, offline, capsys, argv, message):
-    code = run_agent_command(parse(*argv), settings)
+def test_bad_input_is_refused_and_spawns_nothing(agent, conn, offline, capsys, argv, message):
+    code = agent(*argv)
     captured = capsys.readouterr()
     assert code == 2
     assert message in captured.err and captured.out == ""
@@ -124,6 +127,7 @@ def test_bad_input_is_refused_and_spawns_nothing(settings, conn, offline, capsys
 
 
 def test_max_iterations_must_be_a_positive_number(capsys):
-    with pytest.raises(SystemExit):
-        parse("Hi", "--max-iterations", "0")
+    with pytest.raises(SystemExit) as exited:
+        main(["agent", "Hi", "--max-iterations", "0"])
+    assert exited.value.code == 2
     assert "must be from 1 to 1000" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import wait_until
 
 from absurd_tui.agent import weather
 from absurd_tui.agent.conversation import answer_event_name
@@ -22,7 +23,6 @@ from .helpers import (
     agent_registry,
     detail,
     running_workers,
-    wait_for,
     wait_for_state,
 )
 
@@ -129,8 +129,9 @@ def test_ask_human_suspends_until_the_answer_event(conn, db_dsn, claude_env):
         task_id = spawn(conn, "Greet me by name.")
         event = answer_event_name(task_id, 1)
         with running_workers(db_dsn):
-            waiting = wait_for(
+            waiting = wait_until(
                 lambda: (d := detail(conn, task_id)).state == "sleeping" and d.waits and d,
+                timeout=30,
                 what="the agent to wait for an answer",
             )
             [wait] = waiting.waits
@@ -260,8 +261,9 @@ def test_the_demo_model_end_to_end(conn, db_dsn, monkeypatch):
     # No model in the params: the worker picks one (demo, without a key) in a step.
     task_id = client.spawn(AGENT_TASK, {"prompt": "Plan a picnic."})["task_id"]
     with running_workers(db_dsn):
-        transcript = wait_for(
+        transcript = wait_until(
             lambda: (t := load_transcript(conn, AGENT_QUEUE, task_id)).pending_question and t,
+            timeout=30,
             what="the demo to ask its question",
         )
         assert transcript.model_label == "demo (offline)"

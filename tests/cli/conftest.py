@@ -1,4 +1,4 @@
-"""Fixtures for the command-line tests: ``cli`` runs the real ``absurd-tui``."""
+"""Fixtures for the command-line tests: ``cli`` runs the real ``absurd-tui`` entry point."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from .helpers import Cli
 
 
 @pytest.fixture
-def cli(db_dsn, tmp_path) -> Cli:
-    return Cli(db_dsn, tmp_path)
+def cli(db_dsn, tmp_path, capsys, monkeypatch) -> Cli:
+    return Cli(db_dsn, tmp_path, capsys, monkeypatch)
 
 
 @pytest.fixture
-def bare_cli(tmp_path) -> Cli:
+def bare_cli(tmp_path, capsys, monkeypatch) -> Cli:
     """For tests that name their own database (or none): no test database is made."""
-    return Cli("postgresql://nobody@127.0.0.1:1/unused", tmp_path)
+    return Cli("postgresql://nobody@127.0.0.1:1/unused", tmp_path, capsys, monkeypatch)
 
 
 @pytest.fixture

@@ -1,25 +1,31 @@
-"""Running ``absurd-tui`` as a real subprocess against a test's database.
+"""Running ``absurd-tui`` against a test's database, in-process or as a subprocess.
 
-``cli(*args)`` runs ``python -m absurd_tui ARGS --dsn <db_dsn>`` and returns its exit
-code, stdout and stderr. The child imports the same absurd_tui as the tests, never
-sees the developer's ABSURD_DATABASE_URL, and has a private data directory, so no
-test touches a real embedded server by accident.
+``cli(*args)`` calls the entry point ``absurd_tui.cli.main([*ARGS, "--dsn", db_dsn])``
+in the test process, with stdin, stdout and stderr captured, and returns its exit
+code and output. ``cli.process(*args)`` runs ``python -m absurd_tui`` instead, for
+what only a real process shows: its exit status, that nothing reaches the terminal
+but the message, and signal handling (``cli.start`` for workers). Either way the
+command never sees the developer's ABSURD_DATABASE_URL and has a private data
+directory, so no test touches a real embedded server by accident.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import absurd_tui
+from absurd_tui.cli import main
+from absurd_tui.config import DATA_DIR_ENV, DSN_ENV
 
 PACKAGE_ROOT = Path(absurd_tui.__file__).resolve().parents[1]
 TASK_MODULE = Path(__file__).with_name("cli_tasks.py")
@@ -39,13 +45,13 @@ class Result:
         return f"absurd-tui {' '.join(self.args)} -> {self.code}\nstdout:\n{self.out}\nstderr:\n{self.err}"
 
 
+def private_data_dir(tmp_path: Path) -> str:
+    return str(tmp_path / "no-embedded-server-here")
+
+
 def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("ABSURD_DATABASE_URL", "ABSURD_TUI_DATA_DIR")
-    }
-    env["ABSURD_TUI_DATA_DIR"] = str(tmp_path / "no-embedded-server-here")
+    env = {k: v for k, v in os.environ.items() if k not in (DSN_ENV, DATA_DIR_ENV)}
+    env[DATA_DIR_ENV] = private_data_dir(tmp_path)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
@@ -53,16 +59,25 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 class Cli:
-    def __init__(self, dsn: str, tmp_path: Path):
+    def __init__(
+        self,
+        dsn: str,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ):
         self.dsn = dsn
         self.tmp_path = tmp_path
         self.env = cli_env(tmp_path)
+        self._capsys = capsys
+        self._monkeypatch = monkeypatch
 
-    def command(self, args: tuple[str, ...], dsn: str | None) -> list[str]:
-        cmd = [sys.executable, "-m", "absurd_tui", *args]
-        if dsn is not None:
-            cmd += ["--dsn", dsn]
-        return cmd
+    def argv(self, args: tuple[str, ...], dsn: str | bool | None) -> list[str]:
+        chosen = self.dsn if dsn is True else (None if dsn is False else dsn)
+        return [*args, "--dsn", chosen] if chosen is not None else list(args)
+
+    def command(self, args: tuple[str, ...], dsn: str | bool | None) -> list[str]:
+        return [sys.executable, "-m", "absurd_tui", *self.argv(args, dsn)]
 
     def __call__(
         self,
@@ -70,11 +85,34 @@ class Cli:
         input: str | None = None,
         dsn: str | bool | None = True,
         env: dict[str, str] | None = None,
+    ) -> Result:
+        """Run the command in this process through ``main()``."""
+        with self._monkeypatch.context() as patch:
+            patch.delenv(DSN_ENV, raising=False)
+            patch.setenv(DATA_DIR_ENV, private_data_dir(self.tmp_path))
+            for key, value in (env or {}).items():
+                patch.setenv(key, value)
+            patch.setattr(sys, "stdin", io.StringIO(input if input is not None else ""))
+            patch.chdir(self.tmp_path)
+            self._capsys.readouterr()  # output of earlier steps is not this command's
+            try:
+                code = main(self.argv(args, dsn))
+            except SystemExit as exc:  # argparse: bad usage, --help, --version
+                code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+            captured = self._capsys.readouterr()
+        return Result(tuple(args), code, captured.out, captured.err)
+
+    def process(
+        self,
+        *args: str,
+        input: str | None = None,
+        dsn: str | bool | None = True,
+        env: dict[str, str] | None = None,
         timeout: float = 60,
     ) -> Result:
-        chosen = self.dsn if dsn is True else (None if dsn is False else dsn)
+        """Run the command as ``python -m absurd_tui`` in a process of its own."""
         proc = subprocess.run(
-            self.command(args, chosen),
+            self.command(args, dsn),
             input=input if input is not None else "",
             capture_output=True,
             text=True,
@@ -126,18 +164,6 @@ class Background:
                 self.proc.wait()
                 raise AssertionError(f"process did not stop on SIGTERM:\n{self.log()}") from None
         return self.proc.returncode
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def assert_clean_error(result: Result, code: int, *needles: str) -> None:

@@ -49,7 +49,7 @@ def test_console_script_runs_the_cli(tmp_path):
 
 
 def test_unknown_command_is_bad_usage(bare_cli):
-    result = bare_cli("frobnicate")
+    result = bare_cli.process("frobnicate")
     assert_clean_error(result, 2, "invalid choice")
 
 
@@ -96,8 +96,15 @@ def test_unreachable_database_is_one_paragraph_naming_the_host(bare_cli, args):
     assert len(result.err.strip().splitlines()) == 1, result
 
 
+def test_unreachable_database_in_a_real_process_exits_2_with_one_line(bare_cli):
+    result = bare_cli.process("spawn", "send-mail", dsn=UNREACHABLE)
+    assert_clean_error(result, 2, "127.0.0.1")
+    assert "secret" not in result.err + result.out
+    assert len(result.err.strip().splitlines()) == 1, result
+
+
 def test_verbose_logs_the_traceback_without_the_password(bare_cli):
-    result = bare_cli("-v", "tasks", dsn=UNREACHABLE)
+    result = bare_cli.process("-v", "tasks", dsn=UNREACHABLE)
     assert result.code == 2, result
     assert "Traceback" in result.err
     assert "secret" not in result.err + result.out
@@ -139,14 +146,14 @@ def test_embedded_server_is_the_default(bare_cli, tmp_path):
     import pgserver
 
     data_dir = tmp_path / "embedded"
-    init = bare_cli("init", "--data-dir", str(data_dir), dsn=False, timeout=120)
+    init = bare_cli.process("init", "--data-dir", str(data_dir), dsn=False, timeout=120)
     assert init.code == 0, init
     assert "embedded" in init.out
     # Hold the server the way a running console or worker would, so the DSN that
     # `dsn` prints can be used after it exits.
     server = pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
     try:
-        result = bare_cli("dsn", "--data-dir", str(data_dir), dsn=False, timeout=120)
+        result = bare_cli.process("dsn", "--data-dir", str(data_dir), dsn=False, timeout=120)
         assert result.code == 0, result
         dsn = result.out.strip()
         assert str(data_dir) in dsn
@@ -158,11 +165,13 @@ def test_embedded_server_is_the_default(bare_cli, tmp_path):
 
 
 def test_console_reports_problems_before_taking_over_the_terminal(bare_cli):
-    unreachable = bare_cli("--no-workers", dsn=UNREACHABLE)
+    unreachable = bare_cli.process("--no-workers", dsn=UNREACHABLE)
     assert_clean_error(unreachable, 2, "127.0.0.1")
     assert "secret" not in unreachable.err
     assert_clean_error(
-        bare_cli("--tasks", "no_such_module_xyz", dsn=UNREACHABLE), 2, "no_such_module_xyz"
+        bare_cli.process("--tasks", "no_such_module_xyz", dsn=UNREACHABLE),
+        2,
+        "no_such_module_xyz",
     )
 
 

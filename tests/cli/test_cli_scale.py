@@ -9,9 +9,10 @@ import signal
 import threading
 
 import pytest
+from support import wait_until
 
 from .cli_tasks import CREATE_TABLE
-from .helpers import TASK_MODULE, wait_for
+from .helpers import TASK_MODULE
 
 SINGLE = 5
 BATCHES = 5
@@ -66,10 +67,11 @@ def test_two_workers_complete_500_cli_spawned_tasks_exactly_once_through_a_sigte
 
     def spawn_everything() -> None:
         # A few one-task invocations, then the bulk as --batch invocations: every task
-        # goes through `absurd-tui spawn`, in one process at a time.
+        # goes through `absurd-tui spawn`, in one process at a time (processes, as this
+        # thread runs beside the test's own).
         for n in range(SINGLE):
             spawns.append(
-                cli(
+                cli.process(
                     "spawn",
                     "record",
                     "-q",
@@ -85,18 +87,20 @@ def test_two_workers_complete_500_cli_spawned_tasks_exactly_once_through_a_sigte
                 json.dumps({"n": SINGLE + batch * PER_BATCH + i, "sleep": TASK_SECONDS})
                 for i in range(PER_BATCH)
             )
-            spawns.append(cli("spawn", "record", "-q", "scale", "--batch", "-", input=lines))
+            spawns.append(
+                cli.process("spawn", "record", "-q", "scale", "--batch", "-", input=lines)
+            )
 
     spawner = threading.Thread(target=spawn_everything)
     spawner.start()
     try:
         # Stop one worker while both are busy and more work keeps arriving.
-        wait_for(lambda: busy_moment(conn, stopped.pid), timeout=120, what="a busy moment")
+        wait_until(lambda: busy_moment(conn, stopped.pid), timeout=120, what="a busy moment")
         stopped.signal(signal.SIGTERM)
         assert stopped.wait(timeout=60) == 0, stopped.log()
         spawner.join(timeout=120)
         assert not spawner.is_alive()
-        wait_for(lambda: counts(conn)[1] == TOTAL, timeout=120, what="every task to complete")
+        wait_until(lambda: counts(conn)[1] == TOTAL, timeout=120, what="every task to complete")
     finally:
         spawner.join(timeout=120)
         stopped.stop()

@@ -6,9 +6,10 @@ import signal
 import uuid
 
 import pytest
+from support import wait_until
 
 from .cli_tasks import CREATE_TABLE
-from .helpers import TASK_MODULE, assert_clean_error, wait_for
+from .helpers import TASK_MODULE, assert_clean_error
 
 
 def task_state(conn, task_id: str, queue: str = "default") -> str:
@@ -29,13 +30,15 @@ def test_worker_logs_each_start_step_end_and_failure(cli, conn, default_queue, s
     try:
         ok = cli("spawn", "steps").out.strip()
         bad = cli("spawn", "steps", "-P", "fail:=true", "--max-attempts", "1").out.strip()
-        wait_for(
+        wait_until(
             lambda: task_state(conn, ok) == "completed" and task_state(conn, bad) == "failed",
+            timeout=30,
             what="both tasks to finish",
         )
         # The pool logs the outcome after recording it; wait for the line, not a time.
-        wait_for(
+        wait_until(
             lambda: any("failed" in line for line in log_lines(worker.log(), bad)),
+            timeout=30,
             what="failure line",
         )
         worker.signal(signum)
@@ -90,15 +93,16 @@ def test_a_task_still_running_after_the_grace_period_is_reclaimed_by_another_wor
         spawned = cli("spawn", "hold", "--queue", "scale", "-P", "seconds:=3")
         assert spawned.code == 0, spawned
         task_id = spawned.out.strip()
-        wait_for(
+        wait_until(
             lambda: conn.execute("SELECT count(*) FROM cli_test_executions").fetchone()[0] == 1,
+            timeout=30,
             what="the first worker to start the task",
         )
         first.signal(signal.SIGTERM)
         assert first.wait(timeout=30) == 0, first.log()
         assert "1 task(s) unfinished" in first.log()
         second = cli.start(*common, "--grace", "30", env=env)
-        wait_for(
+        wait_until(
             lambda: task_state(conn, task_id, "scale") == "completed", timeout=60, what="completion"
         )
     finally:
@@ -129,11 +133,17 @@ def test_without_queues_a_worker_serves_and_creates_those_of_its_tasks(cli, conn
             return [r[0] for r in conn.execute("SELECT queue_name FROM absurd.queues ORDER BY 1")]
 
         # 'default' and 'scale' from the test module, 'agents' for the built-in agent.
-        wait_for(lambda: names() == ["agents", "default", "scale"], what="the worker's queues")
+        wait_until(
+            lambda: names() == ["agents", "default", "scale"],
+            timeout=30,
+            what="the worker's queues",
+        )
         spawned = cli("spawn", "steps")
         assert spawned.code == 0, spawned
-        wait_for(
-            lambda: task_state(conn, spawned.out.strip()) == "completed", what="the task to run"
+        wait_until(
+            lambda: task_state(conn, spawned.out.strip()) == "completed",
+            timeout=30,
+            what="the task to run",
         )
     finally:
         assert worker.stop() == 0, worker.log()

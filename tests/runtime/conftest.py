@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from absurd_tui.runtime import WorkerPool
-from absurd_tui.sdk import Absurd, TaskRegistry
+from absurd_tui.runtime import Absurd, WorkerPool
+from absurd_tui.sdk import TaskRegistry
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
-from sdk.helpers import checkpoints, rows, run_rows, set_now, task_row, wait_until  # noqa: F401
+from sdk.helpers import checkpoints, rows, run_rows, set_now, task_row  # noqa: F401
 
 
 def stays_false(predicate: Callable[[], Any], duration: float, interval: float = 0.05) -> bool:

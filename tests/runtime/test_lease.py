@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 
+from support import wait_until
+
 from absurd_tui.runtime.lease import HEARTBEATS_PER_LEASE, LeaseKeeper
 from absurd_tui.sdk.context import RunControl
 from absurd_tui.sdk.execution import claim_tasks
-
-from .helpers import wait_until
 
 
 def _expires_at(conn, run_id):

@@ -11,10 +11,11 @@ import time
 from collections import Counter
 
 import pytest
+from support import wait_until
 
 from absurd_tui.runtime import WorkerPool, WorkerStatus
 
-from .helpers import run_rows, stays_false, task_row, wait_until
+from .helpers import run_rows, stays_false, task_row
 
 
 def completed(client, task_id, queue="default"):
@@ -346,7 +347,7 @@ def test_bad_pool_arguments():
 
 
 def test_client_start_worker_serves_until_stop_worker(db_dsn, registry):
-    from absurd_tui.sdk import Absurd
+    from absurd_tui import Absurd
 
     with Absurd(db_dsn, registry=registry) as client:
         client.create_queue()

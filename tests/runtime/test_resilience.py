@@ -14,13 +14,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from support import wait_until
 
 from absurd_tui.db import schema
 from absurd_tui.runtime import WorkerStatus
 from absurd_tui.sdk import Absurd, TaskRegistry
 
 from .crash_tasks import SETUP_SQL, make_registry
-from .helpers import checkpoints, count_effects, run_rows, wait_until
+from .helpers import checkpoints, count_effects, run_rows
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -43,38 +41,3 @@ def checkpoints(conn: psycopg.Connection, queue: str, task_id: str) -> dict[str,
         r["checkpoint_name"]: r["state"]
         for r in rows(conn, "c", queue, "task_id = %s AND status = 'committed'", (task_id,))
     }
-
-
-def wait_until(
-    predicate: Callable[[], Any],
-    timeout: float = 10.0,
-    interval: float = 0.02,
-    what: str = "condition",
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"Timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-def absurd_fingerprint(conn: psycopg.Connection) -> dict[str, str]:
-    """Every table of the absurd schema with a digest of its whole contents, so a test
-    can show that a refused call changed nothing."""
-    names = [
-        row[0]
-        for row in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'absurd' ORDER BY tablename"
-        )
-    ]
-    digests = {}
-    for name in names:
-        query = sql.SQL(
-            "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '')"
-            " FROM absurd.{} t"
-        ).format(sql.Identifier(name))
-        digests[name] = conn.execute(query).fetchone()[0]
-    return digests

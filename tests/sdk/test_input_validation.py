@@ -4,6 +4,7 @@ changes nothing."""
 from __future__ import annotations
 
 import pytest
+from support import table_contents
 
 from absurd_tui.sdk import Absurd, TaskRegistry
 from absurd_tui.sdk.errors import InvalidInput, InvalidParams, PayloadTooLarge
@@ -15,7 +16,7 @@ from absurd_tui.sdk.validation import (
     validate_retry_strategy,
 )
 
-from .helpers import absurd_fingerprint, task_row
+from .helpers import task_row
 
 BAD_STRATEGIES = [
     ({"kind": "bogus"}, r"retry_strategy\.kind must be one of 'none', 'fixed', 'exponential'"),
@@ -43,10 +44,10 @@ BAD_CANCELLATIONS = [
 
 @pytest.mark.parametrize(("strategy", "message"), BAD_STRATEGIES)
 def test_retry_strategies_follow_upstreams_rules(client, conn, strategy, message):
-    before = absurd_fingerprint(conn)
+    before = table_contents(conn)
     with pytest.raises(InvalidInput, match=message):
         client.spawn("t", {}, queue="default", retry_strategy=strategy)
-    assert absurd_fingerprint(conn) == before
+    assert table_contents(conn) == before
 
 
 def test_valid_retry_strategies_pass_unchanged():
@@ -61,10 +62,10 @@ def test_valid_retry_strategies_pass_unchanged():
 
 @pytest.mark.parametrize(("policy", "message"), BAD_CANCELLATIONS)
 def test_cancellation_policies_take_whole_non_negative_seconds(client, conn, policy, message):
-    before = absurd_fingerprint(conn)
+    before = table_contents(conn)
     with pytest.raises(InvalidInput, match=message):
         client.spawn("t", {}, queue="default", cancellation=policy)
-    assert absurd_fingerprint(conn) == before
+    assert table_contents(conn) == before
     assert validate_cancellation({"max_delay": 0, "max_duration": 10**12}) == {
         "max_delay": 0,
         "max_duration": 10**12,
@@ -73,10 +74,10 @@ def test_cancellation_policies_take_whole_non_negative_seconds(client, conn, pol
 
 @pytest.mark.parametrize("value", [0, -3, 2**31, True, 2.0, "3"])
 def test_max_attempts_is_a_whole_number_from_1_to_int4_max(client, conn, value):
-    before = absurd_fingerprint(conn)
+    before = table_contents(conn)
     with pytest.raises(InvalidInput, match=r"max_attempts must be a whole number from 1 to 2,147"):
         client.spawn("t", {}, queue="default", max_attempts=value)
-    assert absurd_fingerprint(conn) == before
+    assert table_contents(conn) == before
 
 
 def test_the_largest_max_attempts_is_stored(client, conn):
@@ -86,10 +87,10 @@ def test_the_largest_max_attempts_is_stored(client, conn):
 
 def test_max_attempts_of_retry_is_checked_too(client, conn):
     spawned = client.spawn("t", {}, queue="default")
-    before = absurd_fingerprint(conn)
+    before = table_contents(conn)
     with pytest.raises(InvalidInput, match="max_attempts must be a whole number"):
         client.retry_task(spawned.task_id, max_attempts=2**31)
-    assert absurd_fingerprint(conn) == before
+    assert table_contents(conn) == before
 
 
 @pytest.mark.parametrize(
@@ -121,10 +122,10 @@ def test_max_attempts_of_retry_is_checked_too(client, conn):
     ],
 )
 def test_text_postgres_cannot_store_is_named_by_field(client, conn, call, message):
-    before = absurd_fingerprint(conn)
+    before = table_contents(conn)
     with pytest.raises(InvalidInput, match=message):
         call(client)
-    assert absurd_fingerprint(conn) == before
+    assert table_contents(conn) == before
 
 
 def test_an_escaped_nul_in_text_is_plain_text_and_stored(client, conn):
@@ -139,7 +140,7 @@ def test_headers_must_be_an_object(client, conn):
 
 def test_oversized_values_are_refused_naming_field_size_and_limit(client, conn, monkeypatch):
     monkeypatch.setenv(MAX_PAYLOAD_ENV, "1000")
-    before = absurd_fingerprint(conn)
+    before = table_contents(conn)
     big = {"blob": "x" * 2000}
     with pytest.raises(
         PayloadTooLarge, match=r"params is 2.0 KiB \(2,012 bytes\), over the limit of 1,000 bytes"
@@ -149,7 +150,7 @@ def test_oversized_values_are_refused_naming_field_size_and_limit(client, conn, 
         client.spawn("t", {}, queue="default", headers=big)
     with pytest.raises(PayloadTooLarge, match=r"payload is .* over the limit of 1,000 bytes"):
         client.emit_event("ready", big)
-    assert absurd_fingerprint(conn) == before
+    assert table_contents(conn) == before
     # Just under the limit is fine.
     client.spawn("t", {"blob": "x" * 900}, queue="default")
 

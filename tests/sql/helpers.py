@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -378,17 +377,6 @@ def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, Result]:
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
     return thread, result
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 def backend_waiting_on_lock(observer: psycopg.Connection, pid: int) -> bool:

@@ -7,6 +7,7 @@ import threading
 
 import psycopg
 import pytest
+from support import wait_until
 
 from .helpers import (
     FakeClock,
@@ -30,7 +31,6 @@ from .helpers import (
     set_checkpoint,
     spawn,
     task_row,
-    wait_until,
 )
 
 GUARD = "SET statement_timeout = '20s'"  # a hang fails the test instead of the session

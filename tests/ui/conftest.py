@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 
 import pytest
 from psycopg import sql
@@ -15,8 +13,6 @@ from absurd_tui.ui.app import AbsurdApp
 from absurd_tui.ui.source import LiveSource
 
 from .ui_tasks import build_registry
-
-DEADLINE = 20.0
 
 
 @pytest.fixture
@@ -71,18 +67,6 @@ def make_app(db_dsn, registry, client):
         if pool is not None:
             pool.stop(timeout=2)
         source.close()
-
-
-async def wait_until(pilot, condition: Callable[[], object], what: str, timeout: float = DEADLINE):
-    """Let the app run until ``condition()`` is true; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
 
 
 def task_state(conn, task_id: uuid.UUID | str, queue: str = "default") -> str | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from absurd_tui import ops
 from absurd_tui.db.errors import DatabaseUnavailable
 from absurd_tui.db.reads import (
     STATES,
@@ -36,7 +37,6 @@ from absurd_tui.ui.source import (
     EventsSnapshot,
     TasksSnapshot,
     TaskType,
-    bulk_states,
 )
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
@@ -500,42 +500,45 @@ class StaticSource:
     def spawn(self, queue, name, params, max_attempts):
         self._check()
         self.calls.append(("spawn", (queue, name, params, max_attempts)))
-        return tid(99)
+        return ops.Spawned(queue, name, tid(99), tid(98), 1)
 
     def emit(self, queue, event_name, payload):
         self._check()
         self.calls.append(("emit", (queue, event_name, payload)))
+        return ops.Emitted(queue, event_name, ops.EmitStatus.EMITTED, NOW)
 
-    def retry(self, queue, task_id, *, spawn_new, max_attempts):
+    def retry(self, task, *, spawn_new, max_attempts):
         self._check()
-        self.calls.append(("retry", (queue, task_id, spawn_new, max_attempts)))
-        return task_id
+        self.calls.append(("retry", (task.queue, task.task_id, spawn_new, max_attempts)))
+        return ops.Retried(task, ops.RetryStatus.RETRIED, "pending", task.task_id, tid(98), 2)
 
-    def cancel(self, queue, task_id):
+    def cancel(self, task):
         self._check()
-        self.calls.append(("cancel", (queue, task_id)))
+        self.calls.append(("cancel", (task.queue, task.task_id)))
+        return ops.Cancelled(task, ops.CancelStatus.CANCELLED, "cancelled")
 
     def spawn_agent(self, queue, prompt, model, max_iterations):
         self._check()
         self.calls.append(("spawn_agent", (queue, prompt, model, max_iterations)))
-        return AGENT_DETAIL.task_id
+        return ops.Spawned(queue, "agent", AGENT_DETAIL.task_id, tid(98), 1)
 
     def answer(self, queue, event_name, text):
         self._check()
         self.calls.append(("answer", (queue, event_name, text)))
+        return ops.Answered(ops.Emitted(queue, event_name, ops.EmitStatus.EMITTED, NOW))
 
     def plan_bulk(self, operation, flt):
         self._check()
-        states = bulk_states(operation, flt)
+        states = ops.bulk_states(operation, flt.state)
         refs = tuple(
             TaskRef(r.queue, r.task_id, r.task_name, r.state)
             for r in self.tasks(flt, 100, None, False).page.rows
             if r.state in states
         )
-        return BulkPlan(operation, flt, refs, False)
+        return BulkPlan(operation, flt, refs, False, ops.BULK_LIMIT)
 
-    def run_bulk(self, plan):
-        return BulkResult(0, 0, ())
+    def run_bulk(self, plan, progress=None):
+        return BulkResult(plan, 0, 0, ())
 
     def listen(self, channels: Sequence[str]):
         raise DatabaseUnavailable("no notifications in snapshot tests")

@@ -13,6 +13,7 @@ import pytest
 
 # tests/agent's stand-in for Open-Meteo (pytest puts tests/ on the import path).
 from agent.fake_weather import FakeOpenMeteo
+from support import pilot_wait_until
 from textual.widgets import Input, Select, Static, TextArea
 
 from absurd_tui.agent import weather
@@ -21,7 +22,7 @@ from absurd_tui.ui.screens.main import MainScreen
 from absurd_tui.ui.screens.task_detail import TaskDetailScreen
 from absurd_tui.ui.widgets.transcript import TranscriptLog
 
-from .conftest import task_state, wait_until
+from .conftest import task_state
 
 pytestmark = pytest.mark.anyio
 
@@ -57,7 +58,7 @@ async def test_new_agent_runs_asks_takes_the_answer_and_finishes(make_app, clien
     app = make_app(queues=("default", "agents"))
     async with app.run_test(size=SHORT) as pilot:
         await pilot.press("a")
-        dialog = await wait_until(
+        dialog = await pilot_wait_until(
             pilot, lambda: app.screen if isinstance(app.screen, AgentDialog) else None, "dialog"
         )
         assert dialog.query_one("#model", Select).value == "demo"
@@ -68,14 +69,17 @@ async def test_new_agent_runs_asks_takes_the_answer_and_finishes(make_app, clien
         # model quotes the prompt in its answer: markup and escapes must stay inert.
         prompt.text = f"Plan my day {HOSTILE}"
         await pilot.press("ctrl+s")
-        detail = await wait_until(
+        detail = await pilot_wait_until(
             pilot,
             lambda: app.screen if isinstance(app.screen, TaskDetailScreen) else None,
             "the agent's detail",
         )
-        assert detail.query_one("#detail-tabs").active == "transcript-tab"
+        # The tabs pick their active pane once mounted; under load that is a moment later.
+        tabs = detail.query_one("#detail-tabs")
+        await pilot_wait_until(pilot, lambda: tabs.active, "the detail's tabs mounted")
+        assert tabs.active == "transcript-tab"
         log = detail.query_one(TranscriptLog)
-        await wait_until(
+        await pilot_wait_until(
             pilot, lambda: "waiting_human" in kinds(log), "the question in the transcript"
         )
         assert kinds(log) == [
@@ -90,18 +94,20 @@ async def test_new_agent_runs_asks_takes_the_answer_and_finishes(make_app, clien
         assert "Which city should I check the weather for?" in shown(log, "waiting_human")
         task_id = detail.task_id
         # The question shows as soon as the model asks; the task then parks on the event.
-        await wait_until(
+        await pilot_wait_until(
             pilot, lambda: task_state(conn, task_id, "agents") == "sleeping", "the task waiting"
         )
         # The log follows its end while the reader is there ...
         assert app.focused is log
-        await wait_until(pilot, lambda: 0 < log.max_scroll_y == log.scroll_y, "the log at its end")
+        await pilot_wait_until(
+            pilot, lambda: 0 < log.max_scroll_y == log.scroll_y, "the log at its end"
+        )
         # ... and stays where they scrolled to read, while it grows.
         await pilot.press("home")
-        await wait_until(pilot, lambda: log.scroll_y == 0, "scrolled to the top")
+        await pilot_wait_until(pilot, lambda: log.scroll_y == 0, "scrolled to the top")
 
         await pilot.press("A")
-        answer = await wait_until(
+        answer = await pilot_wait_until(
             pilot, lambda: app.screen if isinstance(app.screen, AnswerDialog) else None, "answer"
         )
         assert "Which city should I check the weather for?" in str(
@@ -111,13 +117,13 @@ async def test_new_agent_runs_asks_takes_the_answer_and_finishes(make_app, clien
         assert app.focused is field
         field.value = "Paris"
         await pilot.press("enter")
-        await wait_until(
+        await pilot_wait_until(
             pilot,
             lambda: task_state(conn, task_id, "agents") == "completed",
             "completed",
             timeout=30,
         )
-        await wait_until(pilot, lambda: "final" in kinds(log), "the final answer")
+        await pilot_wait_until(pilot, lambda: "final" in kinds(log), "the final answer")
         assert log.scroll_y == 0
         assert answer not in app.screen_stack
         assert kinds(log)[6:] == [
@@ -144,7 +150,7 @@ async def test_new_agent_dialog_refuses_bad_input_and_keeps_it(make_app, conn):
     app = make_app(workers=0)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("a")
-        dialog = await wait_until(
+        dialog = await pilot_wait_until(
             pilot, lambda: app.screen if isinstance(app.screen, AgentDialog) else None, "dialog"
         )
         error = dialog.query_one("#dialog-error", Static)
@@ -166,7 +172,7 @@ async def test_new_agent_dialog_refuses_bad_input_and_keeps_it(make_app, conn):
         assert app.screen is dialog
         assert dialog.query_one("#prompt", TextArea).text == "What time is it?"
         await pilot.press("escape")
-        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "dialog closed")
+        await pilot_wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "dialog closed")
     assert (
         conn.execute("SELECT count(*) FROM absurd.queues WHERE queue_name = 'agents'").fetchone()[0]
         == 0
@@ -231,7 +237,7 @@ async def test_detail_finds_out_it_is_an_agent_and_answer_is_hidden_elsewhere():
     async with app.run_test(size=SIZE) as pilot:
         # Opened without its name: the first load reveals an agent and shows its transcript.
         app.push_screen(TaskDetailScreen("agents", tid(39)))
-        detail = await wait_until(
+        detail = await pilot_wait_until(
             pilot,
             lambda: app.screen if opened(app) and app.screen.view.transcript else None,
             "the agent's transcript",
@@ -243,7 +249,7 @@ async def test_detail_finds_out_it_is_an_agent_and_answer_is_hidden_elsewhere():
         await pilot.press("escape")
         # Not an agent: no Transcript tab, no Answer key, and A says why.
         app.push_screen(TaskDetailScreen("default", tid(36), "charge-card"))
-        detail = await wait_until(
+        detail = await pilot_wait_until(
             pilot,
             lambda: app.screen if opened(app) and app.screen.view.detail else None,
             "the task's detail",

@@ -9,6 +9,7 @@ import pytest
 from absurd_tui.db import reads
 from absurd_tui.db.reads import COUNT_CAP, Count, TaskFilter
 from absurd_tui.sdk import Absurd, TaskRegistry
+from absurd_tui.text import count_label
 
 
 @pytest.fixture
@@ -106,9 +107,9 @@ def test_capped_count_says_ten_thousand_plus(conn, client):
         (COUNT_CAP + 5,),
     )
     count = reads.count_tasks(conn, TaskFilter(queue="default", name="bulk"))
-    assert count.capped and count.label() == "10,000+"
+    assert count.capped and count_label(count) == "10,000+"
     summary = reads.queue_summary(conn, "default")
-    assert summary.count("pending").label() == "10,000+"
+    assert count_label(summary.count("pending")) == "10,000+"
 
 
 def test_terminal_counts_are_estimated_on_big_tables(conn, client):
@@ -121,7 +122,7 @@ def test_terminal_counts_are_estimated_on_big_tables(conn, client):
     completed = reads.queue_summary(conn, "default").count("completed")
     assert completed.estimated
     assert 15_000 < completed.value < 25_000
-    assert completed.label().startswith("~")
+    assert count_label(completed).startswith("~")
 
 
 def test_task_detail_runs_checkpoints_and_waits(conn, client):

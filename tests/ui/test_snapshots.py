@@ -8,9 +8,8 @@ been applied. Review snapshot_report.html before running with --snapshot-update.
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from support import pilot_wait_until
 from textual.widgets import Input, TextArea
 
 from absurd_tui.ui.dialogs import (
@@ -39,11 +38,8 @@ def no_api_key(monkeypatch):
 
 
 async def until(pilot, condition, what: str, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
+    """Wait for ``condition``, then let the screen settle before it is photographed."""
+    await pilot_wait_until(pilot, condition, what, timeout)
     await pilot.pause()
 
 

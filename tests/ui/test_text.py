@@ -8,7 +8,7 @@ import pytest
 from rich.text import Text
 
 from absurd_tui.db.reads import Count, short_id
-from absurd_tui.text import age, clean, duration, plain, until
+from absurd_tui.text import age, clean, count_label, duration, plain, until
 from absurd_tui.ui.source import parse_json
 
 
@@ -31,10 +31,10 @@ def test_plain_single_line_and_limit():
 
 
 def test_count_labels():
-    assert Count(1234).label() == "1,234"
-    assert Count(10_000, capped=True).label() == "10,000+"
-    assert Count(1_204_311, estimated=True).label() == "~1.2M"
-    assert Count(52_000, estimated=True).label() == "~52k"
+    assert count_label(Count(1234)) == "1,234"
+    assert count_label(Count(10_000, capped=True)) == "10,000+"
+    assert count_label(Count(1_204_311, estimated=True)) == "~1.2M"
+    assert count_label(Count(52_000, estimated=True)) == "~52k"
     assert (Count(2) + Count(3, estimated=True)) == Count(5, estimated=True)
 
 

@@ -24,6 +24,7 @@ from textual.widgets import (
     TabPane,
 )
 
+from ... import ops
 from ...db.reads import (
     STATES,
     Count,
@@ -36,6 +37,7 @@ from ...db.reads import (
 from ...text import (
     age,
     attempts,
+    count_label,
     json_preview,
     muted,
     plain,
@@ -43,7 +45,7 @@ from ...text import (
     until,
 )
 from ..actions import bindings, dimmed_action, why_not
-from ..source import EventsSnapshot, TasksSnapshot, bulk_states
+from ..source import EventsSnapshot, TasksSnapshot
 from ..widgets.keyed_table import KeyedTable
 from ..widgets.polling import PollingView
 from ..widgets.status_bar import StatusBar
@@ -203,11 +205,11 @@ class TasksView(PollingView):
         cells: list[Any] = [name]
         for state in STATES:
             value = count(state)
-            text = Text(value.label(), justify="right")
+            text = Text(count_label(value), justify="right")
             if value.value and state in ("failed", "running"):
                 text.stylize(colours.get("error" if state == "failed" else "primary", ""))
             cells.append(text)
-        cells.append(Text(claimable.label(), justify="right"))
+        cells.append(Text(count_label(claimable), justify="right"))
         cells.append(Text(age(oldest, now), justify="right"))
         return tuple(cells)
 
@@ -243,7 +245,7 @@ class TasksView(PollingView):
         )
 
     def _show_matches(self) -> None:
-        label = "…" if self.matches is None else self.matches.label()
+        label = "…" if self.matches is None else count_label(self.matches)
         page = len(self.pages) + 1
         more = ", more: ]" if self.next_after else ""
         back = "[ newer, " if self.pages else ""
@@ -329,12 +331,12 @@ class TasksView(PollingView):
         if action == "open_task":
             return task is not None or None
         if action == "retry_task":
-            return (task is not None and task.state == "failed") or None
+            return (task is not None and ops.can_retry(task.state)) or None
         if action == "cancel_task":
-            return (task is not None and task.state in ("pending", "running", "sleeping")) or None
+            return (task is not None and ops.can_cancel(task.state)) or None
         if action in ("retry_all", "cancel_all"):
-            operation = "retry" if action == "retry_all" else "cancel"
-            return bool(bulk_states(operation, self.flt)) or None
+            operation: ops.BulkOperation = "retry" if action == "retry_all" else "cancel"
+            return bool(ops.bulk_states(operation, self.flt.state)) or None
         if action == "next_page":
             return self.next_after is not None or None
         if action == "prev_page":

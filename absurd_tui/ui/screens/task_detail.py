@@ -18,6 +18,7 @@ from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Static, TabbedContent, TabPane
 
+from ... import ops
 from ...agent import AGENT_TASK, PendingQuestion, Transcript, transcript_from_detail
 from ...db.reads import CheckpointInfo, TaskDetail, short_id
 from ...text import (
@@ -369,11 +370,9 @@ class TaskDetailScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         detail = self.view.detail if self.is_mounted else None
         if action == "retry_task":
-            return (detail is not None and detail.state == "failed") or None
+            return (detail is not None and ops.can_retry(detail.state)) or None
         if action == "cancel_task":
-            return (
-                detail is not None and detail.state in ("pending", "running", "sleeping")
-            ) or None
+            return (detail is not None and ops.can_cancel(detail.state)) or None
         if action == "answer_question":
             # Hidden on tasks that are not agents (they never ask), dimmed while an
             # agent is not waiting for an answer.

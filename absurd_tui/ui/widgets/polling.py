@@ -21,7 +21,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.worker import get_current_worker
 
-from ...db.errors import DatabaseError, DatabaseUnavailable
+from ... import ops
+from ...db.errors import DatabaseError
 
 
 class PollDone(Message):
@@ -80,9 +81,11 @@ class PollingView(Vertical):
         self.in_flight = False
         app = self.app
         if message.error is not None:
-            if isinstance(message.error, (DatabaseUnavailable, psycopg.OperationalError)):
+            if ops.kind_of(message.error) is ops.ErrorKind.CONNECTION_LOST:
                 app.report_unavailable(message.error)
             else:
+                # A timeout, a conflict or a refusal: the connection is fine, so the
+                # status bar stays connected and the view says what went wrong.
                 app.report_success()
                 self.show_error(error_text(message.error))
             return

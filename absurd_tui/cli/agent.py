@@ -1,15 +1,12 @@
-"""``absurd-tui agent "PROMPT"``: spawn the agent; with ``--follow``, run it here and
-stream its transcript, answering its questions from standard input.
-
-Wiring (``absurd_tui/cli.py``): ``Command("agent", HELP, configure, run)``, or
-``add_agent_parser(subparsers)`` plus ``run_agent_command(args, settings)``.
+"""``agent "PROMPT"``: spawn the LLM agent; with ``--follow``, run it here and stream
+its transcript, answering its questions from standard input.
 
 Without ``--follow`` it prints the task id and leaves the work to workers serving the
-queue (the TUI's, or ``absurd-tui worker``). With ``--follow`` it starts its own worker
-thread for the queue, prints each part of the conversation as it is checkpointed, asks
-on the terminal when the agent calls ``ask_human``, and exits when the task ends:
-0 if it completed, 1 if it failed or was cancelled (or stdin closed while the agent
-waits, which leaves it waiting), 2 for bad input.
+queue (the console's, or ``absurd-tui worker``). With ``--follow`` it starts its own
+worker thread for the queue, prints each part of the conversation as it is
+checkpointed, asks on the terminal when the agent calls ``ask_human``, and exits when
+the task ends: 0 if it completed, 1 if it failed or was cancelled (or stdin closed
+while the agent waits, which leaves it waiting), 2 for bad input.
 """
 
 from __future__ import annotations
@@ -18,35 +15,32 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ..config import Settings
-from .conversation import MAX_ITERATIONS_LIMIT
-from .models import API_KEY_ENV, DEMO_LABEL, has_api_key, is_demo, model_label
-from .task import (
-    AGENT_QUEUE,
-    AGENT_TASK,
-    agent_params,
-    answer_question,
-    register_agent,
-    spawn_agent,
+from .. import ops
+from ..agent.conversation import MAX_ITERATIONS_LIMIT
+from ..agent.models import (
+    API_KEY_ENV,
+    DEMO_LABEL,
+    default_model_name,
+    has_api_key,
+    is_demo,
+    model_label,
 )
-from .transcript import Entry, PendingQuestion, Transcript, load_transcript
+from ..agent.task import AGENT_QUEUE, register_agent
+from ..agent.transcript import Entry, PendingQuestion, Transcript, load_transcript
+from ..text import shell_word
+from .inputs import whole_number_in
+from .output import plain
+from .session import EXIT_FAILED, EXIT_OK, PROG, CliError, Session, usage_error
 
-PROG = "absurd-tui"
+if TYPE_CHECKING:
+    from ..db import Database
+
 HELP = "spawn the LLM agent with a prompt; --follow runs it here and streams its transcript"
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 POLL_SECONDS = 0.25
 MAX_RESULT_CHARS = 2000
 FOLLOW_CLAIM_TIMEOUT = 60
-
-
-class AgentCommandError(Exception):
-    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-iterations",
         "-n",
-        type=_iterations,
+        type=whole_number_in(1, MAX_ITERATIONS_LIMIT),
         metavar="N",
         help="stop after N model turns (default: 20)",
     )
@@ -74,9 +68,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--queue",
         "-q",
-        default=AGENT_QUEUE,
         metavar="Q",
-        help="queue to spawn on (default: %(default)s; workers must serve it with the agent registered)",
+        help=f"queue to spawn on (default: {AGENT_QUEUE}, created if missing; workers must "
+        "serve it with the agent registered)",
     )
     parser.add_argument(
         "--tasks",
@@ -96,65 +90,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_agent_parser(subparsers: Any) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("agent", help=HELP)
-    configure(parser)
-    return parser
-
-
-def run_agent_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the command with its own database handle; errors become one line on stderr."""
-    from ..db import DatabaseError, open_database
-
-    try:
-        _check_args(args)
-        database = open_database(settings)
-        return _run(args, database, sys.stdin, sys.stdout)
-    except (AgentCommandError, DatabaseError) as exc:
-        print(f"{PROG}: {_plain(str(exc))}", file=sys.stderr)
-        return getattr(exc, "code", EXIT_USAGE)
-
-
-def run(args: argparse.Namespace, session: Any) -> int:
-    """The ``Command.run`` form for ``absurd_tui/cli.py``: uses the session's database."""
-    from ..cli import CliError
-
-    try:
-        _check_args(args)
-        return _run(args, session.database(), sys.stdin, sys.stdout)
-    except AgentCommandError as exc:
-        raise CliError(str(exc), exc.code) from exc
-
-
-def _iterations(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= MAX_ITERATIONS_LIMIT:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_ITERATIONS_LIMIT}")
-    return value
-
-
-def _check_args(args: argparse.Namespace) -> None:
-    if not args.prompt.strip():
-        raise AgentCommandError("The prompt is empty: say what the agent should do.")
-    if args.model is not None and not args.model.strip():
-        raise AgentCommandError("--model is empty: give 'demo' or a Claude model name.")
-    if args.follow and args.model and not is_demo(args.model) and not has_api_key():
-        raise AgentCommandError(
-            f"The model {args.model!r} needs {API_KEY_ENV}, which is not set here, and --follow "
-            "runs the agent in this process. Set it, or use --model demo."
-        )
-    if args.tasks and not args.follow:
-        raise AgentCommandError(
-            "--tasks only applies with --follow (it loads tools into this process's worker)."
-        )
-
-
-def _run(args: argparse.Namespace, database: Any, stdin: TextIO, stdout: TextIO) -> int:
-    from ..db import reads
-
+def run(args: argparse.Namespace, session: Session) -> int:
+    _check_args(args)
     if args.tasks:
         from ..sdk.errors import TaskModuleError
         from ..sdk.registry import load_task_modules
@@ -162,35 +99,28 @@ def _run(args: argparse.Namespace, database: Any, stdin: TextIO, stdout: TextIO)
         try:
             load_task_modules(args.tasks)
         except TaskModuleError as exc:
-            raise AgentCommandError(str(exc)) from exc
-    with database.connect() as conn:
-        if args.queue != AGENT_QUEUE and args.queue not in reads.queue_names(conn):
-            raise AgentCommandError(
-                f"Unknown queue {args.queue!r}. Create it with: {PROG} queue create {_shell(args.queue)}"
-            )
-        try:
-            params = agent_params(
-                args.prompt,
-                model=args.model,
-                max_iterations=args.max_iterations,
-                system=args.system,
-            )
-            task_id = spawn_agent(conn, params.pop("prompt"), queue=args.queue, **params)
-        except ValueError as exc:
-            # Bad params or queue name: refused before anything was written.
-            raise AgentCommandError(str(exc)) from exc
-    print(task_id, file=stdout, flush=True)
-    model = params.get("model")
+            raise usage_error(str(exc)) from exc
+    spawned = ops.spawn_agent(
+        session.connection(),
+        args.prompt,
+        model=args.model,
+        max_iterations=args.max_iterations,
+        system=args.system,
+        queue=args.queue,
+    )
+    queue, task_id = spawned.queue, str(spawned.task_id)
+    print(task_id, flush=True)
+    model = args.model or default_model_name()
     if not args.follow:
         print(
-            f"{PROG}: spawned agent on queue {args.queue!r} with model {model_label(model)}; "
+            f"{PROG}: spawned agent on queue {queue!r} with model {model_label(model)}; "
             f"watch it in the console, or: {PROG} show {task_id}",
             file=sys.stderr,
         )
-        if args.queue != AGENT_QUEUE:
+        if not ops.is_agent_queue(queue):
             print(
-                f"{PROG}: note: workers on {args.queue!r} need the agent registered for that queue, "
-                f"e.g. a --tasks module calling absurd_tui.agent.register_agent(queue={args.queue!r}).",
+                f"{PROG}: note: workers on {queue!r} need the agent registered for that queue, "
+                f"e.g. a --tasks module calling absurd_tui.agent.register_agent(queue={queue!r}).",
                 file=sys.stderr,
             )
         if not is_demo(model) and not has_api_key():
@@ -199,11 +129,27 @@ def _run(args: argparse.Namespace, database: Any, stdin: TextIO, stdout: TextIO)
                 file=sys.stderr,
             )
         return EXIT_OK
-    return follow(database, args.queue, task_id, stdin=stdin, stdout=stdout)
+    return follow(session.database(), queue, task_id, stdin=sys.stdin, stdout=sys.stdout)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if not args.prompt.strip():
+        raise usage_error("The prompt is empty: say what the agent should do.")
+    if args.model is not None and not args.model.strip():
+        raise usage_error("--model is empty: give 'demo' or a Claude model name.")
+    if args.follow and args.model and not is_demo(args.model) and not has_api_key():
+        raise usage_error(
+            f"The model {args.model!r} needs {API_KEY_ENV}, which is not set here, and --follow "
+            "runs the agent in this process. Set it, or use --model demo."
+        )
+    if args.tasks and not args.follow:
+        raise usage_error(
+            "--tasks only applies with --follow (it loads tools into this process's worker)."
+        )
 
 
 def follow(
-    database: Any,
+    database: Database,
     queue: str,
     task_id: str,
     *,
@@ -244,7 +190,7 @@ def follow(
 
 
 def _follow(
-    database: Any,
+    database: Database,
     queue: str,
     task_id: str,
     printer: TranscriptPrinter,
@@ -257,9 +203,7 @@ def _follow(
         while True:
             transcript = load_transcript(conn, queue, task_id)
             if transcript is None:
-                raise AgentCommandError(
-                    f"The task {task_id} disappeared from queue {queue!r}.", EXIT_FAILED
-                )
+                raise CliError(f"The task {task_id} disappeared from queue {queue!r}.", EXIT_FAILED)
             printer.show(transcript)
             if transcript.finished:
                 return EXIT_OK if transcript.state == "completed" else EXIT_FAILED
@@ -269,13 +213,13 @@ def _follow(
                 if answer is None:
                     print(
                         "\nStandard input closed: the agent keeps waiting for an answer. Give it later "
-                        f"in the console, or with: {PROG} emit {_shell(question.event_name)} "
-                        f'--queue {_shell(queue)} --payload \'{{"answer": "..."}}\'',
+                        f"in the console, or with: {PROG} emit {shell_word(question.event_name)} "
+                        f'--queue {shell_word(queue)} --payload \'{{"answer": "..."}}\'',
                         file=stdout,
                         flush=True,
                     )
                     return EXIT_FAILED
-                answer_question(conn, queue, question.event_name, answer)
+                ops.answer(conn, queue, question.event_name, answer)
                 answered.add(question.event_name)
                 continue
             # Checkpoint writes send no notification; a poll is one indexed query.
@@ -291,7 +235,7 @@ def _ask(question: PendingQuestion, stdin: TextIO, stdout: TextIO) -> str | None
         answer = line.rstrip("\r\n")
         if not _is_terminal(stdin):
             # Piped input is not echoed: show what was read so the log reads naturally.
-            print(_plain(answer), file=stdout, flush=True)
+            print(plain(answer, multiline=True), file=stdout, flush=True)
         if answer.strip():
             return answer
         print("(type an answer and press Enter)", file=stdout, flush=True)
@@ -347,7 +291,7 @@ class TranscriptPrinter:
 
 def format_entry(entry: Entry) -> str:
     """One transcript entry as terminal-safe plain text."""
-    text = _plain(entry.text)
+    text = plain(entry.text, multiline=True)
     if entry.kind == "prompt":
         return _block("You: ", text)
     if entry.kind == "assistant":
@@ -374,28 +318,3 @@ def _block(prefix: str, text: str) -> str:
     lines = text.split("\n") or [""]
     pad = " " * len(prefix)
     return "\n".join([prefix + lines[0]] + [pad + line for line in lines[1:]])
-
-
-def _plain(text: str) -> str:
-    from ..cli import plain
-
-    return plain(text, multiline=True)
-
-
-def _shell(text: str) -> str:
-    from ..cli import shell_word
-
-    return shell_word(text)
-
-
-__all__ = [
-    "AGENT_TASK",
-    "HELP",
-    "TranscriptPrinter",
-    "add_agent_parser",
-    "configure",
-    "follow",
-    "format_entry",
-    "run",
-    "run_agent_command",
-]
