@@ -51,7 +51,7 @@ def open_database_waiting(
             database = opener(settings)
         except DatabaseUnavailable as exc:
             waited = time.monotonic() - started
-            if timeout is not None and waited + delay > timeout:
+            if timeout is not None and waited >= timeout:
                 if next_report is not None:
                     logger.error(
                         "Gave up waiting for the database at %s after %s", where, _span(waited)
@@ -72,7 +72,8 @@ def open_database_waiting(
                     "Still waiting for the database at %s after %s. %s", where, _span(waited), exc
                 )
                 next_report = float(next(reports, next_report + REPORT_EVERY_SECONDS))
-            if stop.wait(delay):
+            pause = delay if timeout is None else min(delay, max(timeout - waited, 0.0))
+            if stop.wait(pause):
                 return None
             delay = min(delay * 2, MAX_RETRY_SECONDS)
             continue

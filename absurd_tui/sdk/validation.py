@@ -141,6 +141,18 @@ def validate_json_object(value: Any, field: str) -> dict[str, Any]:
     return dict(value)
 
 
+def validate_params(value: Any, field: str = "params") -> dict[str, Any]:
+    """Params given by the CLI or the console: a JSON object, as handlers read them.
+    (The SDK itself takes any JSON, as the official SDK does.)"""
+    if not isinstance(value, Mapping):
+        raise InvalidInput(
+            f"{field} must be a JSON object (a task gets its params as one, e.g. "
+            f'{{"n": 3}}), not {_kind(value)}',
+            field=field,
+        )
+    return dict(value)
+
+
 def validate_retry_strategy(value: Any, field: str = "retry_strategy") -> dict[str, Any]:
     """A retry strategy: ``kind`` none/fixed/exponential; ``base_seconds`` and
     ``max_seconds`` from 0 to 86,400; ``factor`` a finite non-negative number."""
