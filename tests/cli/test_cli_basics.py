@@ -93,7 +93,9 @@ def test_unreachable_database_is_one_paragraph_naming_the_host(bare_cli, args):
     result = bare_cli(*args, dsn=UNREACHABLE)
     assert_clean_error(result, 2, "127.0.0.1")
     assert "secret" not in result.err + result.out
-    assert len(result.err.strip().splitlines()) == 1, result
+    # One paragraph, after the warning that the password is on the command line.
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 2 and "the password given with --dsn" in lines[0], result
 
 
 def test_unreachable_database_in_a_real_process_exits_2_with_one_line(bare_cli):
