@@ -222,7 +222,8 @@ def _load_file(path: Path) -> ModuleType:
         raise TaskModuleError(f'The task file "{path}" does not exist (or is not a file)')
     resolved = path.resolve()
     for module in list(sys.modules.values()):
-        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == resolved:
+        file = getattr(module, "__file__", None)
+        if file and Path(file).resolve() == resolved:
             return module
     # A unique, stable module name so two files called tasks.py do not collide.
     name = f"absurd_tasks_{resolved.stem}_{zlib.crc32(str(resolved).encode()):08x}"

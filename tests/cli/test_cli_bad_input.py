@@ -8,29 +8,9 @@ import os
 import signal
 
 import pytest
-from psycopg import sql
-from tcp_proxy import Proxy, free_port, via_port
+from support import Proxy, free_port, table_contents, via_port, wait_until
 
-from .helpers import assert_clean_error, wait_for
-
-
-def fingerprint(conn) -> dict[str, str]:
-    names = [
-        r[0]
-        for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'absurd' ORDER BY 1"
-        )
-    ]
-    return {
-        name: conn.execute(
-            sql.SQL(
-                "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '')"
-                " FROM absurd.{} t"
-            ).format(sql.Identifier(name))
-        ).fetchone()[0]
-        for name in names
-    }
-
+from .helpers import assert_clean_error
 
 CASES = [
     (("spawn", "t", "--params", '{"note": "boom\\u0000"}'), 'params["note"] contains a NUL'),
@@ -69,24 +49,24 @@ CASES = [
 def test_bad_input_exits_2_naming_the_field_and_changes_nothing(
     cli, conn, default_queue, args, message
 ):
-    before = fingerprint(conn)
+    before = table_contents(conn)
     result = cli(*args)
     assert_clean_error(result, 2, message)
     assert "unexpected error" not in result.err
-    assert fingerprint(conn) == before
+    assert table_contents(conn) == before
 
 
 def test_batch_lines_must_be_objects_and_nothing_is_spawned(cli, conn, default_queue):
-    before = fingerprint(conn)
+    before = table_contents(conn)
     result = cli("spawn", "t", "--batch", "-", input='{"n": 1}\n[2]\n')
     assert_clean_error(result, 2, "params must be a JSON object")
-    assert fingerprint(conn) == before
+    assert table_contents(conn) == before
 
 
 def test_oversized_params_and_payloads_exit_2(cli, conn, default_queue, tmp_path):
     big = tmp_path / "big.json"
     big.write_text(json.dumps({"blob": "x" * 3000}))
-    before = fingerprint(conn)
+    before = table_contents(conn)
     env = {"ABSURD_MAX_PAYLOAD_BYTES": "2000"}
     result = cli("spawn", "t", "--params", f"@{big}", env=env)
     assert_clean_error(
@@ -94,7 +74,7 @@ def test_oversized_params_and_payloads_exit_2(cli, conn, default_queue, tmp_path
     )
     result = cli("emit", "ev", "--payload", f"@{big}", env=env)
     assert_clean_error(result, 2, "payload is 2.9 KiB")
-    assert fingerprint(conn) == before
+    assert table_contents(conn) == before
 
 
 def test_max_attempts_of_a_retry_is_checked(cli, conn, default_queue):
@@ -105,10 +85,10 @@ def test_max_attempts_of_a_retry_is_checked(cli, conn, default_queue):
         "SELECT run_id FROM absurd.claim_task('default', 'w', 30, 1)"
     ).fetchone()
     conn.execute("SELECT absurd.fail_run('default', %s, '{\"message\": \"x\"}')", (run_id,))
-    before = fingerprint(conn)
+    before = table_contents(conn)
     result = cli("retry", str(task_id), "--max-attempts", "2147483648")
     assert_clean_error(result, 2, "max_attempts must be a whole number from 1 to 2,147,483,647")
-    assert fingerprint(conn) == before
+    assert table_contents(conn) == before
 
 
 def test_the_default_retry_strategy_is_exponential_and_documented(cli, conn, default_queue):
@@ -152,14 +132,14 @@ def test_a_worker_started_before_its_database_waits_then_works(cli, conn, defaul
     proxy = Proxy(cli.dsn, port)
     waiting = _start_worker(cli, via_port(cli.dsn, port))
     try:
-        wait_for(lambda: "cannot be reached yet" in waiting.log(), what="the waiting message")
+        wait_until(lambda: "cannot be reached yet" in waiting.log(), what="the waiting message")
         assert waiting.proc.poll() is None, waiting.log()
         proxy.start()
         task_id = conn.execute(
             "SELECT task_id FROM absurd.spawn_task('default', 'nobody-knows', '{}', '{}')"
         ).fetchone()[0]
         # An unknown task name is deferred by a working worker: proof it claims.
-        wait_for(
+        wait_until(
             lambda: (
                 conn.execute(
                     "SELECT state FROM absurd.t_default WHERE task_id = %s", (task_id,)

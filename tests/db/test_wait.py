@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from tcp_proxy import Proxy, free_port, via_port
+from support import Proxy, free_port, via_port
 
 from absurd_tui.config import Settings
 from absurd_tui.db import DatabaseUnavailable, SchemaError, open_database

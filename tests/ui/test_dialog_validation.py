@@ -4,11 +4,10 @@ the SDK, keep what was typed, and change nothing."""
 from __future__ import annotations
 
 import pytest
+from support import pilot_wait_until as wait_until
 from textual.widgets import Input, Static, TextArea
 
 from absurd_tui.ui.dialogs import SpawnDialog
-
-from .conftest import wait_until
 
 pytestmark = pytest.mark.anyio
 

@@ -4,13 +4,12 @@ server that is merely down is waited for inside the console."""
 from __future__ import annotations
 
 import psycopg
-from tcp_proxy import Proxy, free_port, via_port
+from support import Proxy, free_port, via_port
+from support import pilot_wait_until as wait_until
 
 from absurd_tui.config import Settings
 from absurd_tui.ui import run_tui, worker_queues
 from absurd_tui.ui.app import AbsurdApp
-
-from .conftest import wait_until
 
 
 def test_an_unparsable_dsn_exits_before_the_console_opens(tmp_path, capsys):
