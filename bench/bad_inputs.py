@@ -53,7 +53,7 @@ def fingerprint(conn: psycopg.Connection) -> dict[str, str]:
     }
 
 
-def cli_cases(big_file: Path) -> list[tuple[str, list[str]]]:
+def cli_cases(big_file: Path, failed_task: str) -> list[tuple[str, list[str]]]:
     return [
         ("NUL in params", ["spawn", "t", "--params", '{"note": "boom\\u0000"}']),
         ("NUL in -P value", ["spawn", "t", "-P", 'note:="a\\u0000b"']),
@@ -88,7 +88,7 @@ def cli_cases(big_file: Path) -> list[tuple[str, list[str]]]:
         ("payload 3 MiB", ["emit", "ev", "--payload", f"@{big_file}"]),
         (
             "retry --max-attempts 2^31",
-            ["retry", "00000000-0000-0000-0000-000000000000", "--max-attempts", "2147483648"],
+            ["retry", failed_task, "--max-attempts", "2147483648"],
         ),
         ("DSN bad percent-escape", ["--dsn", "postgresql://u:s3cret%pw@host/db", "tasks"]),
         ("DSN unclosed IPv6 bracket", ["--dsn", "postgresql://u:s3cret@[::1/db", "tasks"]),
@@ -161,7 +161,14 @@ def main() -> int:
             with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as big:
                 json.dump({"blob": "x" * (3 * 1024 * 1024)}, big)
             print(f"{'CLI case':32} {'rc':>3}  unchanged  message")
-            for name, cli_args in cli_cases(Path(big.name)):
+            failed = conn.execute(
+                "SELECT task_id FROM absurd.spawn_task('default', 't', '{}', '{\"max_attempts\": 1}')"
+            ).fetchone()[0]
+            (run_id,) = conn.execute(
+                "SELECT run_id FROM absurd.claim_task('default', 'bench', 30, 1)"
+            ).fetchone()
+            conn.execute("SELECT absurd.fail_run('default', %s, '{\"message\": \"x\"}')", (run_id,))
+            for name, cli_args in cli_cases(Path(big.name), str(failed)):
                 before = fingerprint(conn)
                 code, message = run_cli(scratch, cli_args)
                 same = fingerprint(conn) == before
