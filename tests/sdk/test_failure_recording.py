@@ -118,3 +118,30 @@ def test_the_last_resort_says_the_reason_could_not_be_stored(conn):
     assert reason["message"].startswith(f"{UNSTORED_MESSAGE} (KeyError)")
     assert "this reason may not be stored" in reason["message"]
     assert reason["unstored"] is True
+
+
+@pytest.mark.parametrize(
+    ("handler", "named", "why"),
+    [
+        (
+            lambda params, ctx: ctx.step("fetch", lambda: "a\x00b"),
+            'Step "fetch" of task "odd"',
+            "contains a NUL character (\\x00), which PostgreSQL cannot store",
+        ),
+        (
+            lambda params, ctx: {"text": "\udcff"},
+            'Task "odd" returned a value',
+            'result["text"] contains a lone surrogate (\\udcff)',
+        ),
+    ],
+)
+def test_results_postgres_cannot_store_fail_the_task_naming_where(conn, handler, named, why):
+    registry = TaskRegistry()
+    client = Absurd(conn, registry=registry)
+    client.create_queue()
+    registry.register("odd", handler, default_max_attempts=1)
+    task_id = client.spawn("odd", {}).task_id
+    assert [r.outcome for r in client.work_batch()] == [Outcome.FAILED]
+    reason = _reason(conn, task_id)
+    assert reason["name"] == "InvalidStepResult"
+    assert named in reason["message"] and why in reason["message"]
