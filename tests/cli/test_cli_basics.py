@@ -85,7 +85,8 @@ def test_dsn_from_the_environment(cli, default_queue):
         ("show", "0190abcd"),
         ("events",),
         ("workers",),
-        ("worker",),
+        # A worker waits for its database unless told not to.
+        ("worker", "--connect-timeout", "0"),
     ],
     ids=lambda args: args[0] if len(args) == 1 or args[0] != "queue" else "queue-list",
 )
