@@ -342,11 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     admin_dsn = args.dsn
     if args.embedded:
-        from absurd_tui.db.embedded import import_pgserver
+        from absurd_tui.db import embedded
 
-        pgserver = import_pgserver()
         tmp = Path(tempfile.mkdtemp(prefix="absurd-bench-"))
-        server = pgserver.get_server(tmp / "pgdata", cleanup_mode="delete")
+        server = embedded.get_server(tmp / "pgdata", cleanup_mode="delete")
         admin_dsn = server.get_uri("postgres")
     try:
         with psycopg.connect(admin_dsn, autocommit=True) as admin:

@@ -331,11 +331,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.dsn:
         return run(args.dsn, args.tasks, args.repeat, args.keep)
-    from absurd_tui.db.embedded import import_pgserver
+    from absurd_tui.db import embedded
 
-    pgserver = import_pgserver()
     tmp = Path(tempfile.mkdtemp(prefix="absurd-tui-bench-"))
-    server = pgserver.get_server(tmp / "pgdata", cleanup_mode="delete")
+    server = embedded.get_server(tmp / "pgdata", cleanup_mode="delete")
     try:
         return run(server.get_uri("postgres"), args.tasks, args.repeat)
     finally:

@@ -214,11 +214,10 @@ def main() -> int:
     if args.dsn:
         run(args.dsn, args.out.resolve())
         return 0
-    from absurd_tui.db.embedded import import_pgserver
+    from absurd_tui.db import embedded
 
-    pgserver = import_pgserver()
     tmp = Path(tempfile.mkdtemp(prefix="absurd-tui-shots-"))
-    server = pgserver.get_server(tmp / "pgdata", cleanup_mode="delete")
+    server = embedded.get_server(tmp / "pgdata", cleanup_mode="delete")
     try:
         run(server.get_uri("postgres"), args.out.resolve())
     finally:

@@ -35,11 +35,10 @@ def pg_server_dsn():
     if configured:
         yield configured
         return
-    from absurd_tui.db.embedded import import_pgserver
+    from absurd_tui.db import embedded
 
-    pgserver = import_pgserver()
     tmp = Path(tempfile.mkdtemp(prefix="absurd-tui-test-pg-"))
-    server = pgserver.get_server(tmp / "pgdata", cleanup_mode="delete")
+    server = embedded.get_server(tmp / "pgdata", cleanup_mode="delete")
     try:
         yield server.get_uri("postgres")
     finally:

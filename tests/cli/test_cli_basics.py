@@ -148,7 +148,7 @@ def test_dsn_prints_the_configured_dsn_without_its_password(bare_cli):
 
 def test_embedded_server_is_the_default(bare_cli, tmp_path):
     """Without --dsn, init and dsn use the embedded server in --data-dir."""
-    import pgserver
+    from absurd_tui.db import embedded
 
     data_dir = tmp_path / "embedded"
     init = bare_cli.process("init", "--data-dir", str(data_dir), dsn=False, timeout=120)
@@ -156,7 +156,7 @@ def test_embedded_server_is_the_default(bare_cli, tmp_path):
     assert "embedded" in init.out
     # Hold the server the way a running console or worker would, so the DSN that
     # `dsn` prints can be used after it exits.
-    server = pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
+    server = embedded.get_server(data_dir / "pgdata", cleanup_mode="stop")
     try:
         result = bare_cli.process("dsn", "--data-dir", str(data_dir), dsn=False, timeout=120)
         assert result.code == 0, result

@@ -95,11 +95,10 @@ def own_server():
     opens up the directory's parents, which pytest (here or in a concurrent run) closes
     again to 0700.
     """
-    from absurd_tui.db.embedded import import_pgserver
+    from absurd_tui.db import embedded
 
-    pgserver = import_pgserver()
     base = Path(tempfile.mkdtemp(prefix="absurd-tui-restart-"))
-    server = pgserver.get_server(base / "pgdata", cleanup_mode="delete")
+    server = embedded.get_server(base / "pgdata", cleanup_mode="delete")
     try:
         yield server
     finally:
