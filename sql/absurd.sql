@@ -1313,6 +1313,102 @@ $$;
 -- ---------------------------------------------------------------------------------------
 
 -- ---------------------------------------------------------------------------------------
+-- Size limits: params, headers, event payloads, checkpoint states and results are refused
+-- over absurd.max_payload_bytes() bytes of JSON text (one huge row slows every reader of
+-- its queue); failure reasons are cut to fit instead, since a failure must always be
+-- recorded. absurd-tui's SDK applies the same limit before it sends anything, so this
+-- guards other clients. Each public function calls the check on its first line.
+-- ---------------------------------------------------------------------------------------
+
+-- 2 MiB unless the setting absurd.max_payload_bytes says otherwise (for instance
+-- ALTER DATABASE app SET absurd.max_payload_bytes = 8388608).
+CREATE OR REPLACE FUNCTION absurd.max_payload_bytes()
+RETURNS bigint
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    v_setting text := current_setting('absurd.max_payload_bytes', true);
+BEGIN
+    IF v_setting IS NULL OR btrim(v_setting) = '' THEN
+        RETURN 2097152;
+    END IF;
+    IF btrim(v_setting) !~ '^[0-9]{1,18}$' OR btrim(v_setting)::bigint < 1 THEN
+        RAISE EXCEPTION 'absurd.max_payload_bytes must be a whole number of bytes >= 1, not "%"',
+            v_setting USING ERRCODE = '22023';
+    END IF;
+    RETURN btrim(v_setting)::bigint;
+END;
+$$;
+
+-- SQLSTATE 22001 is PostgreSQL's own "value too long" (a data exception, like bad input).
+CREATE OR REPLACE FUNCTION absurd.check_payload_size(p_field text, p_value jsonb)
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    v_limit bigint;
+    v_size bigint;
+BEGIN
+    IF p_value IS NULL THEN
+        RETURN;
+    END IF;
+    v_limit := absurd.max_payload_bytes();
+    v_size := octet_length(p_value::text);
+    IF v_size > v_limit THEN
+        RAISE EXCEPTION '% is % bytes, over the limit of % bytes (absurd.max_payload_bytes)',
+            p_field, v_size, v_limit USING ERRCODE = '22001';
+    END IF;
+END;
+$$;
+
+-- A failure reason within the limit: kept as it is, or cut to the start of its message and
+-- the end of its traceback with "truncated": true and the original size. What decides the
+-- retry ("retryable") is kept.
+CREATE OR REPLACE FUNCTION absurd.fit_failure_reason(p_reason jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    v_limit bigint;
+    v_size bigint;
+    v_budget integer;
+    v_fitted jsonb;
+BEGIN
+    IF p_reason IS NULL THEN
+        RETURN NULL;
+    END IF;
+    v_limit := absurd.max_payload_bytes();
+    v_size := octet_length(p_reason::text);
+    IF v_size <= v_limit THEN
+        RETURN p_reason;
+    END IF;
+    -- A JSON escape takes up to 6 bytes per character: stay well inside the limit.
+    v_budget := least(greatest(v_limit / 16, 64), 1000000)::integer;
+    IF jsonb_typeof(p_reason) = 'object' THEN
+        v_fitted := jsonb_strip_nulls(jsonb_build_object(
+            'name', left(p_reason ->> 'name', 200),
+            'type', left(p_reason ->> 'type', 200),
+            'message', left(p_reason ->> 'message', v_budget),
+            'traceback', '...(truncated)...' || E'\n' || right(p_reason ->> 'traceback', v_budget),
+            'retryable', p_reason -> 'retryable'
+        ));
+    ELSE
+        v_fitted := jsonb_build_object('message', left(p_reason #>> '{}', v_budget));
+    END IF;
+    v_fitted := v_fitted || jsonb_build_object('truncated', true, 'original_bytes', v_size);
+    IF octet_length(v_fitted::text) > v_limit THEN
+        v_fitted := jsonb_build_object(
+            'message', 'the failure reason could not be stored', 'truncated', true,
+            'original_bytes', v_size);
+    END IF;
+    RETURN v_fitted;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------
 -- Spawning
 -- ---------------------------------------------------------------------------------------
 
@@ -1341,6 +1437,7 @@ DECLARE
     v_keys_table text;
     v_reserved uuid;
 BEGIN
+    PERFORM absurd.check_payload_size('params', p_params), absurd.check_payload_size('headers', p_options -> 'headers');
     IF p_task_name IS NULL OR btrim(p_task_name) = '' THEN
         RAISE EXCEPTION 'task_name must be provided';
     END IF;
@@ -1781,6 +1878,7 @@ DECLARE
     v_task_id uuid;
     v_state text;
 BEGIN
+    PERFORM absurd.check_payload_size('result', p_state);
     -- One statement on the normal path. Its first action is the run's UPDATE (the only
     -- CTE the outer query reads), which locks the run before the task: the usual order.
     EXECUTE format($sql$
@@ -1826,8 +1924,8 @@ CREATE OR REPLACE FUNCTION absurd.fail_run(
 RETURNS void
 LANGUAGE sql
 AS $$
-    SELECT absurd.fail_run_at(absurd.validate_queue_name(p_queue_name), p_run_id, p_reason,
-                              p_retry_at, absurd.current_time())
+    SELECT absurd.fail_run_at(absurd.validate_queue_name(p_queue_name), p_run_id,
+                              absurd.fit_failure_reason(p_reason), p_retry_at, absurd.current_time())
 $$;
 
 -- Puts a running run to sleep until p_wake_at (sleeps, and the SDK's deferral of task
@@ -1933,6 +2031,7 @@ DECLARE
     v_run_state text;
     v_task_state text;
 BEGIN
+    PERFORM absurd.check_payload_size(format('the state of checkpoint "%s"', p_step_name), p_state);
     IF p_step_name IS NULL OR p_step_name = '' THEN
         RAISE EXCEPTION 'step_name must be provided';
     END IF;
@@ -2214,6 +2313,7 @@ DECLARE
     v_applied boolean;
     v_woken integer;
 BEGIN
+    PERFORM absurd.check_payload_size('payload', p_payload);
     IF p_event_name IS NULL OR p_event_name = '' THEN
         RAISE EXCEPTION 'event_name must be provided';
     END IF;

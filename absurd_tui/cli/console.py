@@ -58,6 +58,7 @@ def options_given(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace, session: Session) -> int:
+    from ..db import DatabaseUnavailable
     from ..sdk.errors import TaskModuleError
     from ..sdk.registry import load_task_modules
     from ..ui import run_tui
@@ -70,7 +71,13 @@ def run(args: argparse.Namespace, session: Session) -> int:
         load_task_modules(task_modules)
     except TaskModuleError as exc:
         raise usage_error(str(exc)) from exc
-    session.database()
+    try:
+        session.database()
+    except DatabaseUnavailable:
+        if session.settings.embedded:
+            raise
+        # A server that is down: the console opens anyway and says "disconnected,
+        # retrying" in its own screen until the server answers.
     return run_tui(
         session.settings,
         workers=args.tui_workers if args.tui_workers is not None else 2,

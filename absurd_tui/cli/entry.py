@@ -13,6 +13,7 @@ import psycopg
 
 from .. import __version__, ops
 from ..config import DSN_ENV
+from ..db import dsn as dsn_text
 from ..db.errors import DatabaseError
 from ..ops import ErrorKind
 from ..sdk.errors import TaskModuleError
@@ -115,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     secret = args.dsn or os.environ.get(DSN_ENV)
     restore_logging = configure_logging(args, secret)
+    if args.dsn and dsn_text.has_password(args.dsn):
+        print(PASSWORD_ON_COMMAND_LINE, file=sys.stderr)
     session: Session | None = None
     try:
         session = Session(args)
@@ -137,6 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if session is not None:
             session.close()
         restore_logging()
+
+
+PASSWORD_ON_COMMAND_LINE = (
+    f"{PROG}: warning: the password given with --dsn is visible to every user of this machine "
+    "(ps, /proc); give --dsn without it and keep the password in PGPASSWORD or ~/.pgpass."
+)
 
 
 def _fail(message: str, code: int, exc: BaseException | None = None) -> int:

@@ -20,8 +20,10 @@ def global_options(*, top_level: bool) -> argparse.ArgumentParser:
         "--dsn",
         default=default,
         metavar="DSN",
-        help="PostgreSQL connection string (default: $ABSURD_DATABASE_URL, else the "
-        "embedded server)",
+        help="PostgreSQL connection string without its password, e.g. "
+        "postgresql://app@db.internal:5432/app, the password then coming from PGPASSWORD or "
+        "~/.pgpass (a password written here is visible to every local user in `ps`) "
+        "(default: $ABSURD_DATABASE_URL, else the embedded server)",
     )
     group.add_argument(
         "--data-dir",

@@ -61,6 +61,17 @@ class Session:
             self._database = open_database(self.settings, install=install)
         return self._database
 
+    def database_waiting(self, timeout: float | None) -> Database:
+        """The database, waiting for it while it cannot be reached (a worker started
+        before its server); ``timeout`` seconds bound the wait (None: no bound)."""
+        if self._database is None:
+            from ..db.wait import open_database_waiting
+
+            database = open_database_waiting(self.settings, timeout=timeout)
+            assert database is not None  # no stop event: only a timeout ends the wait
+            self._database = database
+        return self._database
+
     def connection(self) -> psycopg.Connection:
         """One autocommit connection for this command's reads and writes."""
         if self._conn is None:

@@ -42,7 +42,9 @@ def configure_spawn(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retry-strategy",
         metavar="JSON",
-        help='e.g. {"kind": "exponential", "base_seconds": 10, "factor": 2, "max_seconds": 600}',
+        help='e.g. {"kind": "fixed", "base_seconds": 10} (default: exponential backoff, '
+        '{"kind": "exponential", "base_seconds": 2, "factor": 2, "max_seconds": 600}; '
+        '{"kind": "none"} retries at once)',
     )
     parser.add_argument(
         "--cancellation",

@@ -50,10 +50,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--claim-timeout",
         type=positive_int,
-        default=60,
+        default=30,
         metavar="S",
         help="lease in seconds, renewed while a task runs; the tasks of a worker that "
         "dies are reclaimed this long after its last renewal (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=non_negative_float,
+        default=None,
+        metavar="S",
+        help="if the database cannot be reached at start, give up after S seconds (exit 2; "
+        "0: at the first failure); by default wait for it, retrying with backoff",
     )
     parser.add_argument(
         "--grace",
@@ -76,7 +84,7 @@ def run(args: argparse.Namespace, session: Session) -> int:
         load_task_modules(args.tasks)
     except TaskModuleError as exc:
         raise usage_error(str(exc)) from exc
-    database = session.database()
+    database = session.database_waiting(args.connect_timeout)
     if args.queues:
         queues = list(dict.fromkeys(args.queues))
         conn = session.connection()

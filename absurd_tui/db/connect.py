@@ -115,6 +115,7 @@ def connect(
     whole explanation, or with ``explain_failure=False`` psycopg's own error (the
     workers log a short reason and retry).
     """
+    dsn_text.check(dsn)
     kwargs = connection_kwargs(
         autocommit=autocommit,
         application_name=application_name,

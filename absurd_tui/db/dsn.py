@@ -1,11 +1,62 @@
-"""Describing a connection string without ever revealing its password."""
+"""Describing a connection string without ever revealing its password.
+
+Passwords are found by pattern, not by parsing, so that a connection string libpq cannot
+parse (and whose error message quotes it) is scrubbed as well: the password of a URI
+(``scheme://user:PASSWORD@``), of a ``password=`` keyword (quoted or not, even without
+its closing quote) and of a ``?password=`` / ``&password=`` query parameter.
+"""
 
 from __future__ import annotations
 
 import functools
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+import re
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from .errors import DatabaseError
+
+MASK = "****"
+
+# Greedy up to the last "@": a password holding a raw "@" is still masked whole.
+_URI_PASSWORD = re.compile(
+    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:@/\s\"']*:)(?P<secret>\S*)(?=@)"
+)
+_KEYWORD_PASSWORD = re.compile(
+    r"(?P<head>(?<![^\s])password\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*(?:'|$)|[^\s'][^\s]*)",
+    re.IGNORECASE,
+)
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<secret>[^&#\s\"']*)", re.IGNORECASE)
+_PATTERNS = (_URI_PASSWORD, _QUERY_PASSWORD, _KEYWORD_PASSWORD)
+_SHORT_SECRET = 4  # shorter passwords are masked only where they stand as a whole token
+
+
+class UnparsableDsn(DatabaseError, ValueError):
+    """A connection string that libpq cannot parse (bad input; the message is masked)."""
+
+
+def mask_passwords(text: str) -> str:
+    """``text`` with every password written in connection-string syntax masked."""
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: m.group("head") + MASK, text)
+    return text
+
+
+def passwords(dsn: str) -> set[str]:
+    """The password(s) in ``dsn`` as written, unquoted and percent-decoded."""
+    found: set[str] = set()
+    for pattern in _PATTERNS:
+        for match in pattern.finditer(dsn):
+            secret = match.group("secret")
+            if secret.startswith("'"):
+                secret = secret[1:-1] if secret.endswith("'") and len(secret) > 1 else secret[1:]
+                found.add(re.sub(r"\\(.)", r"\1", secret))
+            found.update({secret, unquote(secret)})
+    parsed = parse(dsn).get("password")
+    if parsed:
+        found.add(parsed)
+    return {secret for secret in found if secret and secret != MASK}
 
 
 def parse(dsn: str) -> dict[str, str]:
@@ -13,6 +64,20 @@ def parse(dsn: str) -> dict[str, str]:
         return {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
     except Exception:
         return {}
+
+
+def check(dsn: str) -> str:
+    """``dsn`` if libpq can parse it; else UnparsableDsn saying why, password masked."""
+    try:
+        conninfo_to_dict(dsn)
+    except psycopg.Error as exc:
+        what = " ".join(str(exc).split()) or type(exc).__name__
+        raise UnparsableDsn(
+            f"The connection string cannot be parsed: {scrub(what, dsn)}. "
+            "Check --dsn or ABSURD_DATABASE_URL (a URI such as postgresql://user@host:5432/db, "
+            "or key=value pairs such as 'host=db user=app dbname=app')."
+        ) from None
+    return dsn
 
 
 def redact(dsn: str) -> str:
@@ -23,12 +88,21 @@ def redact(dsn: str) -> str:
             return "<unparsable connection string>"
         params.pop("password", None)
         return make_conninfo(**params)
-    parts = urlsplit(dsn)
+    try:
+        parts = urlsplit(dsn)
+    except ValueError:
+        return "<unparsable connection string>"
     userinfo, at, hosts = parts.netloc.rpartition("@")
     netloc = userinfo.partition(":")[0] + "@" + hosts if at else parts.netloc
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     query = urlencode([(k, v) for k, v in pairs if k != "password"], safe="/")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def has_password(dsn: str) -> bool:
+    """Whether ``dsn`` carries a password (which a command line shows to every local
+    user in ``ps``)."""
+    return bool(passwords(dsn))
 
 
 def describe(dsn: str | None) -> str:
@@ -48,16 +122,18 @@ def describe(dsn: str | None) -> str:
 
 
 def scrub(text: str, dsn: str | None) -> str:
-    """Remove the DSN's password from an arbitrary message, if it appears there."""
-    if not dsn:
-        return text
-    password = _password(dsn)
-    if password:
-        text = text.replace(password, "****")
-    return text
+    """``text`` (an error message, a log line) with the DSN's password removed, and any
+    other password written in connection-string syntax masked."""
+    if dsn:
+        for secret in _secrets(dsn):
+            if len(secret) >= _SHORT_SECRET:
+                text = text.replace(secret, MASK)
+            else:
+                text = re.sub(rf"(?<![\w%]){re.escape(secret)}(?![\w%])", MASK, text)
+    return mask_passwords(text)
 
 
 @functools.lru_cache(maxsize=16)
-def _password(dsn: str) -> str | None:
-    # scrub() runs on every log line of a worker: parse each DSN once.
-    return parse(dsn).get("password")
+def _secrets(dsn: str) -> tuple[str, ...]:
+    # scrub() runs on every log line of a worker: find each DSN's passwords once.
+    return tuple(sorted(passwords(dsn), key=len, reverse=True))

@@ -68,8 +68,10 @@ _CONFLICT_CLASSES = ("40",)
 # 02000 no_data, P0002 no_data_found.
 _NOT_FOUND_CODES = frozenset({"42P01", "42883", "02000", "P0002"})
 # Class 22 is data exceptions (invalid JSON text, numeric out of range ...), 23 is
-# constraint violations, 2201* and 22P02 included.
+# constraint violations, 2201* and 22P02 included; the engine's value-too-large is 22001.
+# AB003 is the engine refusing a retry strategy (upstream Absurd 0.5's code).
 _BAD_INPUT_CLASSES = ("22", "23")
+_BAD_INPUT_CODES = frozenset({"AB003"})
 
 
 def classify(exc: BaseException, conn: psycopg.Connection | None = None) -> ErrorKind | None:
@@ -101,7 +103,7 @@ def classify(exc: BaseException, conn: psycopg.Connection | None = None) -> Erro
         return ErrorKind.CONFLICT
     if code in _NOT_FOUND_CODES:
         return ErrorKind.NOT_FOUND
-    if code.startswith(_BAD_INPUT_CLASSES):
+    if code in _BAD_INPUT_CODES or code.startswith(_BAD_INPUT_CLASSES):
         return ErrorKind.BAD_INPUT
     return ErrorKind.REFUSED
 

@@ -24,6 +24,7 @@ from ..db.reads.queues import queue_summary
 from ..db.tables import events, tasks
 from ..sdk import Absurd
 from ..sdk.registry import TaskRegistry, default_registry
+from ..sdk.validation import validate_params
 from ..text import count_label
 from . import policy
 from .errors import BadInput, ErrorKind, OpsError, TaskNotFound, translated
@@ -136,6 +137,7 @@ def spawn_batch(
     results: list[Spawned] = []
     with translated(conn), conn.transaction():
         for params in batch:
+            validate_params(params)
             result = client.spawn(task_name, params, queue=target, **options)
             results.append(
                 Spawned(

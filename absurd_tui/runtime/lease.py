@@ -4,8 +4,11 @@ A claim expires ``claim_timeout`` seconds after it was taken or last extended; a
 expired running run is failed by the next ``claim_task`` anywhere and retried by
 another worker. Checkpoint writes extend the lease, but a single long step (a slow API
 call, a model response) writes nothing for a while. One keeper thread per pool, with
-a connection of its own, extends every held run about every claim_timeout/3 so a slow
-step is never reclaimed while its worker is alive.
+a connection of its own, extends every held run every claim_timeout/6, so five
+heartbeats in a row may fail (a database restart, a slow statement) before a live run
+is reclaimed: a 30 s lease is renewed every 5 s. Each heartbeat is bounded by a
+statement timeout, so one that hangs cannot hold up the others; a heartbeat that timed
+out or lost the connection is tried again within a second.
 
 When the engine refuses an extension because the task was cancelled (AB001) or the
 run already failed (AB002), the keeper stops heartbeating it and tells the task, via
@@ -41,6 +44,9 @@ from .connections import (
 log = logging.getLogger("absurd_tui.runtime.lease")
 
 MIN_INTERVAL = 0.2
+HEARTBEATS_PER_LEASE = 6
+RETRY_SOON = 1.0  # seconds before a heartbeat that failed is tried again
+QUERY_CANCELED_SQLSTATE = "57014"
 
 
 @dataclass
@@ -56,7 +62,7 @@ class LeaseKeeper:
     ) -> None:
         self._dsn = dsn
         self._claim_timeout = claim_timeout
-        self._interval = max(MIN_INTERVAL, claim_timeout / 3)
+        self._interval = max(MIN_INTERVAL, claim_timeout / HEARTBEATS_PER_LEASE)
         self._name = name
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
@@ -65,6 +71,11 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection | None = None
         self._outage = OutageLog(log, "The lease keeper")
+
+    @property
+    def interval(self) -> float:
+        """Seconds between the heartbeats of one held run."""
+        return self._interval
 
     @property
     def enabled(self) -> bool:
@@ -114,6 +125,10 @@ class LeaseKeeper:
                 if self._conn is None:
                     try:
                         self._conn = open_connection(self._dsn, "absurd-tui lease keeper")
+                        self._conn.execute(
+                            "SELECT set_config('statement_timeout', %s, false)",
+                            (f"{int(self._interval * 1000)}ms",),
+                        )
                     except psycopg.Error as err:
                         self._outage.down(describe_error(err, self._dsn), backoff.next_delay)
                         backoff.wait()
@@ -146,13 +161,24 @@ class LeaseKeeper:
                 (held.claimed.queue_name, run_id, self._claim_timeout),
             )
         except psycopg.Error as err:
+            if sqlstate(err) == QUERY_CANCELED_SQLSTATE and not self._conn.broken:
+                # Our statement timeout (QueryCanceled is an OperationalError, but the
+                # connection is fine): try again soon, the lease is ticking.
+                log.warning(
+                    "Renewing the lease of run %s took longer than %.1f s; trying again",
+                    run_id,
+                    self._interval,
+                )
+                with self._changed:
+                    held.due = time.monotonic() + min(RETRY_SOON, self._interval)
+                return True
             if is_connection_error(err, self._conn):
                 self._outage.down(describe_error(err, self._dsn), 0)
                 close_quietly(self._conn)
                 self._conn = None
                 with self._changed:
                     # Retry soon rather than a full interval later: the lease is ticking.
-                    held.due = time.monotonic() + min(1.0, self._interval)
+                    held.due = time.monotonic() + min(RETRY_SOON, self._interval)
                 return False
             code = sqlstate(err)
             if code == CANCELLED_SQLSTATE:

@@ -90,7 +90,7 @@ class WorkerPool:
         registry: TaskRegistry = default_registry,
         queues: Iterable[str] = (DEFAULT_QUEUE,),
         concurrency: int = 1,
-        claim_timeout: int = 60,
+        claim_timeout: int = 30,
         poll_interval: float = 1.0,
         on_status: StatusCallback | None = None,
         worker_id: str | None = None,

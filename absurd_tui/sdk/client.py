@@ -28,14 +28,26 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from ..config import DEFAULT_QUEUE
+from ..db import dsn as dsn_text
 from ..db.connect import connection_kwargs
 from . import jsonvalue
 from .context import SchemaFeatures, TaskContext, detect_features
-from .errors import InvalidParams
+from .errors import InvalidInput, InvalidParams
 from .execution import ExecutionResult, claim_tasks, execute_task
 from .registry import TaskHandler, TaskRegistry, default_registry
 from .results import TaskResultSnapshot, await_with_backoff, fetch_result_snapshot
-from .validation import parse_uuid, validate_event_name, validate_queue_name
+from .validation import (
+    DEFAULT_RETRY_STRATEGY,
+    parse_uuid,
+    validate_cancellation,
+    validate_event_name,
+    validate_json_object,
+    validate_max_attempts,
+    validate_queue_name,
+    validate_retry_strategy,
+    validate_task_name,
+    validate_text,
+)
 
 DEFAULT_URL = "postgresql://localhost/absurd"
 STORAGE_MODES = ("unpartitioned", "partitioned")
@@ -103,8 +115,8 @@ class Absurd:
         pool_size: int = 4,
     ) -> None:
         self._queue_name = validate_queue_name(queue_name)
-        if default_max_attempts is not None and default_max_attempts < 1:
-            raise ValueError("default_max_attempts must be >= 1")
+        if default_max_attempts is not None:
+            validate_max_attempts(default_max_attempts, "default_max_attempts")
         self._default_max_attempts = default_max_attempts
         self._registry = registry if registry is not None else default_registry
         self._features: SchemaFeatures | None = None
@@ -117,6 +129,7 @@ class Absurd:
             conn_or_dsn_or_pool if conn_or_dsn_or_pool is not None else default_connection_url()
         )
         if isinstance(source, str):
+            dsn_text.check(source)
             self._dsn: str | None = source
             self._pool = ConnectionPool(
                 source,
@@ -309,20 +322,21 @@ class Absurd:
     ) -> SpawnResult:
         """Enqueue a task. A registered task goes to its registered queue; an
         unregistered one needs ``queue=``. Params must be JSON."""
-        if not isinstance(task_name, str) or not task_name.strip():
-            raise ValueError("task_name must be a non-empty string")
+        validate_task_name(task_name)
         registration = self._registry.get(task_name)
         if registration is not None:
             if queue is not None and queue != registration.queue:
-                raise ValueError(
+                raise InvalidInput(
                     f'Task "{task_name}" is registered for queue "{registration.queue}" '
-                    f'but spawn requested queue "{queue}".'
+                    f'but spawn requested queue "{queue}".',
+                    field="queue",
                 )
             actual_queue = registration.queue
         elif queue is None:
-            raise ValueError(
+            raise InvalidInput(
                 f'Task "{task_name}" is not registered. Provide queue when spawning '
-                "unregistered tasks."
+                "unregistered tasks.",
+                field="queue",
             )
         else:
             actual_queue = queue
@@ -333,34 +347,32 @@ class Absurd:
             effective_max_attempts = registration.default_max_attempts
         if effective_max_attempts is None:
             effective_max_attempts = self._default_max_attempts
-        if effective_max_attempts is not None and (
-            isinstance(effective_max_attempts, bool)
-            or not isinstance(effective_max_attempts, int)
-            or effective_max_attempts < 1
-        ):
-            raise ValueError("max_attempts must be an integer >= 1")
         effective_cancellation = cancellation
         if effective_cancellation is None and registration is not None:
             effective_cancellation = registration.default_cancellation
 
+        where = f'spawn("{task_name}")'
         options: dict[str, Any] = {}
         if headers is not None:
-            options["headers"] = dict(headers)
+            options["headers"] = validate_json_object(headers, "headers")
+            jsonvalue.dumps(headers, path="headers", error=InvalidParams, context=where)
         if effective_max_attempts is not None:
-            options["max_attempts"] = effective_max_attempts
-        if retry_strategy:
-            options["retry_strategy"] = _retry_strategy(retry_strategy)
-        cancel = _cancellation(effective_cancellation)
-        if cancel:
-            options["cancellation"] = cancel
+            options["max_attempts"] = validate_max_attempts(effective_max_attempts)
+        options["retry_strategy"] = validate_retry_strategy(
+            retry_strategy if retry_strategy else DEFAULT_RETRY_STRATEGY
+        )
+        if effective_cancellation is not None:
+            cancel = validate_cancellation(effective_cancellation)
+            if cancel:
+                options["cancellation"] = cancel
         if idempotency_key is not None:
-            if not isinstance(idempotency_key, str):
-                raise ValueError("idempotency_key must be a string")
-            options["idempotency_key"] = idempotency_key
+            options["idempotency_key"] = validate_text(idempotency_key, "idempotency_key")
 
-        where = f'spawn("{task_name}")'
         params_text = jsonvalue.dumps(params, path="params", error=InvalidParams, context=where)
-        options_text = jsonvalue.dumps(options, path="options", error=InvalidParams, context=where)
+        # Headers were measured on their own above; the rest of the options is small.
+        options_text = jsonvalue.dumps(
+            options, path="options", error=InvalidParams, context=where, max_bytes=None
+        )
         with self.connection() as conn:
             row = conn.execute(
                 """SELECT task_id, run_id, attempt, created
@@ -406,7 +418,7 @@ class Absurd:
         queue = self._queue(queue_name)
         options: dict[str, Any] = {}
         if max_attempts is not None:
-            options["max_attempts"] = max_attempts
+            options["max_attempts"] = validate_max_attempts(max_attempts)
         if spawn_new:
             options["spawn_new"] = True
         with self.connection() as conn:
@@ -491,23 +503,6 @@ class Absurd:
 
 def _policy(**values: Any) -> dict[str, Any]:
     return {key: values[key] for key in _POLICY_KEYS if values.get(key) is not None}
-
-
-def _retry_strategy(strategy: Mapping[str, Any]) -> dict[str, Any]:
-    if "kind" not in strategy:
-        raise ValueError('retry_strategy needs a "kind": "fixed", "exponential" or "none"')
-    serialized = {"kind": strategy["kind"]}
-    for key in ("base_seconds", "factor", "max_seconds"):
-        if key in strategy:
-            serialized[key] = strategy[key]
-    return serialized
-
-
-def _cancellation(policy: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if not policy:
-        return None
-    normalized = {key: policy[key] for key in ("max_duration", "max_delay") if key in policy}
-    return normalized or None
 
 
 __all__ = ["Absurd", "RetryTaskResult", "SpawnResult", "TaskContext", "default_connection_url"]

@@ -47,16 +47,43 @@ class TimeoutError(Exception):
     """Waiting for an event or a task result took longer than the timeout."""
 
 
-class NotJSONError(TypeError):
+class _NamesField(Exception):
+    """An error about one field of the input; ``field`` is its name, when known."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidInput(_NamesField, ValueError):
+    """A value the engine must not be given: malformed, out of range, too large, or text
+    PostgreSQL cannot store. Raised before any SQL runs, so nothing has changed; the
+    message names the field and says what is expected."""
+
+
+class PayloadTooLarge(InvalidInput):
+    """A JSON value (params, headers, a payload, a result) is over the size limit."""
+
+
+class NotJSONError(_NamesField, TypeError):
     """A value that must be stored as JSON is not JSON (the message names where)."""
 
 
-class InvalidParams(NotJSONError, ValueError):
-    """Spawn parameters, headers or an event payload are not JSON."""
+class InvalidParams(NotJSONError, InvalidInput):
+    """Spawn parameters, headers or an event payload that cannot be stored: not JSON,
+    holding text PostgreSQL cannot store, or over the size limit."""
 
 
 class InvalidStepResult(NotJSONError):
     """A step (or a whole task) returned a value that cannot be checkpointed as JSON."""
+
+
+class ParamsTooLarge(InvalidParams, PayloadTooLarge):
+    """Spawn parameters, headers or an event payload over the size limit."""
+
+
+class StepResultTooLarge(InvalidStepResult, PayloadTooLarge):
+    """A step or task result over the size limit."""
 
 
 class UnknownTaskError(LookupError):

@@ -12,7 +12,6 @@ carry the exception's qualified type.
 from __future__ import annotations
 
 import enum
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,16 +32,15 @@ from .errors import (
     CancelledTask,
     FailedTask,
     InvalidStepResult,
-    NonRetryableError,
     SuspendTask,
     TaskAbandoned,
     task_state_errors,
 )
+from .failures import record_failure
 from .registry import TaskRegistry
 
 UNKNOWN_TASK_DEFER_BASE_SECONDS = 15
 UNKNOWN_TASK_DEFER_JITTER_SECONDS = 15
-MAX_TRACEBACK_CHARS = 64_000  # a runaway recursion must not bloat every failure row
 
 CLAIM_SQL = """
     SELECT run_id, task_id, attempt, task_name, params, retry_strategy, max_attempts,
@@ -116,27 +114,6 @@ def claim_tasks(
     return [ClaimedTask.from_row(queue_name, row) for row in rows]
 
 
-def serialize_error(err: BaseException) -> dict[str, Any]:
-    """The failure_reason JSON: the official SDK's name/message/traceback, plus type."""
-    kind = type(err)
-    formatted = (
-        "".join(traceback.format_exception(kind, err, err.__traceback__))
-        if err.__traceback__ is not None
-        else None
-    )
-    if formatted is not None and len(formatted) > MAX_TRACEBACK_CHARS:
-        formatted = "...(truncated)...\n" + formatted[-MAX_TRACEBACK_CHARS:]
-    reason: dict[str, Any] = {
-        "name": kind.__name__,
-        "message": str(err),
-        "traceback": formatted,
-        "type": f"{kind.__module__}.{kind.__qualname__}",
-    }
-    if isinstance(err, NonRetryableError):
-        reason["retryable"] = False
-    return reason
-
-
 def unknown_task_delay(run_id: str) -> int:
     """Seconds to defer a run whose task name nobody here knows (upstream's formula)."""
     jitter = sum(ord(ch) for ch in str(run_id)) % (UNKNOWN_TASK_DEFER_JITTER_SECONDS + 1)
@@ -185,16 +162,7 @@ def _complete(
 
 def fail_run(conn: psycopg.Connection, claimed: ClaimedTask, err: BaseException) -> None:
     """Record ``err`` as this run's failure; AB001/AB002 become CancelledTask/FailedTask."""
-    with task_state_errors():
-        conn.execute(
-            "SELECT absurd.fail_run(%s, %s, %s, %s)",
-            (
-                claimed.queue_name,
-                claimed.run_id,
-                jsonvalue.dumps(serialize_error(err), path="error"),
-                None,
-            ),
-        )
+    record_failure(conn, claimed.queue_name, claimed.run_id, err)
 
 
 def execute_task(

@@ -27,8 +27,13 @@ from types import MappingProxyType, ModuleType
 from typing import Any
 
 from ..config import DEFAULT_QUEUE
-from .errors import TaskModuleError
-from .validation import validate_queue_name
+from .errors import InvalidInput, TaskModuleError
+from .validation import (
+    validate_cancellation,
+    validate_max_attempts,
+    validate_queue_name,
+    validate_text,
+)
 
 TaskHandler = Callable[[Any, Any], Any]
 
@@ -61,7 +66,8 @@ class TaskRegistry:
         """Record ``handler`` for ``name``; registering a name again replaces it, so a
         reloaded task module simply takes over (as in the official SDK)."""
         if not isinstance(name, str) or not name.strip():
-            raise ValueError("A task name must be a non-empty string")
+            raise InvalidInput("A task name must be a non-empty string", field="task_name")
+        validate_text(name, "the task name")
         if not callable(handler):
             raise TypeError(f'The handler for task "{name}" is not callable')
         if inspect.iscoroutinefunction(handler):
@@ -69,12 +75,12 @@ class TaskRegistry:
                 f'The handler for task "{name}" is async; absurd-tui workers are threads and '
                 "run plain functions (def handler(params, ctx))"
             )
-        if default_max_attempts is not None and (
-            isinstance(default_max_attempts, bool)
-            or not isinstance(default_max_attempts, int)
-            or default_max_attempts < 1
-        ):
-            raise ValueError(f'default_max_attempts for task "{name}" must be an integer >= 1')
+        if default_max_attempts is not None:
+            validate_max_attempts(default_max_attempts, f'default_max_attempts of task "{name}"')
+        if default_cancellation is not None:
+            default_cancellation = validate_cancellation(
+                default_cancellation, f'default_cancellation of task "{name}"'
+            )
         registration = TaskRegistration(
             name=name,
             queue=validate_queue_name(queue if queue is not None else DEFAULT_QUEUE),

@@ -34,6 +34,7 @@ from ..agent import AgentParamsError, ModelOption, PendingQuestion, agent_params
 from ..agent.conversation import MAX_ITERATIONS_LIMIT
 from ..agent.models import CODE_PROMPT
 from ..config import DEFAULT_QUEUE
+from ..sdk.validation import validate_max_attempts, validate_params
 from ..text import plain
 from .source import TaskType, parse_json
 
@@ -235,7 +236,11 @@ class SpawnDialog(Dialog):
             params = parse_json(text) if text.strip() else {}
         except ValueError as exc:
             raise ValueError(f"Params are not valid JSON: {exc}") from None
+        # The same rules, and words, as the CLI and the SDK.
+        validate_params(params)
         max_attempts = _positive_int(self.query_one("#max-attempts", Input).value, "Max attempts")
+        if max_attempts is not None:
+            validate_max_attempts(max_attempts)
         return SpawnRequest(queue, name, params, max_attempts)
 
 

@@ -61,12 +61,12 @@ def test_spawn_into_a_named_queue_with_params_from_a_file_and_stdin(cli, conn, t
     params_file = tmp_path / "params.json"
     params_file.write_text('{"to": "ada@example.com"}', encoding="utf-8")
     from_file = cli("spawn", "send", "--queue", "mail", "--params", f"@{params_file}")
-    from_stdin = cli("spawn", "send", "-q", "mail", "--params", "@-", input='["a", 1]')
+    from_stdin = cli("spawn", "send", "-q", "mail", "--params", "@-", input='{"tags": ["a", 1]}')
     assert from_file.code == from_stdin.code == 0, (from_file, from_stdin)
     stored = {str(t["task_id"]): t["params"] for t in tasks(conn, "mail")}
     assert stored == {
         from_file.out.strip(): {"to": "ada@example.com"},
-        from_stdin.out.strip(): ["a", 1],
+        from_stdin.out.strip(): {"tags": ["a", 1]},
     }
 
 

@@ -121,6 +121,18 @@ def test_engine_refusal_bad_input_and_not_found(conn):
     assert classify(refused, conn) is ErrorKind.REFUSED
     bad = _raised(lambda: conn.execute("SELECT 'nope'::jsonb"))
     assert classify(bad, conn) is ErrorKind.BAD_INPUT
+    strategy = _raised(
+        lambda: conn.execute(
+            "DO $$ BEGIN RAISE EXCEPTION 'bad strategy' USING ERRCODE = 'AB003'; END $$"
+        )
+    )
+    assert classify(strategy, conn) is ErrorKind.BAD_INPUT
+    conn.execute("SET absurd.max_payload_bytes = 10")
+    conn.execute("SELECT absurd.create_queue('big')")
+    too_large = _raised(
+        lambda: conn.execute("SELECT absurd.emit_event('big', 'e', '{\"blob\": \"xxxxxxxxxx\"}')")
+    )
+    assert too_large.sqlstate == "22001" and classify(too_large, conn) is ErrorKind.BAD_INPUT
     missing = _raised(lambda: conn.execute("SELECT * FROM absurd.t_no_such_queue"))
     assert classify(missing, conn) is ErrorKind.NOT_FOUND
     # None of these costs the connection.

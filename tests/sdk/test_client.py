@@ -51,14 +51,22 @@ def test_spawn_options_resolve_like_the_official_sdk(client, conn, registry):
     row = task_row(conn, "default", plain.task_id)
     assert row["max_attempts"] == 7
     assert row["cancellation"] == {"max_delay": 30}
-    assert row["retry_strategy"] is None and row["headers"] is None
+    # Unlike the official SDK, no strategy given means exponential backoff, not an
+    # immediate retry.
+    assert row["retry_strategy"] == {
+        "kind": "exponential",
+        "base_seconds": 2,
+        "factor": 2,
+        "max_seconds": 600,
+    }
+    assert row["headers"] is None
     assert row["params"] is None
 
     explicit = client.spawn(
         "with-defaults",
         [1, 2],
         max_attempts=2,
-        retry_strategy={"kind": "exponential", "base_seconds": 1, "factor": 3, "ignored": True},
+        retry_strategy={"kind": "exponential", "base_seconds": 1, "factor": 3},
         headers={"trace": "abc"},
         cancellation={"max_duration": 90},
     )
@@ -99,7 +107,7 @@ def test_non_json_params_are_rejected_before_touching_the_database(client, conn)
         InvalidParams, match=r'spawn\("t"\): params\["user"\]\["born"\] is of type datetime.date'
     ):
         client.spawn("t", {"user": {"born": datetime.date(1990, 1, 1)}}, queue="default")
-    with pytest.raises(InvalidParams, match=r'options\["headers"\]\["n"\] is nan'):
+    with pytest.raises(InvalidParams, match=r'headers\["n"\] is nan'):
         client.spawn("t", {}, queue="default", headers={"n": float("nan")})
     with pytest.raises(InvalidParams, match="key 3 of type int"):
         client.spawn("t", {3: "x"}, queue="default")

@@ -76,7 +76,7 @@ def test_repeated_names_are_numbered_and_stable_across_retries(client, conn, clo
             raise RuntimeError("crash after the loop")
         return "done"
 
-    spawned = client.spawn("loop", {})
+    spawned = client.spawn("loop", {}, retry_strategy={"kind": "none"})
     assert outcomes(client) == [Outcome.FAILED]
     assert outcomes(client) == [Outcome.COMPLETED]
     assert calls == [(1, 0), (1, 1), (1, 2)]
@@ -382,7 +382,7 @@ def test_a_run_failed_elsewhere_stops_quietly_and_is_not_failed_twice(connect, r
         ctx.step("two", lambda: ran.update([f"two@{ctx.attempt}"]))
         return ctx.attempt
 
-    spawned = worker.spawn("overtaken", {})
+    spawned = worker.spawn("overtaken", {}, retry_strategy={"kind": "none"})
     results = []
     thread = threading.Thread(target=lambda: results.extend(worker.work_batch()))
     thread.start()

@@ -3,12 +3,12 @@
 import pytest
 
 from absurd_tui import Absurd, NonRetryableError, TaskRegistry
-from absurd_tui.sdk import execution
+from absurd_tui.sdk import failures
 
 
 def test_reason_marks_only_non_retryable_errors():
-    assert execution.serialize_error(NonRetryableError("bad input"))["retryable"] is False
-    assert "retryable" not in execution.serialize_error(ValueError("flaky"))
+    assert failures.serialize_error(NonRetryableError("bad input"))["retryable"] is False
+    assert "retryable" not in failures.serialize_error(ValueError("flaky"))
 
 
 def _failing_client(conn, error):
@@ -27,7 +27,7 @@ def _failing_client(conn, error):
     ("error", "runs", "state"),
     [
         (NonRetryableError("card number is invalid"), 1, "failed"),
-        (RuntimeError("network blip"), 2, "pending"),
+        (RuntimeError("network blip"), 2, "sleeping"),  # the default backoff
     ],
 )
 def test_non_retryable_error_fails_the_task_now(conn, error, runs, state):

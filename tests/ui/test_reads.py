@@ -35,8 +35,9 @@ def claim(conn, queue="default", worker="w1", qty=1, timeout=60):
 
 
 def test_queue_summaries_count_every_state(conn, client):
-    spawn(client)
-    spawn(client)
+    # No backoff, so the failed run's retry is pending at once.
+    spawn(client, retry_strategy={"kind": "none"})
+    spawn(client, retry_strategy={"kind": "none"})
     running = spawn(client, "r")
     # Claim the oldest pending run: the first one.
     ((run_id, _task_id),) = claim(conn)
