@@ -13,10 +13,9 @@ from typing import Any
 
 from rich.cells import cell_len
 from rich.text import Text
-from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding
 from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey, RowKey
+from textual.widgets.data_table import ColumnKey
 
 
 class KeyedTable(DataTable):
@@ -83,8 +82,7 @@ class KeyedTable(DataTable):
                             key, column, after, update_width=self._widens(column, after)
                         )
             self._cells[key] = cells
-        locations = self._row_locations
-        current = [locations.get_key(index).value for index in range(len(locations))]
+        current = [row.key.value for row in self.ordered_rows]
         if current != order:
             self._reorder(order)
         self._order = order
@@ -106,11 +104,14 @@ class KeyedTable(DataTable):
         return current is None or width > current.content_width
 
     def _reorder(self, order: Sequence[str]) -> None:
-        # What DataTable.sort does, with our own order (sort can only order by cell
-        # values, and the snapshot's order is by an id that is not a column).
-        self._row_locations = TwoWayDict({RowKey(key): index for index, key in enumerate(order)})
-        self._update_count += 1
-        self.refresh()
+        # DataTable.sort orders only by cell values, and the snapshot's order is by an id
+        # that is not a column: rebuild the rows in that order (public API only), which
+        # happens only when rows came or went, and keep the reader's scroll position.
+        scroll_x, scroll_y = self.scroll_x, self.scroll_y
+        self.clear()
+        for key in order:
+            self.add_row(*self._cells[key], key=key)
+        self.scroll_to(scroll_x, scroll_y, animate=False, immediate=True)
 
     def select_key(self, key: str) -> bool:
         if key not in self._cells:
