@@ -2746,7 +2746,7 @@ BEGIN
                 'workerId', v_run -> 'claimed_by',
                 'claimExpiredAt', v_run -> 'claim_expires_at',
                 'attempt', v_run -> 'attempt')),
-            NULL, v_now);
+            NULL, v_now, (v_run ->> 'created_at')::timestamptz);
     END LOOP;
 
     EXECUTE format('EXECUTE %I(%L, %L)', absurd.fast_statement(q, 'claim'), v_now, v_qty)
@@ -2812,6 +2812,7 @@ DECLARE
     v_task_id uuid;
     v_claim_queue text;
 BEGIN
+    PERFORM absurd.check_payload_size('result', p_state);
     EXECUTE format('EXECUTE %I(%L, %L, %L)', absurd.fast_statement(q, 'complete'),
                    p_run_id, absurd.current_time(), p_state)
     INTO v_task_id;
@@ -2848,6 +2849,7 @@ DECLARE
     q text := absurd.validate_queue_name(p_queue_name);
     v_written boolean;
 BEGIN
+    PERFORM absurd.check_payload_size(format('the state of checkpoint "%s"', p_step_name), p_state);
     IF p_step_name IS NOT NULL AND p_step_name <> '' THEN
         EXECUTE format('EXECUTE %I(%L, %L, %L, %L, %L, %L)', absurd.fast_statement(q, 'checkpoint'),
                        p_task_id, p_step_name, p_state, p_owner_run, absurd.current_time(),

@@ -12,6 +12,7 @@ carry the exception's qualified type.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,8 @@ from .errors import (
 )
 from .failures import record_failure
 from .registry import TaskRegistry
+
+log = logging.getLogger(__name__)
 
 UNKNOWN_TASK_DEFER_BASE_SECONDS = 15
 UNKNOWN_TASK_DEFER_JITTER_SECONDS = 15
@@ -134,30 +137,39 @@ def _complete(
     next_claim = (
         next_claim_source() if next_claim_source is not None and features.fast_paths else None
     )
+    if next_claim is not None:
+        try:
+            with task_state_errors():
+                rows = (
+                    conn.cursor(row_factory=dict_row)
+                    .execute(
+                        COMPLETE_AND_CLAIM_SQL,
+                        (
+                            claimed.queue_name,
+                            claimed.run_id,
+                            text,
+                            next_claim.worker_id,
+                            next_claim.claim_timeout,
+                            next_claim.qty,
+                            next_claim.queue_name,
+                        ),
+                    )
+                    .fetchall()
+                )
+            return tuple(ClaimedTask.from_row(next_claim.queue_name, row) for row in rows)
+        except psycopg.Error:
+            # The completion and the next claim are one statement: a claim that fails
+            # (a deadlock, a timeout in its sweep) rolls the completion back too. The
+            # handler did succeed, so record that alone rather than fail the task.
+            if _connection_lost(conn):
+                raise
+            log.debug("completing with the next claim failed; completing alone", exc_info=True)
     with task_state_errors():
-        if next_claim is None:
-            conn.execute(
-                "SELECT absurd.complete_run(%s, %s, %s)",
-                (claimed.queue_name, claimed.run_id, text),
-            )
-            return ()
-        rows = (
-            conn.cursor(row_factory=dict_row)
-            .execute(
-                COMPLETE_AND_CLAIM_SQL,
-                (
-                    claimed.queue_name,
-                    claimed.run_id,
-                    text,
-                    next_claim.worker_id,
-                    next_claim.claim_timeout,
-                    next_claim.qty,
-                    next_claim.queue_name,
-                ),
-            )
-            .fetchall()
+        conn.execute(
+            "SELECT absurd.complete_run(%s, %s, %s)",
+            (claimed.queue_name, claimed.run_id, text),
         )
-    return tuple(ClaimedTask.from_row(next_claim.queue_name, row) for row in rows)
+    return ()
 
 
 def fail_run(conn: psycopg.Connection, claimed: ClaimedTask, err: BaseException) -> None:

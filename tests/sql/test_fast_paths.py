@@ -272,3 +272,28 @@ def test_prepared_statements_follow_a_queue_dropped_and_created_again(conn, cloc
     (row,) = claim_runs(conn)
     assert row["run_id"] == spawned.run_id
     assert claim(conn) == []
+
+
+def test_claim_runs_keeps_an_expired_leases_retry_in_its_place(conn, clock):
+    # The fast claim sweeps expired leases exactly as claim_task does: the orphan's
+    # retry is claimed before work spawned after it.
+    orphan = spawn(conn, name="orphan")
+    claim_one(conn, worker="dead", timeout=10)
+    clock.advance(5)
+    newer = [spawn(conn, name=f"newer-{n}") for n in range(3)]
+    clock.advance(5)
+    (first,) = claim_runs(conn)
+    assert (first["task_id"], first["attempt"]) == (orphan.task_id, 2)
+    assert [row["task_id"] for row in claim_runs(conn, qty=5)] == [s.task_id for s in newer]
+
+
+def test_the_fast_paths_enforce_the_engines_size_limit(conn, clock):
+    conn.execute("SET absurd.max_payload_bytes = 1000")
+    spawned = spawn(conn)
+    (run,) = claim_runs(conn)
+    with raises_db("22001", 'the state of checkpoint "big" is'):
+        write_checkpoint(conn, spawned.task_id, "big", "x" * 1000, run["run_id"])
+    assert checkpoint_rows(conn, spawned.task_id) == {}
+    with raises_db("22001", "result is"):
+        complete_and_claim(conn, run["run_id"], ["x" * 1000])
+    assert run_row(conn, run["run_id"])["state"] == "running"
