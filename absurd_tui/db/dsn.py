@@ -18,16 +18,20 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from .errors import DatabaseError
 
 MASK = "****"
+SECRET_KEYS = ("password", "sslpassword")
+"""Connection parameters that hold a secret (sslpassword unlocks the client's key)."""
 
 # Greedy up to the last "@": a password holding a raw "@" is still masked whole.
 _URI_PASSWORD = re.compile(
     r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:@/\s\"']*:)(?P<secret>\S*)(?=@)"
 )
 _KEYWORD_PASSWORD = re.compile(
-    r"(?P<head>(?<![^\s])password\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*(?:'|$)|[^\s'][^\s]*)",
+    r"(?P<head>(?<![^\s])(?:ssl)?password\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*(?:'|$)|[^\s'][^\s]*)",
     re.IGNORECASE,
 )
-_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<secret>[^&#\s\"']*)", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(
+    r"(?P<head>[?&](?:ssl)?password=)(?P<secret>[^&#\s\"']*)", re.IGNORECASE
+)
 _PATTERNS = (_URI_PASSWORD, _QUERY_PASSWORD, _KEYWORD_PASSWORD)
 _SHORT_SECRET = 4  # shorter passwords are masked only where they stand as a whole token
 
@@ -53,9 +57,8 @@ def passwords(dsn: str) -> set[str]:
                 secret = secret[1:-1] if secret.endswith("'") and len(secret) > 1 else secret[1:]
                 found.add(re.sub(r"\\(.)", r"\1", secret))
             found.update({secret, unquote(secret)})
-    parsed = parse(dsn).get("password")
-    if parsed:
-        found.add(parsed)
+    parsed = parse(dsn)
+    found.update(parsed[key] for key in SECRET_KEYS if parsed.get(key))
     return {secret for secret in found if secret and secret != MASK}
 
 
@@ -86,7 +89,8 @@ def redact(dsn: str) -> str:
         params = parse(dsn)
         if not params:
             return "<unparsable connection string>"
-        params.pop("password", None)
+        for key in SECRET_KEYS:
+            params.pop(key, None)
         return make_conninfo(**params)
     try:
         parts = urlsplit(dsn)
@@ -95,7 +99,7 @@ def redact(dsn: str) -> str:
     userinfo, at, hosts = parts.netloc.rpartition("@")
     netloc = userinfo.partition(":")[0] + "@" + hosts if at else parts.netloc
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    query = urlencode([(k, v) for k, v in pairs if k != "password"], safe="/")
+    query = urlencode([(k, v) for k, v in pairs if k not in SECRET_KEYS], safe="/")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

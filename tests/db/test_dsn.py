@@ -71,3 +71,16 @@ def test_has_password_and_redact():
         "postgresql://u@h/db?sslmode=require"
     )
     assert dsn.redact("postgresql://u:pw@[::1/db") == "<unparsable connection string>"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "postgresql://u@h/db?sslpassword=keyphrase1&sslmode=require",
+        "host=h user=u sslpassword=keyphrase1",
+    ],
+)
+def test_the_client_keys_passphrase_is_a_secret_too(text):
+    assert "keyphrase1" not in dsn.redact(text)
+    assert "keyphrase1" not in dsn.scrub(f"could not load key from {text}", text)
+    assert dsn.has_password(text)

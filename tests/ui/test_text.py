@@ -58,3 +58,14 @@ def test_parse_json_reports_the_position():
     assert parse_json('{"a": [1, 2]}') == {"a": [1, 2]}
     with pytest.raises(ValueError, match="line 2, column 5: Expecting property name"):
         parse_json('{"a":\n  1,,}')
+
+
+def test_a_logged_line_reaches_the_log_panel_inert():
+    import logging
+
+    from absurd_tui.ui.logbook import Entry
+    from absurd_tui.ui.screens.log import entry_text
+
+    shown = entry_text(Entry(1, logging.WARNING, "[bold]x[/bold] \x1b[2J \x9b1m"), {})
+    assert "\x1b" not in shown.plain and "\x9b" not in shown.plain
+    assert "[bold]x[/bold]" in shown.plain and not shown.spans

@@ -15,6 +15,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Header, RichLog, Static
 
+from ...text import plain
 from ..actions import bindings
 from ..logbook import KEEP, Entry
 from ..widgets.footer import FittingFooter
@@ -28,7 +29,7 @@ def entry_text(entry: Entry, colours: dict[str, str]) -> Text:
     elif entry.level >= logging.WARNING:
         style = colours.get("warning", "")
     # Plain text: a logged message is user data as far as the screen is concerned.
-    return Text(entry.text, style=style)
+    return plain(entry.text, style, single_line=False)
 
 
 class LogScreen(Screen):

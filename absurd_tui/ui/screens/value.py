@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -21,6 +20,7 @@ from textual.widgets import Header, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ...db.previews import human_size
+from ...text import plain
 from ..actions import bindings
 from ..widgets.footer import FittingFooter
 from ..widgets.status_bar import StatusBar
@@ -71,7 +71,7 @@ class ValueScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header(icon="◆")
-        yield Static(Text(f"{self.label}: reading …"), id="value-summary", classes="section-title")
+        yield Static(plain(f"{self.label}: reading …"), id="value-summary", classes="section-title")
         with VerticalScroll(id="value-scroll"):
             yield Static("", id="value-page", classes="json")
         yield StatusBar(self.app.source.label, self.app.monotonic, id="status")
@@ -96,7 +96,7 @@ class ValueScreen(Screen):
 
     def _failed(self, exc: BaseException) -> None:
         self.query_one("#value-summary", Static).update(
-            Text(f"{self.label}: could not be read: {exc}")
+            plain(f"{self.label}: could not be read: {exc}")
         )
 
     def _saved(self, size: int | None) -> None:
@@ -111,10 +111,11 @@ class ValueScreen(Screen):
             return
         self.page = max(0, min(page, self.pages - 1))
         text = read_page(self.path, self.page) if self.value_size else ""
-        self.query_one("#value-page", Static).update(Text(text))
+        # The page is user data: shown inert, with control characters as visible escapes.
+        self.query_one("#value-page", Static).update(plain(text, single_line=False))
         self.query_one("#value-scroll", VerticalScroll).scroll_home(animate=False)
         self.query_one("#value-summary", Static).update(
-            Text(
+            plain(
                 f"{self.label}: {human_size(self.value_size)}, page {self.page + 1:,} of "
                 f"{self.pages:,} ({human_size(PAGE_BYTES)} each) · saved to {self.path}"
             )
@@ -157,7 +158,7 @@ class ValuePicker(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog value-picker"):
             yield Label("Open a whole value", classes="dialog-title")
-            yield OptionList(*(Option(label, id=what) for what, label in self.choices))
+            yield OptionList(*(Option(plain(label), id=what) for what, label in self.choices))
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)

@@ -23,7 +23,8 @@ from textual.message import Message
 from textual.worker import get_current_worker
 
 from ... import ops
-from ...db.errors import DatabaseError
+from ...db.dsn import mask_passwords
+from ...db.errors import DatabaseError, primary_message
 
 CLOCK_EVERY = 5.0
 """Seconds between redraws of ages while nothing changes: a table repaints every
@@ -141,6 +142,5 @@ class PollingView(Vertical):
 
 
 def error_text(exc: BaseException) -> str:
-    if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
-        return exc.diag.message_primary
-    return " ".join(str(exc).split()) or exc.__class__.__name__
+    """An error's one-line message (the one rule in db.errors), passwords masked."""
+    return mask_passwords(primary_message(exc))
