@@ -31,7 +31,7 @@ from .sandbox import (
     Workspace,
     default_sandbox,
 )
-from .sandbox.base import MIB, CallOutcome
+from .sandbox.base import MIB, CallOutcome, storable_file_bytes
 from .sandbox.mounts import MountDef
 from .tools import ToolResult
 
@@ -96,7 +96,8 @@ class Interpreter:
         self.workspace = Workspace(
             [m.root for m in self.mounts if m.writable],
             self._load,
-            file_bytes=limits.file_bytes,
+            # A file the task's checkpoints could not store is refused when it is written.
+            file_bytes=min(limits.file_bytes, storable_file_bytes()),
             workspace_bytes=limits.workspace_bytes,
         )
         self._contents: dict[str, bytes] = {}

@@ -219,3 +219,17 @@ def test_errors_show_the_code_s_own_lines(sandbox):
     syntax, _ = run(sandbox, "print('unclosed'")
     assert syntax.ending == "error" and "SyntaxError" in syntax.stderr
     assert "The code failed (exit status 1)." in result_text(syntax, [], [], Limits())
+
+
+def test_files_are_limited_to_what_a_checkpoint_can_store(monkeypatch):
+    import base64
+    import json
+
+    from absurd_tui.agent.sandbox.base import Limits, storable_file_bytes
+
+    monkeypatch.setenv("ABSURD_MAX_PAYLOAD_BYTES", str(100_000))
+    limit = Limits().file_bytes
+    assert limit == storable_file_bytes() < 100_000
+    # The largest file allowed still fits the stored form under the payload limit.
+    stored = {"size": limit, "base64": base64.b64encode(b"x" * limit).decode("ascii")}
+    assert len(json.dumps(stored)) <= 100_000

@@ -19,6 +19,20 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_MEMORY_BYTES = 512 * MIB
 DEFAULT_OUTPUT_BYTES = 1 * MIB
 DEFAULT_FILE_BYTES = 10 * MIB
+
+
+def storable_file_bytes() -> int:
+    """The largest file whose content fits one stored checkpoint (base64, in JSON) under
+    the configured payload limit: a larger file could be written but never stored."""
+    from ...sdk.validation import max_payload_bytes
+
+    return max(0, (max_payload_bytes() - 1024) * 3 // 4)
+
+
+def default_file_bytes() -> int:
+    return min(DEFAULT_FILE_BYTES, storable_file_bytes())
+
+
 DEFAULT_WORKSPACE_BYTES = 50 * MIB
 MAX_TIMEOUT_SECONDS = 600.0
 MAX_MEMORY_BYTES = 4096 * MIB
@@ -32,15 +46,15 @@ class Limits:
     memory_bytes: int = DEFAULT_MEMORY_BYTES
     output_bytes: int = DEFAULT_OUTPUT_BYTES
     """Bytes kept per stream (stdout, stderr); the rest is dropped and said so."""
-    file_bytes: int = DEFAULT_FILE_BYTES
-    """The largest file the code may write to a writable mount."""
+    file_bytes: int = field(default_factory=default_file_bytes)
+    """The largest file the code may write to a writable mount (at most what can be stored)."""
     workspace_bytes: int = DEFAULT_WORKSPACE_BYTES
     """All files of the writable mounts together, across the task's calls."""
 
     def describe(self) -> str:
         return (
             f"{self.timeout_seconds:g} s wall-clock and {self.memory_bytes // MIB} MiB of "
-            f"memory per call; files up to {self.file_bytes // MIB} MiB each, "
+            f"memory per call; files up to {self.file_bytes / MIB:.1f} MiB each, "
             f"{self.workspace_bytes // MIB} MiB in all"
         )
 
