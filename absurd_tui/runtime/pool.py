@@ -381,7 +381,9 @@ class WorkerPool:
             first = queue not in self._missing_queues
             self._missing_queues.add(queue)
         if first:
-            log.warning("Queue %r does not exist (yet); its workers will keep checking", queue)
+            # Not a warning: a queue may come later by design (the agent's queue appears
+            # with the first agent), and the workers pick it up by themselves.
+            log.info("Queue %r does not exist (yet); its workers will keep checking", queue)
 
     def _note_queue_present(self, queue: str) -> None:
         with self._lock:
