@@ -189,7 +189,7 @@ async def shoot(
             lambda: (
                 isinstance(app.screen, TaskDetailScreen)
                 and app.screen.is_mounted
-                and app.screen.view.previews
+                and app.screen.view.artifact_previews
             ),
             "the agent's picture",
         )
